@@ -1,0 +1,564 @@
+"""process_images: the one generation function behind the UI, the API and the scripts.
+
+It turns a GenerationRequest into images and infotexts with A1111's semantics: seeds,
+prompt schedules and AND, extra-network tags, txt2img / img2img / inpainting, hires fix,
+saving with infotext. The model itself is owned by the Engine passed in.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from modules import extra_networks, img2img_ops, infotext, masking, prompt_parser, rng, samplers, upscalers
+from modules.generation_request import GenerationRequest, Processed, RequestError
+from modules.job_state import GenerationInterrupted
+from modules.prompt_comments import strip_comments
+from modules.sampling import InpaintBlend, SamplingInputs, sample
+
+if TYPE_CHECKING:
+    from modules.engine import Engine
+
+APP_VERSION = "sd-webui-diffusers 0.1.0"
+
+
+@dataclass
+class Batch:
+    """What one sampler run (one n_iter step) works on."""
+
+    index: int
+    prompts: list[str]  # tags stripped, for conditioning
+    negative_prompts: list[str]
+    seeds: list[int]
+    subseeds: list[int]
+
+
+@dataclass
+class Plan:
+    """Everything resolved from the request before the first step runs."""
+
+    request: GenerationRequest
+    sampler: samplers.SamplerInfo
+    schedule: samplers.ScheduleInfo
+    schedule_label: str
+    clip_skip: int
+    all_prompts: list[str]  # with tags, as the infotext keeps them
+    all_negative_prompts: list[str]
+    cond_prompts: list[str]  # tags stripped
+    all_seeds: list[int]
+    all_subseeds: list[int]
+    seed: int
+    subseed: int
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    network_data: dict = field(default_factory=dict)
+
+
+def process_images(engine: "Engine", req: GenerationRequest) -> Processed:
+    req.validate()
+    with engine.state.queue.hold():
+        with ExitStack() as stack:
+            if req.override_settings:
+                if req.override_settings_restore_afterwards:
+                    stack.enter_context(engine.options.override(**req.override_settings))
+                else:
+                    for key, value in req.override_settings.items():
+                        engine.options.set(key, value)
+            engine.ensure_model()
+            engine.state.begin("img2img" if req.is_img2img else "txt2img", req.n_iter, req.id_task)
+            try:
+                return _process(engine, req)
+            finally:
+                engine.after_generation()
+                engine.state.end()
+
+
+def _process(engine: "Engine", req: GenerationRequest) -> Processed:
+    opts = engine.options
+    plan = _plan(engine, req)
+    if not req.disable_extra_networks:
+        plan.warnings += engine.extra_networks.activate(engine, plan.network_data)
+    plan.extra_params.update(engine.network_infotext_params())
+    plan.extra_params.update(req.extra_generation_params)
+
+    images: list[Image.Image] = []
+    infotexts: list[str] = []
+    saved: list[str] = []
+    interrupted = False
+    batch_size = req.batch_size
+    for n in range(req.n_iter):
+        lo, hi = n * batch_size, (n + 1) * batch_size
+        batch = Batch(n, plan.cond_prompts[lo:hi], plan.all_negative_prompts[lo:hi], plan.all_seeds[lo:hi], plan.all_subseeds[lo:hi])
+        try:
+            batch_images = _run_batch(engine, plan, batch)
+        except GenerationInterrupted as exc:
+            if exc.skipped:
+                engine.state.next_job()
+                continue
+            interrupted = True
+            break
+        for i, image in enumerate(batch_images):
+            index = lo + i
+            text = create_infotext(engine, plan, index)
+            image.info["parameters"] = text
+            images.append(image)
+            infotexts.append(text)
+            if opts.get("samples_save") and not req.do_not_save_samples:
+                saved.append(str(_save(engine, image, plan, index, text, grid=False)))
+        engine.state.next_job()
+
+    grid_saved = None
+    if len(images) > 1 and opts.get("grid_save") and not req.do_not_save_grid:
+        from modules import images as image_files
+
+        grid = image_files.image_grid(images, rows=None if req.batch_size > 1 else 1 if req.n_iter <= 4 else None)
+        grid_saved = _save(engine, grid, plan, 0, create_infotext(engine, plan, 0), grid=True)
+    if infotexts and engine.paths.params_txt is not None:
+        from modules import images as image_files
+
+        image_files.write_params_txt(engine.paths.params_txt, infotexts[0])
+
+    processed = Processed(
+        images=images,
+        infotexts=infotexts,
+        seeds=plan.all_seeds[: len(images)] if not interrupted else plan.all_seeds[: len(images)],
+        subseeds=plan.all_subseeds[: len(images)],
+        prompts=plan.all_prompts[: len(images)],
+        negative_prompts=plan.all_negative_prompts[: len(images)],
+        request=req,
+        seed=plan.seed,
+        subseed=plan.subseed,
+        info={},
+        warnings=plan.warnings,
+        saved_paths=saved + ([str(grid_saved)] if grid_saved else []),
+        interrupted=interrupted,
+    )
+    processed.info = processed_js(engine, plan, processed)
+    return processed
+
+
+# --- planning --------------------------------------------------------------------------
+
+def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
+    opts = engine.options
+    try:
+        sampler, schedule = samplers.resolve_sampler(req.sampler_name, req.scheduler)
+    except ValueError as exc:
+        raise RequestError("sampler_name", str(exc)) from exc
+    if req.enable_hr and not req.is_img2img:
+        for name in ("hr_sampler_name",):
+            value = getattr(req, name)
+            if value and value != "Use same sampler":
+                try:
+                    samplers.resolve_sampler(value, req.hr_scheduler if req.hr_scheduler not in (None, "Use same scheduler") else None)
+                except ValueError as exc:
+                    raise RequestError(name, str(exc)) from exc
+        if req.hr_upscaler and not engine.upscalers.exists(req.hr_upscaler):
+            raise RequestError("hr_upscaler", f"unknown upscaler {req.hr_upscaler!r}; choose one of {', '.join(engine.upscalers.hr_choices())}")
+
+    seed = rng.fix_seed(req.seed)
+    subseed = rng.fix_seed(req.subseed)
+    total = req.n_iter * req.batch_size
+    all_seeds = [seed + (i if req.subseed_strength == 0 else 0) for i in range(total)]
+    all_subseeds = [subseed + i for i in range(total)]
+
+    prompt = engine.styles.apply_styles_to_prompt(req.prompt, req.styles)
+    negative = engine.styles.apply_negative_styles_to_prompt(req.negative_prompt, req.styles)
+    if opts.get("enable_prompt_comments"):
+        prompt, negative = strip_comments(prompt), strip_comments(negative)
+    all_prompts = [prompt] * total
+    all_negative = [negative] * total
+    cond_prompts, network_data = extra_networks.parse_prompts(all_prompts)
+
+    clip_skip = int(req.clip_skip or opts.get("CLIP_stop_at_last_layers") or 1)
+    plan = Plan(
+        request=req,
+        sampler=sampler,
+        schedule=schedule,
+        schedule_label=samplers.infotext_schedule_label(sampler, schedule),
+        clip_skip=clip_skip,
+        all_prompts=all_prompts,
+        all_negative_prompts=all_negative,
+        cond_prompts=cond_prompts,
+        all_seeds=all_seeds,
+        all_subseeds=all_subseeds,
+        seed=seed,
+        subseed=subseed,
+        network_data=network_data,
+    )
+    emphasis = opts.get("emphasis")
+    if emphasis != "Original" and any(c in prompt + negative for c in "(["):
+        plan.extra_params["Emphasis"] = emphasis
+    if opts.get("use_old_scheduling"):
+        plan.extra_params["Old prompt editing timelines"] = True
+    if req.is_img2img and req.mask is not None:
+        plan.extra_params["Mask blur"] = req.mask_blur_x
+        if req.inpainting_mask_invert:
+            plan.extra_params["Mask mode"] = "Inpaint not masked"
+        plan.extra_params["Masked content"] = masking.INPAINTING_FILL_NAMES[req.inpainting_fill]
+        plan.extra_params["Inpaint area"] = "Only masked" if req.inpaint_full_res else "Whole picture"
+        if req.inpaint_full_res:
+            plan.extra_params["Masked area padding"] = req.inpaint_full_res_padding
+    if req.enable_hr and not req.is_img2img:
+        _hires_infotext(plan, req)
+    return plan
+
+
+def _hires_infotext(plan: Plan, req: GenerationRequest) -> None:
+    p = plan.extra_params
+    if req.hr_resize_x == 0 and req.hr_resize_y == 0:
+        p["Hires upscale"] = req.hr_scale
+    else:
+        p["Hires resize"] = f"{req.hr_resize_x}x{req.hr_resize_y}"
+    if req.hr_second_pass_steps:
+        p["Hires steps"] = req.hr_second_pass_steps
+    p["Hires upscaler"] = req.hr_upscaler or "Latent"
+    if req.hr_sampler_name and req.hr_sampler_name not in ("Use same sampler", plan.sampler.name):
+        p["Hires sampler"] = req.hr_sampler_name
+    if req.hr_scheduler and req.hr_scheduler not in ("Use same scheduler", plan.schedule.label):
+        p["Hires schedule type"] = req.hr_scheduler
+    if req.hr_prompt and req.hr_prompt != req.prompt:
+        p["Hires prompt"] = req.hr_prompt
+    if req.hr_negative_prompt and req.hr_negative_prompt != req.negative_prompt:
+        p["Hires negative prompt"] = req.hr_negative_prompt
+
+
+# --- one batch -------------------------------------------------------------------------
+
+def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
+    req = plan.request
+    model = engine.model
+    assert model is not None
+    device = engine.devices.device
+    width, height = req.width, req.height
+
+    with engine.tiling(req.tiling):
+        if req.is_img2img:
+            init = _prepare_img2img(engine, plan, batch)
+            latents = _img2img_sample(engine, plan, batch, init)
+            images = engine.decode(latents)
+            return [_finish_img2img(img, init, i) for i, img in enumerate(images)]
+
+        noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, height // 8, width // 8))
+        steps = req.steps
+        conds = engine.conditioning(plan, batch, steps=steps, hires_steps=None, sampler=plan.sampler)
+        scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config)
+        scheduler.set_timesteps(steps, device=device)
+        latents = noise_rng.first() * scheduler.init_noise_sigma
+        inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
+        if model.is_inpainting:
+            inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), height, width)
+        latents = _sample(engine, scheduler, latents, scheduler.timesteps, inputs, noise_rng, f"Sampling ({plan.sampler.name})")
+
+        if req.enable_hr:
+            latents = _hires_pass(engine, plan, batch, latents)
+        return engine.decode(latents)
+
+
+def _sample(engine: "Engine", scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, inputs: SamplingInputs,
+            noise_rng: rng.ImageRNG, desc: str) -> torch.Tensor:
+    total = len(timesteps)
+    state = engine.state
+    every = int(engine.options.get("show_progress_every_n_steps") or 0)
+    live = bool(engine.options.get("live_previews_enable")) and every > 0
+
+    def on_step(step: int, total_steps: int, x: torch.Tensor) -> None:
+        state.set_step(step, total_steps)
+        if live and (step % every == 0 or step == total_steps):
+            state.current_preview = engine.preview_image(x[0])
+            state.current_preview_step = step
+
+    state.set_step(0, total)
+    with tqdm(total=total, desc=desc, disable=not engine.options.get("show_progressbar"), leave=False) as bar:
+        return sample(
+            engine.model.unet,
+            scheduler,
+            latents,
+            timesteps,
+            inputs,
+            generators=noise_rng.generators,
+            check=state.check,
+            on_step=on_step,
+            progress_bar=bar,
+        )
+
+
+def _make_rng(engine: "Engine", plan: Plan, batch: Batch, shape: tuple[int, ...]) -> rng.ImageRNG:
+    req = plan.request
+    return rng.ImageRNG(
+        shape=shape,
+        seeds=batch.seeds,
+        subseeds=batch.subseeds,
+        subseed_strength=req.subseed_strength,
+        seed_resize_from_h=req.seed_resize_from_h,
+        seed_resize_from_w=req.seed_resize_from_w,
+        source=engine.options.get("randn_source"),
+        device=engine.devices.device,
+        eta_noise_seed_delta=int(engine.options.get("eta_noise_seed_delta") or 0) if plan.sampler.uses_ensd else 0,
+    )
+
+
+# --- hires fix -------------------------------------------------------------------------
+
+def hires_target_size(req: GenerationRequest) -> tuple[int, int, int, int]:
+    """(upscale_w, upscale_h, final_w, final_h) as A1111 computes them."""
+    if req.hr_resize_x == 0 and req.hr_resize_y == 0:
+        w, h = int(req.width * req.hr_scale), int(req.height * req.hr_scale)
+        return w, h, w, h
+    if req.hr_resize_y == 0:
+        w = req.hr_resize_x
+        h = req.hr_resize_x * req.height // req.width
+        return w, h, w, h
+    if req.hr_resize_x == 0:
+        h = req.hr_resize_y
+        w = req.hr_resize_y * req.width // req.height
+        return w, h, w, h
+    src_ratio = req.width / req.height
+    dst_ratio = req.hr_resize_x / req.hr_resize_y
+    if src_ratio < dst_ratio:
+        w, h = req.hr_resize_x, req.hr_resize_x * req.height // req.width
+    else:
+        w, h = req.hr_resize_y * req.width // req.height, req.hr_resize_y
+    return w, h, req.hr_resize_x, req.hr_resize_y
+
+
+def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tensor) -> torch.Tensor:
+    req = plan.request
+    model = engine.model
+    up_w, up_h, final_w, final_h = hires_target_size(req)
+    up_w, up_h = up_w // 8 * 8, up_h // 8 * 8
+    final_w, final_h = final_w // 8 * 8, final_h // 8 * 8
+    upscaler = req.hr_upscaler or "Latent"
+    if upscaler.startswith("Latent"):
+        latents = upscalers.upscale_latent(latents, upscaler, up_w, up_h)
+    else:
+        images = engine.decode(latents)
+        images = [engine.upscalers.upscale_to(img, upscaler, up_w, up_h) for img in images]
+        latents = engine.encode(images)
+    if (up_w, up_h) != (final_w, final_h):
+        # Both resize fields given with another aspect: crop the centre as A1111 does.
+        top, left = (up_h - final_h) // 16, (up_w - final_w) // 16
+        latents = latents[:, :, top:top + final_h // 8, left:left + final_w // 8]
+
+    sampler, schedule = plan.sampler, plan.schedule
+    if req.hr_sampler_name and req.hr_sampler_name != "Use same sampler":
+        hr_sched = None if req.hr_scheduler in (None, "Use same scheduler") else req.hr_scheduler
+        sampler, schedule = samplers.resolve_sampler(req.hr_sampler_name, hr_sched)
+    elif req.hr_scheduler and req.hr_scheduler != "Use same scheduler":
+        sampler, schedule = samplers.resolve_sampler(plan.sampler.name, req.hr_scheduler)
+    steps = req.hr_second_pass_steps or req.steps
+    hr_batch = batch
+    if req.hr_prompt or req.hr_negative_prompt:
+        hr_prompts, _ = extra_networks.parse_prompts([req.hr_prompt or p for p in plan.all_prompts[: len(batch.seeds)]])
+        hr_neg = [req.hr_negative_prompt or n for n in batch.negative_prompts]
+        hr_batch = Batch(batch.index, hr_prompts, hr_neg, batch.seeds, batch.subseeds)
+    conds = engine.conditioning(plan, hr_batch, steps=req.steps, hires_steps=steps, sampler=sampler)
+    scheduler = samplers.build_scheduler(sampler, schedule, model.scheduler_config)
+    timesteps = img2img_timesteps(scheduler, steps, req.denoising_strength, engine.devices.device)
+    noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, final_h // 8, final_w // 8))
+    noise = noise_rng.first()
+    start = scheduler.add_noise(latents, noise, timesteps[:1]) if len(timesteps) else latents
+    inputs = engine.sampling_inputs(conds, req.cfg_scale, final_w, final_h, len(batch.seeds))
+    if model.is_inpainting:
+        inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), final_h, final_w)
+    return _sample(engine, scheduler, start, timesteps, inputs, noise_rng, "Hires fix")
+
+
+def img2img_timesteps(scheduler: Any, steps: int, strength: float, device: torch.device) -> torch.Tensor:
+    """A1111: t_enc = int(min(strength, 0.999) * steps); the last t_enc + 1 steps are run."""
+    scheduler.set_timesteps(steps, device=device)
+    t_enc = int(min(strength, 0.999) * steps)
+    t_start = max(steps - t_enc - 1, 0)
+    order = getattr(scheduler, "order", 1)
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(t_start * order)
+    return scheduler.timesteps[t_start * order:]
+
+
+# --- img2img / inpainting ----------------------------------------------------------------
+
+@dataclass
+class Img2ImgInit:
+    images: list[Image.Image]  # processing-size RGB images, one per batch row
+    mask: Image.Image | None  # processing-size L mask, white = regenerate
+    overlays: list[Image.Image | None]
+    paste_to: tuple[int, int, int, int] | None
+    originals: list[Image.Image]
+
+
+def _prepare_img2img(engine: "Engine", plan: Plan, batch: Batch) -> Img2ImgInit:
+    req = plan.request
+    width, height = req.width, req.height
+    n = len(batch.seeds)
+    sources = [req.init_images[(batch.index * req.batch_size + i) % len(req.init_images)] for i in range(n)]
+    sources = [img2img_ops.flatten(img) for img in sources]
+    if req.mask is None:
+        images = [img2img_ops.resize_image(req.resize_mode, img, width, height) for img in sources]
+        return Img2ImgInit(images, None, [None] * n, None, sources)
+
+    full_w, full_h = sources[0].size
+    mask = masking.prepare_mask(req.mask, width=full_w, height=full_h, resize_mode=0, blur_x=req.mask_blur_x,
+                                blur_y=req.mask_blur_y, invert=bool(req.inpainting_mask_invert))
+    images, overlays = [], []
+    paste_to = None
+    if req.inpaint_full_res:
+        crop = masking.get_crop_region(mask, req.inpaint_full_res_padding)
+        crop = masking.expand_crop_region(crop, width, height, full_w, full_h)
+        x1, y1, x2, y2 = crop
+        paste_to = (x1, y1, x2 - x1, y2 - y1)
+        proc_mask = img2img_ops.resize_image(2, mask.crop(crop), width, height).convert("L")
+    else:
+        proc_mask = img2img_ops.resize_image(req.resize_mode, mask, width, height).convert("L")
+    for img in sources:
+        overlays.append(masking.make_overlay(img if req.inpaint_full_res else img2img_ops.resize_image(req.resize_mode, img, width, height),
+                                             mask if req.inpaint_full_res else proc_mask))
+        if req.inpaint_full_res:
+            proc = img2img_ops.resize_image(2, img.crop(paste_to_box(paste_to)), width, height)
+        else:
+            proc = img2img_ops.resize_image(req.resize_mode, img, width, height)
+        if req.inpainting_fill == 0:
+            proc = masking.fill(proc, proc_mask)
+        images.append(proc.convert("RGB"))
+    return Img2ImgInit(images, proc_mask, overlays, paste_to, sources)
+
+
+def paste_to_box(paste_to: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    x, y, w, h = paste_to
+    return (x, y, x + w, y + h)
+
+
+def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgInit) -> torch.Tensor:
+    req = plan.request
+    model = engine.model
+    device = engine.devices.device
+    width, height = req.width, req.height
+    init_latents = engine.encode(init.images)
+    noise_rng = _make_rng(engine, plan, batch, tuple(init_latents.shape[1:]))
+    noise = noise_rng.first()
+    latent_mask = None
+    if init.mask is not None:
+        latent_mask = masking.mask_to_latent(init.mask, height // 8, width // 8).to(device, torch.float32)
+        latent_mask = latent_mask.expand(init_latents.shape[0], 1, -1, -1)
+        if req.inpainting_fill == 2:
+            init_latents = init_latents * (1 - latent_mask) + noise * latent_mask
+        elif req.inpainting_fill == 3:
+            init_latents = init_latents * (1 - latent_mask)
+    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=None, sampler=plan.sampler)
+    scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config)
+    timesteps = img2img_timesteps(scheduler, req.steps, req.denoising_strength, device)
+    multiplier = req.initial_noise_multiplier if req.initial_noise_multiplier is not None else float(engine.options.get("initial_noise_multiplier") or 1.0)
+    if multiplier != 1.0:
+        plan.extra_params["Noise multiplier"] = multiplier
+    latents = scheduler.add_noise(init_latents, noise * multiplier, timesteps[:1]) if len(timesteps) else init_latents
+    inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
+    if model.is_inpainting:
+        inputs.inpaint_cond = engine.inpaint_cond(init.images, init.mask)
+    elif latent_mask is not None:
+        inputs.blend = InpaintBlend(init_latents=init_latents, mask=latent_mask, noise=noise)
+    return _sample(engine, scheduler, latents, timesteps, inputs, noise_rng, f"img2img ({plan.sampler.name})")
+
+
+def _finish_img2img(image: Image.Image, init: Img2ImgInit, i: int) -> Image.Image:
+    if init.mask is None:
+        return image
+    return masking.apply_overlay(image, init.paste_to, init.overlays[i])
+
+
+# --- infotext and files ----------------------------------------------------------------
+
+def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
+    req = plan.request
+    opts = engine.options
+    ckpt = engine.checkpoint_info
+    vae = engine.vae_info
+    uses_denoising = req.is_img2img or req.enable_hr
+    fields: dict[str, Any] = {
+        "Steps": req.steps,
+        "Sampler": plan.sampler.name,
+        "Schedule type": plan.schedule_label,
+        "CFG scale": req.cfg_scale,
+        "Seed": plan.all_seeds[index],
+        "Size": f"{req.width}x{req.height}",
+        "Model hash": ckpt.shorthash if ckpt is not None and opts.get("add_model_hash_to_info") else None,
+        "Model": ckpt.name_for_extra if ckpt is not None and opts.get("add_model_name_to_info") else None,
+        "VAE hash": vae.get("hash") if vae and opts.get("add_vae_hash_to_info") else None,
+        "VAE": vae.get("name") if vae and opts.get("add_vae_name_to_info") else None,
+        "Variation seed": plan.all_subseeds[index] if req.subseed_strength != 0 else None,
+        "Variation seed strength": req.subseed_strength if req.subseed_strength != 0 else None,
+        "Seed resize from": f"{req.seed_resize_from_w}x{req.seed_resize_from_h}" if req.seed_resize_from_w > 0 and req.seed_resize_from_h > 0 else None,
+        "Denoising strength": req.denoising_strength if uses_denoising else None,
+        "Clip skip": plan.clip_skip if plan.clip_skip > 1 else None,
+        "ENSD": opts.get("eta_noise_seed_delta") if opts.get("eta_noise_seed_delta") and plan.sampler.uses_ensd else None,
+        "RNG": opts.get("randn_source") if opts.get("randn_source") != "GPU" else None,
+        "Tiling": "True" if req.tiling else None,
+        "Version": APP_VERSION if opts.get("add_version_to_infotext") else None,
+    }
+    params = infotext.build_generation_params(fields, plan.extra_params)
+    return infotext.create_infotext(plan.all_prompts[index], plan.all_negative_prompts[index], params)
+
+
+def _save(engine: "Engine", image: Image.Image, plan: Plan, index: int, text: str, *, grid: bool) -> Any:
+    from modules import images as image_files
+
+    req = plan.request
+    opts = engine.options
+    kind = ("img2img" if req.is_img2img else "txt2img") + ("-grids" if grid else "-images")
+    root = engine.paths.outputs_dir
+    directory = image_files.dated_output_dir(root, kind, datetime.date.today())
+    fmt = opts.get("grid_format" if grid else "samples_format") or "png"
+    return image_files.save_image(
+        image,
+        directory,
+        seed=plan.all_seeds[index],
+        infotext=text if opts.get("enable_pnginfo") else None,
+        extension=fmt,
+        jpeg_quality=int(opts.get("jpeg_quality") or 80),
+        basename_prefix="grid" if grid else "",
+    )
+
+
+def processed_js(engine: "Engine", plan: Plan, processed: Processed) -> dict[str, Any]:
+    req = plan.request
+    ckpt = engine.checkpoint_info
+    vae = engine.vae_info or {}
+    return {
+        "prompt": plan.all_prompts[0] if plan.all_prompts else req.prompt,
+        "all_prompts": processed.prompts,
+        "negative_prompt": plan.all_negative_prompts[0] if plan.all_negative_prompts else req.negative_prompt,
+        "all_negative_prompts": processed.negative_prompts,
+        "seed": plan.seed,
+        "all_seeds": processed.seeds,
+        "subseed": plan.subseed,
+        "all_subseeds": processed.subseeds,
+        "subseed_strength": req.subseed_strength,
+        "width": req.width,
+        "height": req.height,
+        "sampler_name": plan.sampler.name,
+        "cfg_scale": req.cfg_scale,
+        "steps": req.steps,
+        "batch_size": req.batch_size,
+        "restore_faces": False,
+        "face_restoration_model": None,
+        "sd_model_name": ckpt.name_for_extra if ckpt else None,
+        "sd_model_hash": ckpt.shorthash if ckpt else None,
+        "sd_vae_name": vae.get("name"),
+        "sd_vae_hash": vae.get("hash"),
+        "seed_resize_from_w": req.seed_resize_from_w,
+        "seed_resize_from_h": req.seed_resize_from_h,
+        "denoising_strength": req.denoising_strength,
+        "extra_generation_params": {k: v for k, v in plan.extra_params.items() if isinstance(v, (str, int, float, bool))},
+        "index_of_first_image": processed.index_of_first_image,
+        "infotexts": processed.infotexts,
+        "styles": list(req.styles),
+        "job_timestamp": engine.state.job_timestamp,
+        "clip_skip": plan.clip_skip,
+        "is_using_inpainting_conditioning": bool(engine.model and engine.model.is_inpainting),
+        "version": APP_VERSION,
+        "warnings": processed.warnings,
+    }
