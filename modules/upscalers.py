@@ -338,12 +338,15 @@ class UpscalerRegistry:
     ``extra_dirs={"ESRGAN": [path], ...}``). Names are unique: a file whose name is taken gets
     " (<family>)" appended, then a number.
 
-    ``loader`` defaults to spandrel when it is installed; without it the files are listed and
-    ``missing_reason`` says why they cannot run."""
+    ``models_dirs`` is one models root or a list of them. ``loader`` defaults to spandrel when it is
+    installed; without it the files are listed and ``missing_reason`` says why they cannot run."""
 
-    def __init__(self, models_dirs: Iterable[Path] = (), *, extra_dirs: Mapping[str, Sequence[Path]] | None = None,
+    def __init__(self, models_dirs: Path | str | Iterable[Path | str] = (), *,
+                 extra_dirs: Mapping[str, Sequence[Path]] | None = None,
                  device: torch.device | str | None = None, loader: ModelLoaderFn | None = None,
                  tile_size: int = DEFAULT_TILE_SIZE, tile_overlap: int = DEFAULT_TILE_OVERLAP):
+        if isinstance(models_dirs, (str, Path)):
+            models_dirs = [models_dirs]
         self.models_dirs = [Path(d) for d in models_dirs]
         self.extra_dirs = {k: [Path(p) for p in v] for k, v in (extra_dirs or {}).items()}
         self.device = torch.device(device) if device is not None else _default_device()
@@ -408,6 +411,19 @@ class UpscalerRegistry:
             return self._upscalers[name]
         except KeyError:
             raise KeyError(f"could not find upscaler named {name!r}; available: {self.names()}") from None
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is a hires upscaler: a latent mode or a listed upscaler."""
+        return is_latent_upscaler(name) or name in self._upscalers
+
+    def hr_choices(self) -> list[str]:
+        """The hires fix upscaler choices in A1111's order: the latent modes, then the upscalers."""
+        return [*LATENT_UPSCALE_MODES, *self._upscalers]
+
+    def upscale_to(self, image: Image.Image, name: str | None, width: int, height: int) -> Image.Image:
+        """Hires fix / img2img resize with a named (non-latent) upscaler: exactly ``width`` x ``height``,
+        via ``img2img_ops.resize_image(0, ...)`` with ``for_resize(name)``."""
+        return resize_image(0, image, width, height, self.for_resize(name))
 
     def for_resize(self, name: str | None) -> Callable[[Image.Image, float], Image.Image] | None:
         """The ``upscale`` argument of ``img2img_ops.resize_image`` for an upscaler name: None for

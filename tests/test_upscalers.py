@@ -86,6 +86,16 @@ def test_for_resize():
         reg.for_resize("missing")
 
 
+def test_registry_hires_helpers(tmp_path):
+    reg = UpscalerRegistry(tmp_path, device="cpu")  # one root given as a plain path
+    assert reg.models_dirs == [tmp_path]
+    assert reg.hr_choices() == [*LATENT_UPSCALE_MODES, "None", "Lanczos", "Nearest"]
+    assert reg.exists("Latent (bicubic)") and reg.exists("Nearest") and not reg.exists("ESRGAN_4x")
+    im = noise_image(8, 8)
+    assert np.array_equal(px(reg.upscale_to(im, "Nearest", 16, 16)), px(im).repeat(2, 0).repeat(2, 1))
+    assert np.array_equal(px(reg.upscale_to(im, "None", 20, 12)), px(im.resize((20, 12), LANCZOS)))
+
+
 # ---- latent ----
 
 def test_latent_modes_list_and_mapping():
