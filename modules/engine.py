@@ -143,7 +143,7 @@ class Engine:
         self._cond_cache.clear()
         self._apply_offload()
         # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint).
-        self.options.set("sd_model_checkpoint", info.title, validate=False)
+        self.options.set("sd_model_checkpoint", info.title, run_callbacks=False)
         log.info("Loaded %s (%s, %s) on %s", info.title, model.family, model.prediction_type, self.devices.describe())
 
     def _apply_offload(self) -> None:
@@ -184,12 +184,13 @@ class Engine:
         from modules import checkpoint_loader
 
         setting = self.options.get("sd_vae") or "Automatic"
-        path, _source = self.vaes.resolve(
-            Path(self.checkpoint_info.filename),
+        found, _source = self.vaes.resolve_vae(
+            str(self.checkpoint_info.filename),
             setting,
             vae_path_arg=getattr(self.args, "vae_path", None),
             overrides_per_model=bool(self.options.get("sd_vae_overrides_per_model_preferences")),
         )
+        path = Path(found) if found else None
         if path == self._loaded_vae_path:
             return
         vae = self.model.vae

@@ -197,14 +197,6 @@ def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
         plan.extra_params["Emphasis"] = emphasis
     if opts.get("use_old_scheduling"):
         plan.extra_params["Old prompt editing timelines"] = True
-    if req.is_img2img and req.mask is not None:
-        plan.extra_params["Mask blur"] = req.mask_blur_x
-        if req.inpainting_mask_invert:
-            plan.extra_params["Mask mode"] = "Inpaint not masked"
-        plan.extra_params["Masked content"] = masking.INPAINTING_FILL_NAMES[req.inpainting_fill]
-        plan.extra_params["Inpaint area"] = "Only masked" if req.inpaint_full_res else "Whole picture"
-        if req.inpaint_full_res:
-            plan.extra_params["Masked area padding"] = req.inpaint_full_res_padding
     if req.enable_hr and not req.is_img2img:
         _hires_infotext(plan, req)
     return plan
@@ -385,11 +377,10 @@ def img2img_timesteps(scheduler: Any, steps: int, strength: float, device: torch
 
 @dataclass
 class Img2ImgInit:
-    images: list[Image.Image]  # processing-size RGB images, one per batch row
+    images: list[Image.Image]  # RGB images to encode, one per batch row
     mask: Image.Image | None  # processing-size L mask, white = regenerate
     overlays: list[Image.Image | None]
     paste_to: tuple[int, int, int, int] | None
-    originals: list[Image.Image]
 
 
 def _prepare_img2img(engine: "Engine", plan: Plan, batch: Batch) -> Img2ImgInit:
@@ -397,40 +388,26 @@ def _prepare_img2img(engine: "Engine", plan: Plan, batch: Batch) -> Img2ImgInit:
     width, height = req.width, req.height
     n = len(batch.seeds)
     sources = [req.init_images[(batch.index * req.batch_size + i) % len(req.init_images)] for i in range(n)]
-    sources = [img2img_ops.flatten(img) for img in sources]
     if req.mask is None:
-        images = [img2img_ops.resize_image(req.resize_mode, img, width, height) for img in sources]
-        return Img2ImgInit(images, None, [None] * n, None, sources)
-
-    full_w, full_h = sources[0].size
-    mask = masking.prepare_mask(req.mask, width=full_w, height=full_h, resize_mode=0, blur_x=req.mask_blur_x,
-                                blur_y=req.mask_blur_y, invert=bool(req.inpainting_mask_invert))
-    images, overlays = [], []
-    paste_to = None
-    if req.inpaint_full_res:
-        crop = masking.get_crop_region(mask, req.inpaint_full_res_padding)
-        crop = masking.expand_crop_region(crop, width, height, full_w, full_h)
-        x1, y1, x2, y2 = crop
-        paste_to = (x1, y1, x2 - x1, y2 - y1)
-        proc_mask = img2img_ops.resize_image(2, mask.crop(crop), width, height).convert("L")
-    else:
-        proc_mask = img2img_ops.resize_image(req.resize_mode, mask, width, height).convert("L")
-    for img in sources:
-        overlays.append(masking.make_overlay(img if req.inpaint_full_res else img2img_ops.resize_image(req.resize_mode, img, width, height),
-                                             mask if req.inpaint_full_res else proc_mask))
-        if req.inpaint_full_res:
-            proc = img2img_ops.resize_image(2, img.crop(paste_to_box(paste_to)), width, height)
-        else:
-            proc = img2img_ops.resize_image(req.resize_mode, img, width, height)
-        if req.inpainting_fill == 0:
-            proc = masking.fill(proc, proc_mask)
-        images.append(proc.convert("RGB"))
-    return Img2ImgInit(images, proc_mask, overlays, paste_to, sources)
-
-
-def paste_to_box(paste_to: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    x, y, w, h = paste_to
-    return (x, y, x + w, y + h)
+        images = [img2img_ops.flatten(img) for img in sources]
+        if req.resize_mode != 3:
+            images = [img2img_ops.resize_image(req.resize_mode, img, width, height) for img in images]
+        return Img2ImgInit([img.convert("RGB") for img in images], None, [None] * n, None)
+    prepared = [
+        masking.prepare_inpaint(
+            img, req.mask, width=width, height=height, resize_mode=req.resize_mode,
+            mask_blur_x=req.mask_blur_x, mask_blur_y=req.mask_blur_y, invert=bool(req.inpainting_mask_invert),
+            inpainting_fill=req.inpainting_fill, inpaint_full_res=req.inpaint_full_res,
+            inpaint_full_res_padding=req.inpaint_full_res_padding,
+        )
+        for img in sources
+    ]
+    first = prepared[0]
+    for key, value in first.extra_params.items():
+        plan.extra_params.setdefault(key, value)
+    if first.comment and first.comment not in plan.warnings:
+        plan.warnings.append(first.comment)
+    return Img2ImgInit([p.image.convert("RGB") for p in prepared], first.latent_mask, [p.overlay for p in prepared], first.paste_to)
 
 
 def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgInit) -> torch.Tensor:
@@ -439,16 +416,15 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
     device = engine.devices.device
     width, height = req.width, req.height
     init_latents = engine.encode(init.images)
+    if init_latents.shape[-2:] != (height // 8, width // 8):  # "Just resize (latent upscale)"
+        init_latents = upscalers.upscale_latent(init_latents, "Latent", width, height)
     noise_rng = _make_rng(engine, plan, batch, tuple(init_latents.shape[1:]))
     noise = noise_rng.first()
     latent_mask = None
     if init.mask is not None:
         latent_mask = masking.mask_to_latent(init.mask, height // 8, width // 8).to(device, torch.float32)
         latent_mask = latent_mask.expand(init_latents.shape[0], 1, -1, -1)
-        if req.inpainting_fill == 2:
-            init_latents = init_latents * (1 - latent_mask) + noise * latent_mask
-        elif req.inpainting_fill == 3:
-            init_latents = init_latents * (1 - latent_mask)
+        init_latents = masking.fill_latent(init_latents, latent_mask, req.inpainting_fill, noise)
     conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=None, sampler=plan.sampler)
     scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config)
     timesteps = img2img_timesteps(scheduler, req.steps, req.denoising_strength, device)
@@ -465,7 +441,7 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
 
 
 def _finish_img2img(image: Image.Image, init: Img2ImgInit, i: int) -> Image.Image:
-    if init.mask is None:
+    if init.overlays[i] is None:
         return image
     return masking.apply_overlay(image, init.paste_to, init.overlays[i])
 

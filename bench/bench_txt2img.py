@@ -1,0 +1,88 @@
+"""End-to-end txt2img: our engine against a plain diffusers pipeline on the same weights.
+
+Both run the same checkpoint, sampler (DPM++ 2M, Karras), steps, size, CFG and seed, in one
+process, interleaved, so that the noisy machine cancels out; the ratio is what counts.
+
+    .venv/bin/python bench/bench_txt2img.py [--size 256] [--steps 20] [--repeats 5] [--ckpt PATH]
+Without --ckpt it uses the built-in tiny model. On a GPU pass --device cuda (fp16).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default=None)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    ns = ap.parse_args()
+
+    import webui
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    from modules import cmd_args, samplers
+    from modules.builtin_model import ensure_builtin_model
+    from modules.generation_request import GenerationRequest
+
+    data = Path(tempfile.mkdtemp(prefix="bench-"))
+    ckpt = ns.ckpt or str(ensure_builtin_model(data / "cache" / "builtin"))
+    flags = ["--data-dir", str(data), "--ckpt", ckpt]
+    if ns.device == "cpu":
+        flags += ["--use-cpu", "all"]
+    engine = webui.build_engine(cmd_args.parse_args(flags, environ={}))
+    engine.options.set("samples_save", False)
+    engine.options.set("grid_save", False)
+    engine.ensure_model()
+    m = engine.model
+
+    sampler, schedule = samplers.resolve_sampler("DPM++ 2M", "Automatic")
+    common = dict(vae=m.vae, unet=m.unet, scheduler=samplers.build_scheduler(sampler, schedule, m.scheduler_config))
+    if m.family == "sdxl":
+        pipe = StableDiffusionXLPipeline(text_encoder=m.text_encoders[0], text_encoder_2=m.text_encoders[1],
+                                         tokenizer=m.tokenizers[0], tokenizer_2=m.tokenizers[1], **common)
+    else:
+        pipe = StableDiffusionPipeline(text_encoder=m.text_encoders[0], tokenizer=m.tokenizers[0], safety_checker=None,
+                                       feature_extractor=None, requires_safety_checker=False, **common)
+    pipe.set_progress_bar_config(disable=True)
+    prompt, negative = "a red circle on a blue background", "blurry"
+
+    def ours() -> None:
+        engine.generate(GenerationRequest(prompt=prompt, negative_prompt=negative, steps=ns.steps, width=ns.size, height=ns.size,
+                                          sampler_name="DPM++ 2M", cfg_scale=7.0, seed=1))
+
+    def reference() -> None:
+        gen = [torch.Generator(engine.devices.device).manual_seed(1)]
+        pipe(prompt, negative_prompt=negative, num_inference_steps=ns.steps, guidance_scale=7.0, width=ns.size, height=ns.size,
+             generator=gen, output_type="pil")
+
+    def sync() -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    ours(); reference()  # warm-up: first calls pay allocations and the preview fit
+    t_ours, t_ref = [], []
+    for _ in range(ns.repeats):
+        for fn, bucket in ((reference, t_ref), (ours, t_ours)):
+            sync(); start = time.perf_counter(); fn(); sync()
+            bucket.append(time.perf_counter() - start)
+    mo, mr = statistics.median(t_ours), statistics.median(t_ref)
+    print(f"model: {Path(ckpt).name} ({m.family}) device: {engine.devices.describe()} size: {ns.size} steps: {ns.steps}")
+    print(f"diffusers pipeline: median {mr * 1000:.1f} ms  ours: median {mo * 1000:.1f} ms  ratio ours/ref = {mo / mr:.3f}")
+
+
+if __name__ == "__main__":
+    main()
