@@ -226,7 +226,7 @@ class Engine:
         use_old = bool(self.options.get("use_old_scheduling"))
         key = (
             tuple(batch.prompts), tuple(batch.negative_prompts), total, hires_total, use_old, req.width, req.height,
-            cond_opts, self._model_generation, self.embeddings_version(),
+            tuple(vars(cond_opts).items()), self._model_generation, self.embeddings_version(),
         )
         hit = self._cond_cache.get(key)
         if hit is not None:

@@ -108,12 +108,12 @@ def test_img2img_and_inpaint_keeps_unmasked_pixels(engine):
     assert "Denoising strength: 0.6" in out.infotexts[0]
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (40, 40, 64, 64))
-    out = engine.generate(_req(init_images=[init], mask=mask, mask_blur_x=0, mask_blur_y=0, inpaint_full_res=False,
+    out = engine.generate(_req(init_images=[init], mask=mask, mask_blur_x=4, mask_blur_y=4, inpaint_full_res=False,
                                inpainting_fill=1, denoising_strength=1.0))
     result = _arr(out.images[0])
     assert np.array_equal(result[:32, :32], _arr(init)[:32, :32])
     fields = infotext.parse_generation_parameters(out.infotexts[0])
-    assert fields["Mask blur"] == "0" and fields["Inpaint area"] == "Whole picture"
+    assert fields["Mask blur"] == "4" and fields["Inpaint area"] == "Whole picture"
 
 
 def test_hires_fix_doubles_size(engine):
