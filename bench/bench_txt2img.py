@@ -46,6 +46,7 @@ def main() -> None:
     engine = webui.build_engine(cmd_args.parse_args(flags, environ={}))
     engine.options.set("samples_save", False)
     engine.options.set("grid_save", False)
+    engine.options.set("show_progressbar", False)  # the reference runs with its bar disabled too
     engine.ensure_model()
     m = engine.model
 
