@@ -240,7 +240,7 @@ def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
         noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, height // 8, width // 8))
         steps = req.steps
         conds = engine.conditioning(plan, batch, steps=steps, hires_steps=None, sampler=plan.sampler)
-        scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config)
+        scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config, noise_seeds=batch.seeds)
         scheduler.set_timesteps(steps, device=device)
         latents = noise_rng.first() * scheduler.init_noise_sigma
         inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
@@ -351,7 +351,7 @@ def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tenso
         hr_neg = [req.hr_negative_prompt or n for n in batch.negative_prompts]
         hr_batch = Batch(batch.index, hr_prompts, hr_neg, batch.seeds, batch.subseeds)
     conds = engine.conditioning(plan, hr_batch, steps=req.steps, hires_steps=steps, sampler=sampler)
-    scheduler = samplers.build_scheduler(sampler, schedule, model.scheduler_config)
+    scheduler = samplers.build_scheduler(sampler, schedule, model.scheduler_config, noise_seeds=batch.seeds)
     timesteps = img2img_timesteps(scheduler, steps, req.denoising_strength, engine.devices.device)
     noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, final_h // 8, final_w // 8))
     noise = noise_rng.first()
@@ -426,7 +426,7 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
         latent_mask = latent_mask.expand(init_latents.shape[0], 1, -1, -1)
         init_latents = masking.fill_latent(init_latents, latent_mask, req.inpainting_fill, noise)
     conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=None, sampler=plan.sampler)
-    scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config)
+    scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config, noise_seeds=batch.seeds)
     timesteps = img2img_timesteps(scheduler, req.steps, req.denoising_strength, device)
     multiplier = req.initial_noise_multiplier if req.initial_noise_multiplier is not None else float(engine.options.get("initial_noise_multiplier") or 1.0)
     if multiplier != 1.0:
