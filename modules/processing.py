@@ -496,6 +496,7 @@ def _save(engine: "Engine", image: Image.Image, plan: Plan, index: int, text: st
         extension=fmt,
         jpeg_quality=int(opts.get("jpeg_quality") or 80),
         basename_prefix="grid" if grid else "",
+        basename_pattern="" if grid else "[seed]",
     )
 
 
