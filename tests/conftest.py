@@ -24,3 +24,19 @@ def real_fixtures() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tmp_path_factory):
+    """An Engine over a data folder holding one tiny SD1 single-file checkpoint."""
+    import webui
+    from modules import cmd_args
+    from tests import tiny_models
+
+    data = tmp_path_factory.mktemp("tiny-engine")
+    ckpt_dir = data / "models" / "Stable-diffusion"
+    ckpt_dir.mkdir(parents=True)
+    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=3), ckpt_dir / "tiny-session.safetensors", "sd1")
+    engine = webui.build_engine(cmd_args.parse_args(["--data-dir", str(data)], environ={}))
+    engine.ensure_model()
+    return engine
