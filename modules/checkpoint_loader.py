@@ -392,7 +392,8 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
 # VAE files
 
 
-_OLD_ATTN_NAMES = {".query.": ".to_q.", ".key.": ".to_k.", ".value.": ".to_v.", ".proj_attn.": ".to_out.0."}
+# attention names of diffusers VAE files written before diffusers 0.14
+_OLD_ATTN_NAMES = ((".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0."))
 
 
 def load_vae(path: str | os.PathLike, *, allow_unsafe_pickle: bool = False) -> dict[str, torch.Tensor]:
@@ -415,7 +416,7 @@ def load_vae(path: str | os.PathLike, *, allow_unsafe_pickle: bool = False) -> d
     if "encoder.down_blocks.0.resnets.0.conv1.weight" in sd:
         out = {}
         for k, v in sd.items():
-            for old, new in _OLD_ATTN_NAMES.items():
+            for old, new in _OLD_ATTN_NAMES:
                 k = k.replace(old, new)
             if ".attentions." in k and k.endswith(".weight") and v.ndim > 2:
                 v = v[:, :, 0, 0] if v.ndim == 4 else v[:, :, 0]

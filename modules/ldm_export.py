@@ -21,8 +21,10 @@ import json
 import os
 import re
 import struct
+import sys
 import tempfile
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import torch
@@ -37,8 +39,8 @@ __all__ = [
     "write_safetensors",
 ]
 
-_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
-           "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+_RESNET = MappingProxyType({"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+                            "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"})
 
 
 def _cfg(config: Any) -> Mapping[str, Any]:
@@ -239,9 +241,10 @@ def components_to_ldm(components: Any, family: str) -> dict[str, torch.Tensor]:
     return out
 
 
-_ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-              torch.bool: "BOOL", torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2"}
+_ST_DTYPES = MappingProxyType({
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
+    torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+    torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2"})
 
 
 def write_safetensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike,
@@ -249,6 +252,8 @@ def write_safetensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLi
     """Write a .safetensors file with a canonical layout: tensors sorted by name, header keys
     sorted. (safetensors' own writer orders the metadata map at random, so its bytes differ from
     run to run; these are reproducible.)"""
+    if sys.byteorder != "little":  # the format is little-endian; raw tensor bytes are native
+        raise RuntimeError("writing .safetensors needs a little-endian machine")
     header: dict[str, Any] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(metadata[k]) for k in sorted(metadata)}

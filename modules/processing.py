@@ -89,6 +89,7 @@ def _process(engine: "Engine", req: GenerationRequest) -> Processed:
 
     images: list[Image.Image] = []
     infotexts: list[str] = []
+    done: list[int] = []  # index into all_* of each returned image (skipped batches leave gaps)
     saved: list[str] = []
     interrupted = False
     batch_size = req.batch_size
@@ -109,6 +110,7 @@ def _process(engine: "Engine", req: GenerationRequest) -> Processed:
             image.info["parameters"] = text
             images.append(image)
             infotexts.append(text)
+            done.append(index)
             if opts.get("samples_save") and not req.do_not_save_samples:
                 saved.append(str(_save(engine, image, plan, index, text, grid=False)))
         engine.state.next_job()
@@ -117,7 +119,7 @@ def _process(engine: "Engine", req: GenerationRequest) -> Processed:
     if len(images) > 1 and opts.get("grid_save") and not req.do_not_save_grid:
         from modules import images as image_files
 
-        grid = image_files.image_grid(images, rows=None if req.batch_size > 1 else 1 if req.n_iter <= 4 else None)
+        grid = image_files.image_grid(images)
         grid_saved = _save(engine, grid, plan, 0, create_infotext(engine, plan, 0), grid=True)
     if infotexts and engine.paths.params_txt is not None:
         from modules import images as image_files
@@ -127,10 +129,10 @@ def _process(engine: "Engine", req: GenerationRequest) -> Processed:
     processed = Processed(
         images=images,
         infotexts=infotexts,
-        seeds=plan.all_seeds[: len(images)] if not interrupted else plan.all_seeds[: len(images)],
-        subseeds=plan.all_subseeds[: len(images)],
-        prompts=plan.all_prompts[: len(images)],
-        negative_prompts=plan.all_negative_prompts[: len(images)],
+        seeds=[plan.all_seeds[i] for i in done],
+        subseeds=[plan.all_subseeds[i] for i in done],
+        prompts=[plan.all_prompts[i] for i in done],
+        negative_prompts=[plan.all_negative_prompts[i] for i in done],
         request=req,
         seed=plan.seed,
         subseed=plan.subseed,

@@ -169,3 +169,25 @@ def test_bad_checkpoint_keeps_current_model(engine, tmp_path):
     finally:
         bad.unlink()
         engine.refresh_checkpoints()
+
+
+def test_skip_drops_the_current_batch_and_goes_on(engine):
+    result = {}
+    original_check = engine.state.check
+    calls = {"n": 0}
+
+    def check_and_skip_once():
+        calls["n"] += 1
+        if calls["n"] == 2:  # inside the first batch's sampling
+            engine.state.skip()
+        original_check()
+
+    engine.state.check = check_and_skip_once
+    try:
+        out = engine.generate(_req(n_iter=3, seed=10))
+    finally:
+        engine.state.check = original_check
+    assert not out.interrupted
+    assert out.seeds == [11, 12]  # batch 0 (seed 10) was skipped
+    assert len(out.images) == 2 and len(out.infotexts) == 2
+    assert "Seed: 11," in out.infotexts[0]

@@ -8,6 +8,8 @@ Get it without installing anything::
     pip download --no-deps clip-anytorch==2.6.0 -d /tmp/clip
     unzip -o /tmp/clip/clip_anytorch-2.6.0-py3-none-any.whl 'clip/bpe_simple_vocab_16e6.txt.gz' -d /tmp/clip
     python tools/make_clip_tokenizer.py /tmp/clip/clip/bpe_simple_vocab_16e6.txt.gz
+    # or straight from the wheel:
+    python tools/make_clip_tokenizer.py /tmp/clip/clip_anytorch-2.6.0-py3-none-any.whl
 
 The construction follows CLIP's SimpleTokenizer:
 
@@ -27,6 +29,7 @@ import gzip
 import hashlib
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "modules" / "model_configs" / "clip_tokenizer"
@@ -56,8 +59,22 @@ def byte_symbols() -> list[str]:
     return [chr(c) for c in code_points]
 
 
+WHEEL_MEMBERS = ("clip/bpe_simple_vocab_16e6.txt.gz", "open_clip/bpe_simple_vocab_16e6.txt.gz")
+
+
+def read_bpe(source: Path) -> bytes:
+    """The decompressed merge list, from the .gz itself or from inside a downloaded wheel."""
+    if source.suffix == ".whl":
+        with zipfile.ZipFile(source) as whl:
+            member = next((m for m in WHEEL_MEMBERS if m in whl.namelist()), None)
+            if member is None:
+                raise ValueError(f"{source} holds none of {', '.join(WHEEL_MEMBERS)}")
+            return gzip.decompress(whl.read(member))
+    return gzip.decompress(source.read_bytes())
+
+
 def build(bpe_gz: Path) -> tuple[dict[str, int], list[str]]:
-    lines = gzip.open(bpe_gz).read().decode("utf-8").split("\n")
+    lines = read_bpe(bpe_gz).decode("utf-8").split("\n")
     merges = lines[1 : NUM_MERGES + 1]
     if len(merges) != NUM_MERGES or any(len(m.split()) != 2 for m in merges):
         raise ValueError(f"{bpe_gz} does not look like CLIP's bpe_simple_vocab_16e6.txt.gz")
@@ -82,7 +99,7 @@ def write(vocab: dict[str, int], merges: list[str], out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("bpe_gz", type=Path, help="path to bpe_simple_vocab_16e6.txt.gz")
+    ap.add_argument("bpe_gz", type=Path, help="bpe_simple_vocab_16e6.txt.gz, or a clip-anytorch / open_clip_torch wheel")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     args = ap.parse_args(argv)
     vocab, merges = build(args.bpe_gz)
