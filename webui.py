@@ -30,6 +30,7 @@ def build_engine(args):
     devices = DeviceConfig.from_args(args)
     engine = Engine(args=args, paths=paths, options=options, devices=devices)
     engine.refresh_checkpoints()
+    engine.available_checkpoints()  # makes the built-in model now if there is no checkpoint
     return engine
 
 

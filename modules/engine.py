@@ -80,8 +80,11 @@ class Engine:
     def _builtin_info(self) -> Any:
         from modules.builtin_model import ensure_builtin_model
 
-        if self.builtin_checkpoint is None:
-            self.builtin_checkpoint = ensure_builtin_model(Path(self.paths.cache_dir) / "builtin")
+        # Under the model lock: building modules patches torch globally (meta-device init),
+        # which must never overlap with a checkpoint load in another thread.
+        with self._model_lock:
+            if self.builtin_checkpoint is None:
+                self.builtin_checkpoint = ensure_builtin_model(Path(self.paths.cache_dir) / "builtin")
         return self.checkpoints.info_for_path(self.builtin_checkpoint)
 
     def resolve_checkpoint(self, name: str | None) -> Any:

@@ -30,7 +30,9 @@ def create_ui(engine: Any) -> gr.Blocks:
 
     with gr.Blocks(title="Stable Diffusion") as demo:
         with gr.Row():
-            ckpt = gr.Dropdown(label="Stable Diffusion checkpoint", choices=checkpoint_titles(), value=None, elem_id="setting_sd_model_checkpoint")
+            titles = checkpoint_titles()
+            ckpt = gr.Dropdown(label="Stable Diffusion checkpoint", choices=titles, value=titles[0] if titles else None,
+                               elem_id="setting_sd_model_checkpoint")
             refresh = gr.Button("🔄", elem_id="refresh_sd_model_checkpoint", scale=0)
         info_md = gr.Markdown(notice(), elem_id="checkpoint_notice")
         with gr.Row():
