@@ -40,7 +40,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
@@ -120,7 +120,7 @@ def read_safetensors_metadata(path: str | os.PathLike) -> dict:
     return out
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make the rename itself durable where the platform allows opening a folder."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -26,6 +26,8 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image, ImageColor, ImageOps, PngImagePlugin
 
+from modules.fileio import atomic_write_bytes, fsync_dir as _fsync_dir
+
 __all__ = [
     "save_image",
     "dated_output_dir",
@@ -114,19 +116,6 @@ def next_sequence_number(directory: Path | str, basename: str = "") -> int:
     return result + 1
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_temp(directory: Path, suffix: str, writer) -> Path:
     """Create a hidden temporary file in ``directory``, fill it with ``writer(fileobj)`` and fsync it.
 
@@ -143,20 +132,6 @@ def _write_temp(directory: Path, suffix: str, writer) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
-
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_temp(path.parent, ".part", lambda fh: fh.write(data))
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
 
 
 def write_params_txt(path: Path | str, infotext: str) -> Path:
