@@ -216,79 +216,12 @@ def _backcompat(d: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------------ emphasis
 
-_re_attention = re.compile(
-    r"""
-\\\(|
-\\\)|
-\\\[|
-\\]|
-\\\\|
-\\|
-\(|
-\[|
-:\s*([+-]?[.\d]+)\s*\)|
-\)|
-]|
-[^\\()\[\]:]+|
-:
-""",
-    re.X,
-)
-_re_break = re.compile(r"\s*\bBREAK\b\s*", re.S)
-
-
-def _attention_weights(text: str) -> list[list[Any]]:
-    """A1111's ``parse_prompt_attention`` (text/weight runs), used only to see whether a prompt uses emphasis."""
-    res: list[list[Any]] = []
-    round_brackets: list[int] = []
-    square_brackets: list[int] = []
-
-    def multiply_range(start: int, multiplier: float) -> None:
-        for p in range(start, len(res)):
-            res[p][1] *= multiplier
-
-    for m in _re_attention.finditer(text):
-        part = m.group(0)
-        weight = m.group(1)
-        if part.startswith("\\"):
-            res.append([part[1:], 1.0])
-        elif part == "(":
-            round_brackets.append(len(res))
-        elif part == "[":
-            square_brackets.append(len(res))
-        elif weight is not None and round_brackets:
-            try:
-                multiply_range(round_brackets.pop(), float(weight))
-            except ValueError:  # "(a:.)" — A1111 would raise; treat the weight as absent
-                pass
-        elif part == ")" and round_brackets:
-            multiply_range(round_brackets.pop(), 1.1)
-        elif part == "]" and square_brackets:
-            multiply_range(square_brackets.pop(), 1 / 1.1)
-        else:
-            for i, piece in enumerate(_re_break.split(part)):
-                if i > 0:
-                    res.append(["BREAK", -1])
-                res.append([piece, 1.0])
-    for pos in round_brackets:
-        multiply_range(pos, 1.1)
-    for pos in square_brackets:
-        multiply_range(pos, 1 / 1.1)
-    if not res:
-        res = [["", 1.0]]
-    i = 0
-    while i + 1 < len(res):
-        if res[i][1] == res[i + 1][1]:
-            res[i][0] += res[i + 1][0]
-            res.pop(i + 1)
-        else:
-            i += 1
-    return res
-
 
 def uses_emphasis(*prompts: str) -> bool:
     """True when any prompt has a run weighted other than 1.0 (A1111's ``prompt_uses_emphasis``)."""
-    runs = [r for p in prompts for r in _attention_weights(p or "")]
+    from modules.prompt_parser import parse_prompt_attention
+
+    runs = [r for p in prompts for r in parse_prompt_attention(p or "")]
     return len(runs) != len([r for r in runs if r[1] == 1.0 or r[0] == "BREAK"])
 
 
