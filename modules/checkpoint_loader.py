@@ -240,6 +240,15 @@ def _first(keys, n=5) -> str:
     return ", ".join(keys[:n]) + more
 
 
+def _key_mismatch(name: str, missing: list[str], unexpected: list[str]) -> str:
+    parts = []
+    if missing:
+        parts.append(f"missing {name} keys: {_first(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {name} keys: {_first(unexpected)}")
+    return "; ".join(parts)
+
+
 def _assign(model, sd: dict, *, name: str, path: str, device, dtype, optional: list[str] = (),
             warnings: list[str] | None = None) -> None:
     """Give ``model`` (built on meta) the tensors of ``sd``: keys and shapes must match exactly."""
@@ -256,12 +265,7 @@ def _assign(model, sd: dict, *, name: str, path: str, device, dtype, optional: l
         missing = [k for k in missing if k not in opt]
     unexpected = [k for k in sd if k not in expected]
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {name} keys: {_first(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {name} keys: {_first(unexpected)}")
-        raise CheckpointLoadError(path, "; ".join(parts))
+        raise CheckpointLoadError(path, _key_mismatch(name, missing, unexpected))
     bad = [f"{k} {tuple(sd[k].shape)} != {expected[k]}" for k in expected if tuple(sd[k].shape) != expected[k]]
     if bad:
         raise CheckpointLoadError(path, f"{name} tensor shapes do not fit the architecture: {_first(bad, 3)}")
@@ -453,12 +457,7 @@ def apply_vae(vae, state_dict: Mapping[str, torch.Tensor]) -> None:
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing VAE keys: {_first(missing)}")
-        if unexpected:
-            parts.append(f"unexpected VAE keys: {_first(unexpected)}")
-        raise ValueError("the VAE does not fit this model: " + "; ".join(parts))
+        raise ValueError("the VAE does not fit this model: " + _key_mismatch("VAE", missing, unexpected))
     bad = [f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
            if tuple(state_dict[k].shape) != tuple(v.shape)]
     if bad:
