@@ -48,6 +48,7 @@ class Engine:
         self.styles = StyleDatabase(list(paths.styles_files))
         self.upscalers = UpscalerRegistry(Path(paths.models_dir))
         self.extra_networks = ExtraNetworkRegistry()
+        self.networks = self._make_network_manager()
         self.model: Any = None  # checkpoint_loader.LoadedModel
         self.checkpoint_info: Any = None
         self.vae_info: dict[str, str] | None = None
@@ -59,6 +60,20 @@ class Engine:
         self._cond_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._model_generation = 0
         self.builtin_checkpoint: Path | None = None
+
+    def _make_network_manager(self) -> Any:
+        from modules.networks.extra_networks_hypernet import ExtraNetworkHypernet
+        from modules.networks.extra_networks_lora import ExtraNetworkLora
+        from modules.networks.manager import NetworkManager
+
+        paths = self.paths
+        manager = NetworkManager(
+            lora_dirs=paths.lora_dirs, hypernetwork_dirs=paths.hypernetwork_dirs, embeddings_dirs=paths.embeddings_dirs,
+            cache_dir=Path(paths.cache_dir), hash_cache=self.hash_cache, options=self.options,
+            allow_unsafe_pickle=bool(getattr(self.args, "disable_safe_unpickle", False)))
+        for handler in (ExtraNetworkLora(manager), ExtraNetworkHypernet(manager)):
+            self.extra_networks.register(handler, aliases=handler.aliases)
+        return manager
 
     # --- doors call this -----------------------------------------------------------
     def generate(self, request: GenerationRequest) -> Processed:
@@ -145,6 +160,7 @@ class Engine:
         self._model_generation += 1
         self._cond_cache.clear()
         self._apply_offload()
+        self.networks.attach(model)
         # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint).
         self.options.set("sd_model_checkpoint", info.title, run_callbacks=False)
         log.info("Loaded %s (%s, %s) on %s", info.title, model.family, model.prediction_type, self.devices.describe())
@@ -165,6 +181,7 @@ class Engine:
                 _, hook = cpu_offload_with_hook(module, execution_device=device, prev_module_hook=hook)
 
     def _unload(self) -> None:
+        self.networks.detach()
         self.model = None
         self.conditioner = None
         self.checkpoint_info = None
@@ -220,47 +237,51 @@ class Engine:
         )
 
     def conditioning(self, plan: Any, batch: Any, *, steps: int, hires_steps: int | None, sampler: Any) -> tuple[Any, Any, Any]:
+        """(cond, uncond, empty chunk) for a batch; embeddings found in its prompts are added to
+        `plan.used_embeddings` (for "TI hashes"), from the cache too."""
         req = plan.request
         cond_opts = self.conditioning_options(plan.clip_skip)
         self.conditioner.options = cond_opts
-        self.conditioner.embeddings = self.embedding_lookup()
+        lookup = _RecordingLookup(self.networks.prepare_embeddings())
+        self.conditioner.embeddings = lookup
         total = samplers.total_denoiser_calls(sampler, steps)
         hires_total = samplers.total_denoiser_calls(sampler, hires_steps) if hires_steps else None
         use_old = bool(self.options.get("use_old_scheduling"))
         key = (
             tuple(batch.prompts), tuple(batch.negative_prompts), total, hires_total, use_old, req.width, req.height,
-            tuple(vars(cond_opts).items()), self._model_generation, self.embeddings_version(),
+            tuple(vars(cond_opts).items()), self._model_generation, lookup.db.version,
+            self.networks.text_encoder_signature(),
         )
         hit = self._cond_cache.get(key)
         if hit is not None:
             self._cond_cache.move_to_end(key)
-            return hit
-        with torch.no_grad():
-            c = prompt_parser.get_multicond_learned_conditioning(
-                self.conditioner, prompt_parser.SdConditioning(batch.prompts, width=req.width, height=req.height), total, hires_total, use_old)
-            uc = prompt_parser.get_learned_conditioning(
-                self.conditioner,
-                prompt_parser.SdConditioning(batch.negative_prompts, is_negative_prompt=True, width=req.width, height=req.height),
-                total, hires_total, use_old)
-            empty = self.conditioner.empty_chunk()
-        result = (c, uc, empty)
-        self._cond_cache[key] = result
-        while len(self._cond_cache) > 4:
-            self._cond_cache.popitem(last=False)
-        return result
+            conds, used = hit
+        else:
+            with torch.no_grad():
+                c = prompt_parser.get_multicond_learned_conditioning(
+                    self.conditioner, prompt_parser.SdConditioning(batch.prompts, width=req.width, height=req.height),
+                    total, hires_total, use_old)
+                uc = prompt_parser.get_learned_conditioning(
+                    self.conditioner,
+                    prompt_parser.SdConditioning(batch.negative_prompts, is_negative_prompt=True, width=req.width,
+                                                 height=req.height),
+                    total, hires_total, use_old)
+                empty = self.conditioner.empty_chunk()
+            conds, used = (c, uc, empty), tuple(lookup.used.values())
+            self._cond_cache[key] = (conds, used)
+            while len(self._cond_cache) > 4:
+                self._cond_cache.popitem(last=False)
+        for embedding in used:
+            plan.used_embeddings.setdefault(embedding.name, embedding)
+        return conds
 
-    def embedding_lookup(self) -> Any:
-        """Textual-inversion lookup for the conditioner (filled by the networks feature)."""
-        return None
-
-    def embeddings_version(self) -> int:
-        return 0
-
-    def network_infotext_params(self) -> dict[str, Any]:
-        return {}
+    def network_infotext_params(self, used_embeddings: Any = ()) -> dict[str, Any]:
+        """`Lora hashes` and `TI hashes` for the infotext of the running generation."""
+        return self.networks.infotext_params(used_embeddings)
 
     def after_generation(self) -> None:
-        """Hook run after every generation, failed or interrupted ones too."""
+        """Hook run after every generation, failed or interrupted ones too. The adapters stay applied: the next
+        request's activation makes the weights exactly what it asks for, touching only what differs."""
 
     def sampling_inputs(self, conds: tuple[Any, Any, Any], cfg_scale: float, width: int, height: int, n: int) -> SamplingInputs:
         c, uc, empty = conds
@@ -345,3 +366,17 @@ class Engine:
             with self._vae_precision() as vae:
                 self._latent_rgb = live_preview.fit_latent_to_rgb(vae, latent.shape[0])
         return live_preview.latent_to_rgb_image(latent, self._latent_rgb)
+
+
+class _RecordingLookup:
+    """Embedding lookup for the conditioner that remembers, in first-use order, which embeddings it found."""
+
+    def __init__(self, db: Any):
+        self.db = db
+        self.used: dict[str, Any] = {}
+
+    def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int]:
+        embedding, length = self.db.find_embedding_at_position(tokens, offset)
+        if embedding is not None:
+            self.used.setdefault(embedding.name, embedding)
+        return embedding, length

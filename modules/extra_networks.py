@@ -54,6 +54,14 @@ def parse_prompt(prompt: str) -> tuple[str, dict[str, list[ExtraNetworkParams]]]
     return re_extra_net.sub(take, prompt), found
 
 
+def add_default_networks(prompt: str, sd_lora: str | None, sd_hypernetwork: str | None, multiplier: float) -> str:
+    """Settings "Add network to prompt" / "Add hypernetwork to prompt": append the tag unless the prompt has it."""
+    for tag, name in (("lora", sd_lora), ("hypernet", sd_hypernetwork)):
+        if name and name != "None" and not re.search(rf"<{tag}:{re.escape(name)}(:|>)", prompt):
+            prompt = f"{prompt}<{tag}:{name}:{multiplier:g}>"
+    return prompt
+
+
 def parse_prompts(prompts: Iterable[str]) -> tuple[list[str], dict[str, list[ExtraNetworkParams]]]:
     """Strip the tags of every prompt; the first prompt's tags decide the networks of the whole batch."""
     stripped = []
@@ -69,13 +77,14 @@ def parse_prompts(prompts: Iterable[str]) -> tuple[list[str], dict[str, list[Ext
 class ExtraNetwork:
     """A handler for one tag name. Subclasses override `activate` and `deactivate`.
 
-    ``activate(context, [])`` means "nothing of mine is asked for": unload whatever is loaded.
+    ``activate(context, [])`` means "nothing of mine is asked for": unload whatever is loaded. `activate` may
+    return a list of warnings (names not found, files left out) for the result shown to the user.
     """
 
     def __init__(self, name: str):
         self.name = name
 
-    def activate(self, context: Any, params_list: list[ExtraNetworkParams]) -> None:
+    def activate(self, context: Any, params_list: list[ExtraNetworkParams]) -> list[str] | None:
         raise NotImplementedError
 
     def deactivate(self, context: Any) -> None:
@@ -135,7 +144,7 @@ class ExtraNetworkRegistry:
         activated = set()
         for network, (tags, params) in self._resolve(data, warnings).items():
             try:
-                network.activate(context, params)
+                warnings += network.activate(context, params) or []
                 activated.add(network)
             except Exception as e:
                 log.exception("activating extra network %s", network.name)
@@ -144,7 +153,7 @@ class ExtraNetworkRegistry:
             if network in activated:
                 continue
             try:
-                network.activate(context, [])
+                warnings += network.activate(context, []) or []
             except Exception as e:
                 log.exception("activating unmentioned extra network %s with no params", network.name)
                 warnings.append(f"Extra network '{network.name}' could not be reset: {_reason(e)}")

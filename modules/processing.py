@@ -58,6 +58,9 @@ class Plan:
     extra_params: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     network_data: dict = field(default_factory=dict)
+    network_params: dict[str, Any] = field(default_factory=dict)  # "Lora hashes", after activation
+    used_embeddings: dict[str, Any] = field(default_factory=dict)  # found while conditioning, for "TI hashes"
+    late_params: dict[str, Any] = field(default_factory=dict)  # infotext keys A1111 writes after the networks'
 
 
 def process_images(engine: "Engine", req: GenerationRequest) -> Processed:
@@ -84,8 +87,7 @@ def _process(engine: "Engine", req: GenerationRequest) -> Processed:
     plan = _plan(engine, req)
     if not req.disable_extra_networks:
         plan.warnings += engine.extra_networks.activate(engine, plan.network_data)
-    plan.extra_params.update(engine.network_infotext_params())
-    plan.extra_params.update(req.extra_generation_params)
+    plan.late_params.update(req.extra_generation_params)
 
     images: list[Image.Image] = []
     infotexts: list[str] = []
@@ -174,6 +176,9 @@ def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
     negative = engine.styles.apply_negative_styles_to_prompt(req.negative_prompt, req.styles)
     if opts.get("enable_prompt_comments"):
         prompt, negative = strip_comments(prompt), strip_comments(negative)
+    if not req.disable_extra_networks:
+        prompt = extra_networks.add_default_networks(prompt, opts.get("sd_lora"), opts.get("sd_hypernetwork"),
+                                      float(opts.get("extra_networks_default_multiplier") or 1.0))
     all_prompts = [prompt] * total
     all_negative = [negative] * total
     cond_prompts, network_data = extra_networks.parse_prompts(all_prompts)
@@ -196,9 +201,9 @@ def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
     )
     emphasis = opts.get("emphasis")
     if emphasis != "Original" and any(c in prompt + negative for c in "(["):
-        plan.extra_params["Emphasis"] = emphasis
+        plan.late_params["Emphasis"] = emphasis
     if opts.get("use_old_scheduling"):
-        plan.extra_params["Old prompt editing timelines"] = True
+        plan.late_params["Old prompt editing timelines"] = True
     if req.enable_hr and not req.is_img2img:
         _hires_infotext(plan, req)
     return plan
@@ -477,7 +482,8 @@ def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
         "Tiling": "True" if req.tiling else None,
         "Version": APP_VERSION if opts.get("add_version_to_infotext") else None,
     }
-    params = infotext.build_generation_params(fields, plan.extra_params)
+    extra = {**plan.extra_params, **engine.network_infotext_params(plan.used_embeddings.values()), **plan.late_params}
+    params = infotext.build_generation_params(fields, extra)
     return infotext.create_infotext(plan.all_prompts[index], plan.all_negative_prompts[index], params)
 
 

@@ -160,7 +160,37 @@ def create_router(engine: Any) -> APIRouter:
     def skipapi() -> None:
         engine.state.skip()
 
+    networks = engine.networks
+
+    @router.get("/loras")
+    def get_loras() -> list[dict[str, Any]]:
+        return [{"name": e.name, "alias": e.alias, "path": str(e.path), "metadata": e.metadata} for e in networks.loras.items()]
+
+    @router.post("/refresh-loras")
+    def refresh_loras() -> None:
+        networks.refresh(["lora"])
+
+    @router.get("/hypernetworks")
+    def get_hypernetworks() -> list[dict[str, Any]]:
+        return [{"name": e.name, "path": str(e.path)} for e in networks.hypernetworks.items()]
+
+    @router.get("/embeddings")
+    def get_embeddings() -> dict[str, dict[str, Any]]:
+        loaded, skipped = networks.embeddings_report(engine.model is not None)
+        return {"loaded": {e.name: _embedding_item(e) for e in loaded}, "skipped": {e.name: _embedding_item(e) for e in skipped}}
+
+    @router.post("/refresh-embeddings")
+    def refresh_embeddings() -> None:
+        networks.refresh(["embedding"])
+        if engine.model is not None:
+            networks.prepare_embeddings(force=True)
+
     return router
+
+
+def _embedding_item(embedding: Any) -> dict[str, Any]:
+    return {"step": embedding.step, "sd_checkpoint": embedding.sd_checkpoint,
+            "sd_checkpoint_name": embedding.sd_checkpoint_name, "shape": embedding.shape, "vectors": embedding.vectors}
 
 
 def mount_api(app: FastAPI, engine: Any) -> None:

@@ -1,0 +1,99 @@
+"""Sampling cost of active adapters on an SD1.5-size UNet: 3 merged LoRAs and one hypernetwork (layers for widths
+320/640/768/1280) against no adapter, timed interleaved in one process.
+
+Merged LoRAs leave plain weights behind, so their ratio should be ~1.0 (goal >= 0.98). The hypernetwork runs
+small MLPs on every attention's key/value input: its cost is reported.
+
+    .venv/bin/python bench/bench_network_sampling.py [--size 256] [--repeats 5] [--device cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bench.bench_lora_switch import build_sd15, timed, write_loras  # noqa: E402
+
+
+def hypernetwork_file(path: Path) -> Path:
+    """A1111 layout, [1, 2, 1], relu, the training UI's default widths."""
+    gen = torch.Generator().manual_seed(7)
+
+    def mlp(dim):
+        return {"linear.0.weight": torch.randn(2 * dim, dim, generator=gen) * 0.01, "linear.0.bias": torch.zeros(2 * dim),
+                "linear.2.weight": torch.randn(dim, 2 * dim, generator=gen) * 0.01, "linear.2.bias": torch.zeros(dim)}
+
+    data = {w: [mlp(w), mlp(w)] for w in (320, 640, 768, 1280)}
+    data.update(layer_structure=[1, 2, 1], activation_func="relu", is_layer_norm=False, activate_output=False)
+    torch.save(data, path)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ns = ap.parse_args()
+    dtype = torch.float16 if ns.device == "cuda" else torch.float32
+
+    from modules.networks.hypernet_attention import HypernetworkPatch
+    from modules.networks.hypernetwork import Hypernetwork
+    from modules.networks.lora_file import load_lora
+    from modules.networks.lora_keys import KeyMapper
+    from modules.networks.weight_patcher import Contribution, WeightPatcher
+
+    unet, te = build_sd15(ns.device, dtype)
+    folder = Path(tempfile.mkdtemp(prefix="bench-netsample-"))
+    mapper = KeyMapper("sd1", unet, [te])
+    networks = [load_lora(p, mapper) for p in write_loras(unet, te, folder, 32)]
+    hypernet = Hypernetwork.load(hypernetwork_file(folder / "hn.pt"))
+    patcher, hyper = WeightPatcher(), HypernetworkPatch(unet)
+
+    lat = ns.size // 8
+    x = torch.randn(2, 4, lat, lat, device=ns.device, dtype=dtype)
+    ctx = torch.randn(2, 77, 768, device=ns.device, dtype=dtype)
+    t = torch.tensor([500, 500], device=ns.device)
+
+    def step():
+        with torch.no_grad():
+            unet(x, t, encoder_hidden_states=ctx)
+
+    def configure(loras: bool, hn: bool):
+        wanted: dict = {}
+        if loras:
+            for net in networks:
+                for target, module in net.modules.items():
+                    wanted.setdefault(mapper.target_module(target), []).append(Contribution((net.key, target), module, 0.8))
+        patcher.apply(wanted)
+        hyper.set([(hypernet, 1.0)] if hn else [])
+
+    cases = {"none": (False, False), "3 LoRAs": (True, False), "hypernetwork": (False, True), "3 LoRAs + hypernetwork": (True, True)}
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for name, (loras, hn) in cases.items():  # warm-up
+        configure(loras, hn)
+        step()
+    for _ in range(ns.repeats):
+        for name, (loras, hn) in cases.items():
+            configure(loras, hn)
+            times[name].append(timed(step))
+    configure(False, False)
+    base = statistics.median(times["none"])
+    print(f"SD1.5-size UNet forward, batch 2 (cond+uncond), {ns.size}x{ns.size}, {ns.device} "
+          f"{str(dtype).replace('torch.', '')}, median of {ns.repeats}")
+    print(f"{'active':<26}{'s/step':>9}{'speed vs none':>15}")
+    for name in cases:
+        m = statistics.median(times[name])
+        print(f"{name:<26}{m:>9.3f}{base / m:>15.3f}x")
+
+
+if __name__ == "__main__":
+    main()

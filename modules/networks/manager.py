@@ -1,0 +1,391 @@
+"""`NetworkManager`: the adapters of one Engine: catalogs, loaded files, what is active, and the patching.
+
+The Engine owns one manager. Before each generation the prompt's tags are handed to `activate_loras` and
+`activate_hypernets` (through the extra-network handlers); they resolve names in the catalogs, load files (cached
+by path and mtime), and make the model hold exactly the asked-for set: LoRA deltas merged into the weights by the
+`WeightPatcher`, hypernetworks installed as attention processors. Whatever cannot be found or applied becomes a
+warning and is left out; the generation goes on with the rest.
+
+Embeddings are kept in an `EmbeddingDatabase` reloaded (when its files changed) before conditioning.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from modules.extra_networks import ExtraNetworkParams
+from modules.networks.catalog import NetworkCatalog, NetworkEntry
+from modules.networks.embeddings import Embedding, EmbeddingDatabase, embedding_from_data
+from modules.networks.hypernet_attention import HypernetworkPatch
+from modules.networks.hypernetwork import Hypernetwork
+from modules.networks.lora_file import LoraNetwork, NetworkLoadError, load_lora
+from modules.networks.lora_keys import KeyMapper
+from modules.networks.weight_patcher import Contribution, WeightPatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoraRequest:
+    """One `<lora:...>` tag, parsed as A1111 does (spec 3.2)."""
+    name: str
+    te: float = 1.0
+    unet: float = 1.0
+    dyn: int | None = None
+
+    @classmethod
+    def from_params(cls, params: ExtraNetworkParams) -> "LoraRequest":
+        pos, named = params.positional, params.named
+        if not pos:
+            raise ValueError("a <lora:...> tag needs a name")
+        te = float(pos[1]) if len(pos) > 1 else 1.0
+        te = float(named.get("te", te))
+        unet = float(pos[2]) if len(pos) > 2 else te
+        unet = float(named.get("unet", unet))
+        dyn = int(pos[3]) if len(pos) > 3 else None
+        dyn = int(named["dyn"]) if "dyn" in named else dyn
+        return cls(name=str(pos[0]), te=te, unet=unet, dyn=dyn)
+
+
+@dataclass(frozen=True)
+class HypernetRequest:
+    name: str
+    multiplier: float = 1.0
+
+    @classmethod
+    def from_params(cls, params: ExtraNetworkParams) -> "HypernetRequest":
+        if not params.items:
+            raise ValueError("a <hypernet:...> tag needs a name")
+        return cls(name=str(params.items[0]), multiplier=float(params.items[1]) if len(params.items) > 1 else 1.0)
+
+
+@dataclass
+class ActiveLora:
+    request: LoraRequest
+    entry: NetworkEntry
+    network: LoraNetwork
+
+
+@dataclass
+class ActiveHypernet:
+    request: HypernetRequest
+    entry: NetworkEntry
+    network: Hypernetwork
+
+
+def infotext_name(name: str) -> str:
+    """Names in `Lora hashes` / `TI hashes` lose the characters that delimit those fields."""
+    return name.replace(":", "").replace(",", "")
+
+
+def _text_width(model: Any) -> int:
+    """Embedding width the loaded model takes: one encoder's hidden size, or both of SDXL's together."""
+    return sum(int(te.config.hidden_size) for te in model.text_encoders)
+
+
+class NetworkManager:
+    def __init__(self, *, lora_dirs: Sequence[Path], hypernetwork_dirs: Sequence[Path], embeddings_dirs: Sequence[Path],
+                 cache_dir: Path | None, hash_cache: Any, options: Any, allow_unsafe_pickle: bool = False,
+                 backup_device: str | None = None):
+        index = (lambda kind: Path(cache_dir) / f"{kind}-index.json") if cache_dir is not None else (lambda kind: None)
+        self.loras = NetworkCatalog("lora", list(lora_dirs), index_path=index("lora"), hash_cache=hash_cache)
+        self.hypernetworks = NetworkCatalog("hypernet", list(hypernetwork_dirs), index_path=index("hypernet"),
+                                            hash_cache=hash_cache)
+        self.embedding_files = NetworkCatalog("embedding", list(embeddings_dirs), index_path=index("embedding"),
+                                              hash_cache=hash_cache)
+        enabled = hash_cache is not None and getattr(hash_cache, "enabled", True)
+        self.embeddings = EmbeddingDatabase(hash_fn=hash_cache.get_sha256 if enabled else None)
+        self.options = options
+        self.allow_unsafe_pickle = allow_unsafe_pickle
+        self.patcher = WeightPatcher(backup_device)
+        self.active_loras: list[ActiveLora] = []
+        self.active_hypernets: list[ActiveHypernet] = []
+        self._model: Any = None
+        self._mapper: KeyMapper | None = None
+        self._hypernet_patch: HypernetworkPatch | None = None
+        self._lora_cache: OrderedDict[tuple[str, float], LoraNetwork] = OrderedDict()
+        self._hypernet_cache: dict[tuple[str, float], Hypernetwork] = {}
+        self._lock = threading.RLock()
+        self._refreshed = False
+
+    # --- catalogs -------------------------------------------------------------------------
+    @property
+    def catalogs(self) -> dict[str, NetworkCatalog]:
+        return {"lora": self.loras, "hypernet": self.hypernetworks, "embedding": self.embedding_files}
+
+    def refresh(self, kinds: Iterable[str] = ("lora", "hypernet", "embedding")) -> None:
+        with self._lock:
+            for kind in kinds:
+                self.catalogs[kind].refresh()
+            self._refreshed = True
+
+    def _ensure_listed(self) -> None:
+        if not self._refreshed:
+            self.refresh()
+
+    def _find(self, catalog: NetworkCatalog, name: str) -> NetworkEntry | None:
+        """A name not in the catalog triggers one rescan: the user may have just dropped the file in."""
+        entry = catalog.get(name)
+        if entry is None:
+            catalog.refresh()
+            entry = catalog.get(name)
+        return entry
+
+    # --- model lifecycle ------------------------------------------------------------------
+    def attach(self, model: Any) -> None:
+        """A new model was loaded: nothing of it is patched yet, and the old one's copies are worthless."""
+        with self._lock:
+            self.patcher.forget()
+            self.active_loras = []
+            self.active_hypernets = []
+            self._model = model
+            self._mapper = None
+            self._hypernet_patch = HypernetworkPatch(model.unet)
+            self._lora_cache.clear()  # checked against the old model's modules
+            self.embeddings.set_bundled({})
+
+    def detach(self) -> None:
+        with self._lock:
+            self.patcher.forget()
+            self.active_loras = []
+            self.active_hypernets = []
+            self._model = None
+            self._mapper = None
+            self._hypernet_patch = None
+            self._lora_cache.clear()
+
+    def restore_weights(self) -> None:
+        """Back to the checkpoint's own weights and attention (e.g. before the model is exported)."""
+        with self._lock:
+            self.patcher.restore_all()
+            self.active_loras = []
+            if self._hypernet_patch is not None:
+                self._hypernet_patch.set([])
+            self.active_hypernets = []
+            self.embeddings.set_bundled({})
+
+    @property
+    def mapper(self) -> KeyMapper:
+        if self._mapper is None:
+            model = self._model
+            self._mapper = KeyMapper(model.family, model.unet, model.text_encoders)
+        return self._mapper
+
+    # --- LoRA -------------------------------------------------------------------------------
+    def activate_loras(self, params_list: Sequence[ExtraNetworkParams]) -> list[str]:
+        """Make the model hold exactly these LoRAs; returns warnings for those left out."""
+        with self._lock:
+            self._ensure_listed()
+            warnings: list[str] = []
+            wanted: list[ActiveLora] = []
+            not_found: list[str] = []
+            for params in params_list:
+                try:
+                    request = LoraRequest.from_params(params)
+                except (ValueError, TypeError) as e:
+                    warnings.append(f"Lora tag <lora:{':'.join(map(str, params.items))}> ignored: {e}")
+                    continue
+                entry = self._find(self.loras, request.name)
+                if entry is None:
+                    not_found.append(request.name)
+                    continue
+                try:
+                    network = self._load_lora(entry)
+                except NetworkLoadError as e:
+                    warnings.append(f"Lora '{request.name}' was not applied: {e}")
+                    continue
+                wanted.append(ActiveLora(request, entry, network))
+            if not_found:
+                warnings.insert(0, f"Lora not found: {', '.join(not_found)}")
+            warnings += self._apply_loras(wanted)
+            self._trim_cache()
+            return warnings
+
+    def _load_lora(self, entry: NetworkEntry) -> LoraNetwork:
+        key = (str(entry.path), entry.mtime)
+        network = self._lora_cache.get(key)
+        if network is None:
+            network = load_lora(entry.path, self.mapper, name=entry.name, family=entry.family,
+                                allow_unsafe_pickle=self.allow_unsafe_pickle)
+            self._lora_cache[key] = network
+        self._lora_cache.move_to_end(key)
+        return network
+
+    def _wanted_weights(self, active: Sequence[ActiveLora]) -> dict[torch.nn.Module, list[Contribution]]:
+        mapper = self.mapper
+        wanted: dict[torch.nn.Module, list[Contribution]] = {}
+        for item in active:
+            request, network = item.request, item.network
+            for target, module in network.modules.items():
+                multiplier = request.te if target.is_text_encoder else request.unet
+                if multiplier == 0:
+                    continue  # exactly the unpatched weight, and no work
+                wanted.setdefault(mapper.target_module(target), []).append(
+                    Contribution(key=(network.key, target), source=module, multiplier=multiplier, dyn_dim=request.dyn))
+        return wanted
+
+    def _apply_loras(self, wanted: list[ActiveLora]) -> list[str]:
+        """Patch; a network whose deltas fail to compute is dropped and the rest applied again."""
+        warnings: list[str] = []
+        while True:
+            try:
+                self.patcher.apply(self._wanted_weights(wanted))
+                break
+            except Exception as e:
+                culprit = self._culprit(wanted)
+                if culprit is None:
+                    self.patcher.restore_all()
+                    self.active_loras = []
+                    raise
+                warnings.append(f"Lora '{culprit.request.name}' was not applied: {e}")
+                wanted = [w for w in wanted if w is not culprit]
+        self.active_loras = wanted
+        self._set_bundled_embeddings()
+        return warnings
+
+    def _culprit(self, wanted: list[ActiveLora]) -> ActiveLora | None:
+        """The first network whose deltas cannot be computed against the current weights (dry run, no writes)."""
+        mapper = self.mapper
+        for item in wanted:
+            for target, module in item.network.modules.items():
+                weight = mapper.target_module(target).weight
+                try:
+                    module.delta(weight.detach().float(), 1.0, dyn_dim=item.request.dyn)
+                except Exception:
+                    return item
+        return None
+
+    def _trim_cache(self) -> None:
+        limit = int(self.options.get("lora_in_memory_limit") or 0) if self.options is not None else 0
+        active = {item.network.key for item in self.active_loras}
+        idle = [k for k in self._lora_cache if k not in active]
+        for key in idle[: max(0, len(idle) - limit)]:
+            del self._lora_cache[key]
+
+    def _set_bundled_embeddings(self) -> None:
+        bundled: dict[str, Embedding] = {}
+        for item in self.active_loras:
+            for name, data in item.network.bundled_embeddings.items():
+                try:
+                    embedding = embedding_from_data(data, name, item.network.filename)
+                except Exception as e:
+                    log.warning("embedding %s bundled in %s: %s", name, item.network.filename, e)
+                    continue
+                embedding.source = f"lora:{item.entry.name}"
+                bundled[name] = embedding
+        self.embeddings.set_bundled(bundled)
+
+    def text_encoder_signature(self) -> tuple:
+        """Changes whenever the text encoders' weights do: part of the conditioning cache key."""
+        return tuple((item.network.key, item.request.te, item.request.dyn) for item in self.active_loras
+                     if item.request.te != 0 and any(t.is_text_encoder for t in item.network.modules))
+
+    # --- hypernetworks --------------------------------------------------------------------------
+    def activate_hypernets(self, params_list: Sequence[ExtraNetworkParams]) -> list[str]:
+        with self._lock:
+            self._ensure_listed()
+            warnings: list[str] = []
+            active: list[ActiveHypernet] = []
+            not_found: list[str] = []
+            for params in params_list:
+                try:
+                    request = HypernetRequest.from_params(params)
+                except (ValueError, TypeError) as e:
+                    warnings.append(f"Hypernetwork tag <hypernet:{':'.join(map(str, params.items))}> ignored: {e}")
+                    continue
+                entry = self._find(self.hypernetworks, request.name)
+                if entry is None:
+                    not_found.append(request.name)
+                    continue
+                try:
+                    network = self._load_hypernet(entry)
+                except Exception as e:
+                    warnings.append(f"Hypernetwork '{request.name}' was not applied: {e}")
+                    continue
+                if not set(network.layers) & self._attention_widths():
+                    warnings.append(f"Hypernetwork '{request.name}' has layers for widths {sorted(network.layers)}, "
+                                    f"none of which the loaded model's attention uses; it has no effect")
+                active.append(ActiveHypernet(request, entry, network))
+            if not_found:
+                warnings.insert(0, f"Hypernetwork not found: {', '.join(not_found)}")
+            if self._hypernet_patch is not None:
+                # Multiplier 0 is exactly no hypernetwork: leave the stock attention in place for it.
+                self._hypernet_patch.set([(a.network, a.request.multiplier) for a in active if a.request.multiplier != 0])
+            self.active_hypernets = active
+            return warnings
+
+    def _load_hypernet(self, entry: NetworkEntry) -> Hypernetwork:
+        key = (str(entry.path), entry.mtime)
+        network = self._hypernet_cache.get(key)
+        if network is None:
+            network = Hypernetwork.load(entry.path, allow_unsafe_pickle=self.allow_unsafe_pickle)
+            # A file changed on disk replaces its old version.
+            for old in [k for k in self._hypernet_cache if k[0] == key[0]]:
+                del self._hypernet_cache[old]
+            self._hypernet_cache[key] = network
+        return network
+
+    def _attention_widths(self) -> set[int]:
+        """Context widths the UNet's attention sees: its channel widths (self) and the text width (cross)."""
+        unet = self._model.unet
+        widths = {int(c) for c in unet.config.block_out_channels}
+        cross = unet.config.cross_attention_dim
+        widths |= {int(c) for c in (cross if isinstance(cross, (list, tuple)) else [cross])}
+        return widths
+
+    # --- embeddings -------------------------------------------------------------------------------
+    def prepare_embeddings(self, force: bool = False) -> EmbeddingDatabase:
+        """The database for the loaded model, reloaded first if embedding files were added, changed or removed."""
+        with self._lock:
+            self.embedding_files.refresh()
+            model = self._model
+            files = [entry.path for entry in self.embedding_files.items()]
+            self.embeddings.load(files, tokenizer=model.tokenizers[0], expected_width=_text_width(model), force=force)
+            return self.embeddings
+
+    def embeddings_report(self, model_loaded: bool) -> tuple[list[Embedding], list[Embedding]]:
+        """(registered, skipped for their width) embeddings; with no model loaded nothing can be checked."""
+        with self._lock:
+            if not model_loaded or self._model is None:
+                return [], []
+            db = self.prepare_embeddings()
+            return list(db.word_embeddings.values()), list(db.skipped.values())
+
+    # --- infotext ---------------------------------------------------------------------------------
+    def lora_hashes(self) -> str | None:
+        if self.options is not None and not self.options.get("lora_add_hashes_to_infotext"):
+            return None
+        parts: list[str] = []
+        for item in self.active_loras:
+            shorthash = self.loras.shorthash(item.entry)
+            part = f"{infotext_name(item.request.name)}: {shorthash}" if shorthash else None
+            if part and part not in parts:
+                parts.append(part)
+        return ", ".join(parts) or None
+
+    def ti_hashes(self, used: Iterable[Embedding]) -> str | None:
+        if self.options is not None and not self.options.get("textual_inversion_add_hashes_to_infotext"):
+            return None
+        parts: list[str] = []
+        for embedding in used:
+            if embedding.source.startswith("lora:"):
+                if self.options is not None and not self.options.get("lora_bundled_ti_to_infotext"):
+                    continue
+                value = embedding.source[len("lora:"):]
+            else:
+                value = self.embeddings.shorthash(embedding)
+            if value:
+                part = f"{infotext_name(embedding.name)}: {value}"
+                if part not in parts:
+                    parts.append(part)
+        return ", ".join(parts) or None
+
+    def infotext_params(self, used_embeddings: Iterable[Embedding]) -> dict[str, str]:
+        params = {"Lora hashes": self.lora_hashes(), "TI hashes": self.ti_hashes(used_embeddings)}
+        return {k: v for k, v in params.items() if v}
