@@ -120,3 +120,29 @@ def test_later_contributions_see_the_weight_patched_by_earlier_ones(layers):
     WeightPatcher().apply({lin: [Contribution("a", Recording(), 1.0), Contribution("b", Recording(), 1.0)]})
     assert torch.equal(seen[0], original)
     assert torch.equal(seen[1], original + 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_low_rank_fast_path_equals_the_general_delta(dtype):
+    """Plain LoRAs go through one in-place addmm; the result must match W + Σ delta() of the same modules."""
+    from modules.networks.adapters.lora import LoRAModule
+
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(6, 8, 3).to(dtype)
+    original = conv.weight.detach().float().clone()
+
+    def lora(rank, seed, **extra):
+        g = torch.Generator().manual_seed(seed)
+        t = {"lora_down.weight": torch.randn(rank, 6, 3, 3, generator=g), "lora_up.weight": torch.randn(8, rank, 1, 1, generator=g),
+             "alpha": torch.tensor(rank / 2)}
+        t.update(extra)
+        return LoRAModule(f"m{seed}", t)
+
+    a, b = lora(4, 1), lora(2, 2)
+    c = lora(3, 3, dora_scale=torch.rand(1, 6, 1, 1) + 0.5)  # DoRA: general path between two fast ones
+    assert a.low_rank(tuple(conv.weight.shape), 0.7) is not None and c.low_rank(tuple(conv.weight.shape), 1.0) is None
+    WeightPatcher().apply({conv: [Contribution("a", a, 0.7), Contribution("c", c, 0.9), Contribution("b", b, -1.3, dyn_dim=1)]})
+    w = original + a.delta(original, 0.7)[0]
+    w = w + c.delta(w, 0.9)[0]
+    w = w + b.delta(w, -1.3, dyn_dim=1)[0]
+    assert torch.allclose(conv.weight.float(), w.to(dtype).float(), atol=1e-5 if dtype == torch.float32 else 1e-2)

@@ -127,9 +127,15 @@ class WeightPatcher:
             self._restore(module)
             backup.signature = ()
         # Accumulate in float32 and round once: the result does not depend on how many adapters are merged.
-        new_weight = weight.float()
+        new_weight = weight.float()  # for a float32 weight this is the weight itself, patched in place
         new_bias = bias.float() if bias is not None else None
+        pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # low-rank factors still to be added
         for c in contributions:
+            factors = _low_rank(c, tuple(weight.shape), new_weight.device)
+            if factors is not None:
+                pending.append(factors)
+                continue
+            _add_low_rank(new_weight, pending)
             # Each adapter sees the weight as patched by the ones before it (matters for IA3, OFT, GLoRA, DoRA).
             d_weight, d_bias = c.source.delta(new_weight, c.multiplier, dyn_dim=c.dyn_dim, bias=new_bias)
             new_weight = new_weight + d_weight.to(new_weight.device, torch.float32)
@@ -138,7 +144,9 @@ class WeightPatcher:
                     log.debug("bias delta for a module without bias (%s); ignored", type(module).__name__)
                 else:
                     new_bias = new_bias + d_bias.to(new_bias.device, torch.float32)
-        weight.copy_(new_weight)
+        _add_low_rank(new_weight, pending)
+        if new_weight.data_ptr() != weight.data_ptr():
+            weight.copy_(new_weight)
         if bias is not None and new_bias is not None:
             bias.copy_(new_bias)
         backup.signature = signature
@@ -160,3 +168,21 @@ class WeightPatcher:
                     log.exception("could not restore %s", type(module).__name__)
                 del self._backups[module]
 
+
+
+def _low_rank(c: Contribution, shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    factors = getattr(c.source, "low_rank", None)
+    return factors(shape, c.multiplier, dyn_dim=c.dyn_dim, device=device) if factors is not None else None
+
+
+def _add_low_rank(weight: torch.Tensor, pending: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """W += Σ Uᵢ·Dᵢ as one matrix product of the concatenated factors, written in place."""
+    if not pending:
+        return
+    ups = torch.cat([u for u, _ in pending], dim=1)
+    downs = torch.cat([d for _, d in pending], dim=0)
+    if weight.is_contiguous():
+        weight.view(weight.shape[0], -1).addmm_(ups, downs)
+    else:
+        weight.add_((ups @ downs).reshape(weight.shape))
+    pending.clear()

@@ -11,6 +11,7 @@ rank, as A1111 does. A1111 ignores dyn_dim for Tucker files; here it truncates t
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -46,6 +47,23 @@ class LoRAModule(AdapterModule):
                     f"{shape_str(self.mid.shape)}, up {shape_str(self.up.shape)}, down {shape_str(self.down.shape)}"
                 )
         self.dim = rank
+
+    def low_rank(self, shape: tuple[int, ...], multiplier: float, *, dyn_dim: int | None = None,
+                 device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(U, D) in float32 with `delta(W, multiplier) == (U @ D).reshape(W.shape)` for a target of `shape`, or None
+        when this module needs the general path (Tucker core, `bias` term, DoRA, inpainting padding). Lets the
+        patcher merge several LoRAs into one weight with a single in-place `addmm`."""
+        if self.mid is not None or self.bias_term is not None or self.dora_scale is not None:
+            return None
+        keep = self.dim if dyn_dim is None else dyn_dim
+        if keep is None or keep < 0:
+            return None
+        down = self.down.flatten(1)
+        if self.up.shape[0] != shape[0] or down.shape[1] * shape[0] != math.prod(shape):
+            return None
+        device = device or self.up.device
+        up = f32(self.up, device).flatten(1)[:, :keep] * (self.calc_scale() * float(multiplier))
+        return up, f32(down[:keep], device)
 
     def updown(self, weight: torch.Tensor, dyn_dim: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if dyn_dim is not None and dyn_dim < 0:
