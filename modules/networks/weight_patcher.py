@@ -3,8 +3,9 @@
 The patcher keeps, per patched module, a copy of its original weight and bias and a *signature* of what is merged
 into it now. `apply(wanted)` compares signatures module by module: a module whose wanted contributions did not
 change is not touched; any other module is first restored from its copy, then gets the new deltas added. A module
-no longer wanted is restored and its copy dropped, so with nothing active the model holds its original tensors
-and the patcher holds nothing.
+no longer wanted is restored. Copies are kept after a restore (as A1111 does): allocating them again is the
+largest cost of turning LoRAs on, and they are needed again as soon as a LoRA is. `release()` frees the copies
+of modules that hold no delta.
 
 Sampling then runs on plain weights (no per-step cost). If computing a delta fails half way, every module
 touched by that call is rolled back to its original and the error propagates: nothing is left half-applied.
@@ -72,7 +73,12 @@ class WeightPatcher:
 
     @property
     def patched_modules(self) -> list[torch.nn.Module]:
-        return list(self._backups)
+        return [m for m, b in self._backups.items() if b.signature]
+
+    @property
+    def backup_bytes(self) -> int:
+        return sum(b.weight.numel() * b.weight.element_size()
+                   + (b.bias.numel() * b.bias.element_size() if b.bias is not None else 0) for b in self._backups.values())
 
     def signature(self, module: torch.nn.Module) -> tuple:
         backup = self._backups.get(module)
@@ -84,9 +90,8 @@ class WeightPatcher:
         `wanted` get none). Returns how many modules were rewritten."""
         touched: list[torch.nn.Module] = []
         try:
-            for module in [m for m in self._backups if m not in wanted]:
+            for module in [m for m, b in self._backups.items() if b.signature and m not in wanted]:
                 self._restore(module)
-                del self._backups[module]
                 touched.append(module)
             for module, contributions in wanted.items():
                 signature = tuple(c.signature for c in contributions)
@@ -94,9 +99,7 @@ class WeightPatcher:
                     continue
                 touched.append(module)
                 if not contributions:
-                    if module in self._backups:
-                        self._restore(module)
-                        del self._backups[module]
+                    self._restore(module)
                     continue
                 self._patch(module, contributions, signature)
         except BaseException:
@@ -107,6 +110,11 @@ class WeightPatcher:
     def restore_all(self) -> None:
         """Put every original back (before the model is saved, merged or handed to code that expects it clean)."""
         self.apply({})
+
+    def release(self) -> None:
+        """Free the copies of modules that currently hold their original weights."""
+        for module in [m for m, b in self._backups.items() if not b.signature]:
+            del self._backups[module]
 
     def forget(self) -> None:
         """Drop all copies without restoring: the model they belong to was replaced."""
@@ -125,7 +133,6 @@ class WeightPatcher:
             self._backups[module] = backup
         else:
             self._restore(module)
-            backup.signature = ()
         # Accumulate in float32 and round once: the result does not depend on how many adapters are merged.
         new_weight = weight.float()  # for a float32 weight this is the weight itself, patched in place
         new_bias = bias.float() if bias is not None else None
@@ -153,6 +160,8 @@ class WeightPatcher:
 
     def _restore(self, module: torch.nn.Module) -> None:
         backup = self._backups[module]
+        if not backup.signature:
+            return  # already the original
         weight, bias = _tensors(module)
         weight.copy_(backup.weight)
         if bias is not None and backup.bias is not None:
@@ -162,11 +171,11 @@ class WeightPatcher:
     def _rollback(self, modules: list[torch.nn.Module]) -> None:
         for module in modules:
             if module in self._backups:
+                self._backups[module].signature = (None,)  # unknown state: force the copy back
                 try:
                     self._restore(module)
                 except Exception:  # pragma: no cover - restoring a copy cannot fail short of OOM
                     log.exception("could not restore %s", type(module).__name__)
-                del self._backups[module]
 
 
 
