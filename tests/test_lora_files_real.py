@@ -98,3 +98,32 @@ def test_a_module_that_does_not_fit_refuses_the_whole_file(tmp_path):
     mapper = KeyMapper("sd1", comps["unet"], [comps["text_encoder"]])
     with pytest.raises(lora_file.NetworkLoadError, match=r"bad_shape.*1 of \d+ modules cannot be applied"):
         lora_file.load_lora(path, mapper)
+
+
+@pytest.mark.parametrize("family", ["sd2", "sdxl"])
+def test_kohya_lora_merges_into_every_encoder_and_the_unet_of_other_families(tmp_path, family):
+    """ΔW = m · alpha/rank · up @ down lands on the right module of each component, and restores bitwise."""
+    from modules.networks.weight_patcher import Contribution, WeightPatcher
+    from tests import network_files, tiny_models
+
+    comps = {"sd2": tiny_models.tiny_sd2, "sdxl": tiny_models.tiny_sdxl}[family]()
+    encoders = [comps["text_encoder"]] + ([comps["text_encoder_2"]] if "text_encoder_2" in comps else [])
+    state = network_files.kohya_lora(comps, rank=3, alpha=1.5, seed=5)
+    path = network_files.save_safetensors(state, tmp_path / "x.safetensors")
+    mapper = KeyMapper(family, comps["unet"], encoders)
+    net = lora_file.load_lora(path, mapper)
+    assert len(net.modules) == len({k.split(".")[0] for k in state})
+    components = {t.component for t in net.modules}
+    assert components == ({"unet", "te1", "te2"} if family == "sdxl" else {"unet", "te1"})
+    originals = {t: mapper.target_module(t).weight.detach().clone() for t in net.modules}
+    WeightPatcher().apply({mapper.target_module(t): [Contribution(net.key, m, 0.6)] for t, m in net.modules.items()})
+    checked = 0
+    for key in [k for k in state if k.endswith(".lora_up.weight")][::7]:
+        prefix = key[: -len(".lora_up.weight")]
+        target = mapper.resolve(prefix + ".lora_up.weight")[0]
+        up, down = state[prefix + ".lora_up.weight"], state[prefix + ".lora_down.weight"]
+        expected_delta = 0.6 * 1.5 / 3 * (up.flatten(1) @ down.flatten(1)).reshape(originals[target].shape)
+        got = mapper.target_module(target).weight
+        assert torch.allclose(got, originals[target] + expected_delta, atol=1e-6), prefix
+        checked += 1
+    assert checked > 5
