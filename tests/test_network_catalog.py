@@ -15,7 +15,9 @@ import pytest
 
 from modules import fileio, hashes
 from modules.hashes import HashCache
-from modules.networks.catalog import CatalogChanges, NetworkCatalog
+from modules.networks import catalog as catalog_mod
+from modules.networks import sidecars
+from modules.networks.catalog import CatalogChanges, NetworkCatalog, NetworkEntry
 
 MANIFESTS = "manifests/invokeai_stripped"
 
@@ -515,10 +517,232 @@ def test_corrupt_or_foreign_index_is_ignored(tmp_path, caplog):
     data = json.loads(index.read_text())
     (record,) = data["files"].values()
     record["family"] = 5
-    record["metadata"] = {"ss_output_name": "stale"}
+    record["light"] = {"ss_output_name": "stale"}
     write(index, json.dumps(data))
     cat = make("lora", lora, tmp_path=tmp_path)
     assert cat.get("A") is not None and cat.get("stale") is None
+
+
+# --- light index, lazy metadata and sidecars ------------------------------------------------------
+
+BIG_TAGS = json.dumps({"10_img": {f"booru tag {n:04d}": n % 9 + 1 for n in range(600)}})  # ~12 KB
+COVER = json.dumps(["data:image/jpeg;base64," + "QUJD" * 50_000])  # ~200 KB
+
+
+def kohya_meta(**extra) -> dict:
+    return {"ss_output_name": "Kohya Style", "ss_network_module": "networks.lora", "ss_network_dim": "16",
+            "ss_network_alpha": "8.0", "ss_network_args": '{"conv_dim": "4"}', "ss_v2": "False",
+            "ss_tag_frequency": BIG_TAGS, "ss_bucket_info": json.dumps({"buckets": {str(n): [512, 768] for n in range(40)}}),
+            **extra}
+
+
+class OpenSpy:
+    """Records every path opened through open/io.open/os.open while installed."""
+
+    def __init__(self, monkeypatch):
+        self.opened: list[str] = []
+        real_open, real_os_open = builtins.open, os.open
+
+        def spy_open(file, *args, **kwargs):
+            self.opened.append(os.fspath(file))
+            return real_open(file, *args, **kwargs)
+
+        def spy_os_open(path, *args, **kwargs):
+            self.opened.append(os.fspath(path))
+            return real_os_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", spy_open)
+        monkeypatch.setattr(io, "open", spy_open)
+        monkeypatch.setattr(os, "open", spy_os_open)
+
+    def take(self) -> list[str]:
+        out, self.opened = self.opened, []
+        return out
+
+
+def test_index_keeps_light_metadata_and_full_metadata_is_lazy(tmp_path, monkeypatch):
+    lora = tmp_path / "Lora"
+    big = write_st(lora / "big.safetensors", {TE_Q: [4, 768]},
+                   kohya_meta(sshs_model_hash="ab" * 32, ssmd_cover_images=COVER, ss_base_model_version="sd_v1"))
+    nohash = write_st(lora / "nohash.safetensors", {XATTN_K: [4, 2048]}, kohya_meta(ss_output_name="NoHash"))
+    cache = HashCache(None)
+    cold = make("lora", lora, tmp_path=tmp_path, cache=cache)
+    addnet = cold.shorthash(cold.get("nohash"))  # computed (and cached) on the cold catalog
+    assert addnet == hashes.addnet_hash_safetensors(nohash)[:12]
+
+    index = tmp_path / "cache" / "lora-index.json"
+    text = index.read_text(encoding="utf-8")
+    assert len(text) < 4000  # two files with ~230 KB of metadata between them
+    assert "booru tag" not in text and "base64" not in text and "buckets" not in text
+    assert "\n" not in text.rstrip("\n") and '", "' not in text  # compact JSON
+    data = json.loads(text)
+    assert data["version"] == catalog_mod.INDEX_VERSION == 2
+    rec = data["files"][str(big)]
+    assert set(rec) == {"size", "mtime_ns", "format", "family", "light", "complete", "problems"}
+    assert rec["complete"] is False and "ss_tag_frequency" not in rec["light"]
+
+    spy = OpenSpy(monkeypatch)
+    warm = make("lora", lora, tmp_path=tmp_path, cache=cache)
+    entry, other = warm.get("big"), warm.get("nohash")
+    assert spy.take() == [str(index)]
+    # Listing, lookup, family and hashes (the metadata one, and a cached addnet hash) read no adapter file.
+    assert entry.alias == "Kohya Style" and warm.get("Kohya Style") is entry and entry.family == "SD1"
+    assert other.alias == "NoHash" and other.family == "SDXL"
+    assert warm.shorthash(entry) == "ab" * 6
+    assert warm.shorthash(other) == addnet
+    light = entry.light_metadata
+    assert light["ss_network_dim"] == "16" and light["ss_network_args"] == {"conv_dim": "4"}
+    assert light["sshs_model_hash"] == "ab" * 32 and light["ss_base_model_version"] == "sd_v1"
+    assert not {"ss_tag_frequency", "ss_bucket_info", "ssmd_cover_images"} & set(light)
+    assert spy.take() == []
+    # The full metadata: one header read on first access, then cached on the entry.
+    meta = entry.metadata
+    assert spy.take() == [str(big)]
+    assert entry.metadata is meta and warm.get("big").metadata is meta
+    assert not warm.refresh() and warm.get("big").metadata is meta  # an unchanged entry keeps its cache
+    assert spy.take() == []  # a refresh with nothing changed opens nothing either
+    monkeypatch.undo()
+    assert meta == fileio.read_safetensors_metadata(big)  # parsed exactly as before
+    assert meta["ss_tag_frequency"]["10_img"]["booru tag 0001"] == 2 and meta["ssmd_cover_images"] == COVER
+    assert all(meta[k] == v for k, v in light.items())  # light is a part of the full metadata, same values
+    assert entry.problems == []
+
+
+def test_small_metadata_needs_no_read_and_unreadable_metadata_is_a_problem(tmp_path, monkeypatch):
+    lora = tmp_path / "Lora"
+    small = write_st(lora / "small.safetensors", metadata={"ss_output_name": "S", "ss_tag_frequency": '{"a": {"t": 1}}'})
+    big = write_st(lora / "big.safetensors", metadata=kohya_meta())
+    make("lora", lora, tmp_path=tmp_path).items()
+    # big.safetensors is damaged after it was indexed, keeping its size and mtime: the index still trusts it.
+    st = big.stat()
+    big.write_bytes(b"\xff" * st.st_size)
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    spy = OpenSpy(monkeypatch)
+    warm = make("lora", lora, tmp_path=tmp_path)
+    assert warm.get("small").metadata == {"ss_output_name": "S", "ss_tag_frequency": {"a": {"t": 1}}}
+    entry = warm.get("big")
+    assert entry.alias == "Kohya Style" and entry.problems == []
+    assert spy.take() == [str(tmp_path / "cache" / "lora-index.json")]  # small.safetensors' metadata: no read
+    assert entry.metadata == {}
+    assert spy.take() == [str(big)]
+    assert len(entry.problems) == 1 and "big.safetensors" in entry.problems[0] and "header" in entry.problems[0]
+    assert entry.metadata == {} and spy.take() == [] and len(entry.problems) == 1  # cached; noted once
+    monkeypatch.undo()
+
+
+def test_old_fat_index_is_discarded(tmp_path, caplog):
+    lora = tmp_path / "Lora"
+    path = write_st(lora / "a.safetensors", metadata={"ss_output_name": "A"})
+    st = path.stat()
+    index = tmp_path / "cache" / "lora-index.json"
+    write(index, json.dumps({"version": 1, "kind": "lora", "sidecars": {}, "files": {str(path): {
+        "size": st.st_size, "mtime_ns": st.st_mtime_ns, "format": "safetensors", "family": "SDXL",
+        "metadata": {"ss_output_name": "stale", "ss_tag_frequency": {"x": {"t": 1}}}, "problems": []}}}))
+    with caplog.at_level(logging.WARNING, logger="modules.networks.catalog"):
+        cat = make("lora", lora, tmp_path=tmp_path)
+        entry = cat.get("A")
+    assert "unexpected layout" in caplog.text
+    assert entry is not None and entry.family == "SD1" and cat.get("stale") is None
+    data = json.loads(index.read_text())
+    assert data["version"] == 2 and data["files"][str(path)]["light"] == {"ss_output_name": "A"}
+
+
+def test_light_metadata_rules():
+    raw = {f"k{n:03d}": "v" for n in range(300)}
+    raw.update({"long": "x" * 257, "edge": "y" * 256, "num": 3, "none": None, "list": [1], "ss_output_name": "Out",
+                "j": '{"a": 1}', "z" * 257: "long key"})
+    meta = catalog_mod.parse_metadata({"__metadata__": raw})
+    light, complete = catalog_mod.light_metadata(raw, meta)
+    assert not complete and len(light) == catalog_mod.LIGHT_MAX_KEYS
+    assert light["ss_output_name"] == "Out"  # lookup keys first, even after many others
+    assert list(light)[0] == "ss_output_name"
+    small = {"edge": "y" * 256, "num": 3, "none": None, "j": '{"a": 1}', "long": "x" * 257, "list": [1]}
+    light, complete = catalog_mod.light_metadata(small, catalog_mod.parse_metadata({"__metadata__": small}))
+    assert light == {"edge": "y" * 256, "num": 3, "none": None, "j": {"a": 1}} and not complete
+    everything = {"a": "1", "j": '{"b": 2}'}
+    light, complete = catalog_mod.light_metadata(everything, catalog_mod.parse_metadata({"__metadata__": everything}))
+    assert complete and light == {"a": "1", "j": {"b": 2}}
+
+
+def test_big_sidecars_are_partly_indexed_and_read_on_use(tmp_path, monkeypatch):
+    lora = tmp_path / "Lora"
+    write_st(lora / "a.safetensors")
+    write_st(lora / "b.safetensors")
+    write_st(lora / "c.safetensors")
+    long_desc = "<p>" + "d" * 3000 + "</p>"
+    user = {"description": long_desc, "sd version": "SDXL", "activation text": "trig", "preferred weight": 0.7,
+            "notes": "n" * 5000, "extra": {"nested": "x" * 100}}
+    write(lora / "a.json", json.dumps(user, indent=4))
+    civitai = {"id": 5, "name": "Model", "baseModel": "SDXL 1.0", "description": "h" * 8000,
+               "images": [{"url": f"https://x/{n}.jpeg", "meta": {"prompt": "p" * 200}} for n in range(40)]}
+    write(lora / "a.civitai.info", json.dumps(civitai))
+    write(lora / "b.json", json.dumps({"description": "e" * 6000, "activation text": "bee"}))
+    write(lora / "b.txt", "unused: the JSON description wins")
+    write(lora / "c.txt", "t" * 5000)
+    write(lora / "c.description.txt", "second")
+    write(lora / "c.civitai.info", json.dumps([0] * 3000))  # big and not an object: a problem, nothing kept
+
+    cold = make("lora", lora, tmp_path=tmp_path)
+    want = {e.name: (e.user_metadata, e.civitai_info, e.description, e.family, e.preferred_weight,
+                     e.activation_text, e.problems) for e in cold.items()}
+    assert want["a"] == (user, civitai, long_desc, "SDXL", 0.7, "trig", [])
+    assert want["b"][2] == "e" * 6000 and want["b"][5] == "bee"
+    assert want["c"][2] == "t" * 5000 and want["c"][1] is None
+    assert len(want["c"][6]) == 1 and "c.civitai.info" in want["c"][6][0] and "object" in want["c"][6][0]
+    index = tmp_path / "cache" / "lora-index.json"
+    text = index.read_text(encoding="utf-8")
+    assert "nnnnn" not in text and "hhhhh" not in text and "https://" not in text and "eeeee" not in text
+    assert "ttttt" not in text and long_desc in text and '"name":"Model"' in text
+
+    spy = OpenSpy(monkeypatch)
+    warm = make("lora", lora, tmp_path=tmp_path)
+    a, b, c = warm.get("a"), warm.get("b"), warm.get("c")
+    # From the index alone: family override, listing fields of a, weight and trigger words.
+    assert (a.family, a.description, a.preferred_weight, a.activation_text) == ("SDXL", long_desc, 0.7, "trig")
+    assert b.activation_text == "bee" and c.problems == want["c"][6]
+    assert spy.take() == [str(index)]
+    assert a.user_metadata == user and a.civitai_info == civitai
+    assert sorted(spy.take()) == [str(lora / "a.civitai.info"), str(lora / "a.json")]
+    assert a.user_metadata == user and a.civitai_info == civitai and spy.take() == []
+    assert b.description == "e" * 6000 and spy.take() == [str(lora / "b.json")]
+    assert c.description == "t" * 5000 and spy.take() == [str(lora / "c.txt")]
+    assert c.civitai_info is None and spy.take() == []
+    monkeypatch.undo()
+    got = {e.name: (e.user_metadata, e.civitai_info, e.description, e.family, e.preferred_weight,
+                    e.activation_text, e.problems) for e in warm.items()}
+    assert got == want
+
+
+def test_sidecar_index_value_rules(tmp_path):
+    small = {"description": "d", "x": [1, 2]}
+    assert sidecars.index_value("a.json", 100, small, None) == (small, False, None)
+    assert sidecars.index_value("a.json", 10_000, None, "a.json: bad") == (None, False, "a.json: bad")
+    big = {"description": "d" * 4000, "notes": "n" * 300, "n": 1, "list": [1], "ok": "short"}
+    assert sidecars.index_value("a.json", 10_000, big, None) == \
+        ({"description": "d" * 4000, "n": 1, "ok": "short"}, True, None)
+    assert sidecars.index_value("a.civitai.info", 10_000, big, None) == ({"n": 1, "ok": "short"}, True, None)
+    assert sidecars.index_value("a.json", 10_000, {"a": 1}, None) == ({"a": 1}, False, None)  # nothing left out
+    value, partial, problem = sidecars.index_value("a.json", 10_000, [1, 2], None)
+    assert value is None and not partial and "a.json" in problem and "object" in problem
+    assert sidecars.index_value("a.txt", 10_000, "t" * 10_000, None) == (None, True, None)
+
+
+def test_entry_constructor_and_lazy_metadata_without_index(tmp_path):
+    entry = NetworkEntry(kind="lora", name="x", alias="x", path=tmp_path / "x.safetensors", root=tmp_path,
+                         relpath="Lora/x.safetensors", size=1, mtime=0.0, format="safetensors", family="SD1",
+                         light_metadata={"a": "1"}, _metadata={"a": "1", "big": "2"})
+    assert entry.metadata == {"a": "1", "big": "2"} and entry.user_metadata == {} and entry.civitai_info is None
+    assert entry.description == "" and entry.preferred_weight == 0.0 and entry.activation_text == ""
+    missing = NetworkEntry("lora", "m", "m", tmp_path / "m.safetensors", tmp_path, "Lora/m.safetensors", 1, 0.0,
+                           "safetensors", "Unknown")
+    assert missing.metadata == {} and len(missing.problems) == 1 and "m.safetensors" in missing.problems[0]
+    assert NetworkEntry("lora", "p", "p", tmp_path / "p.pt", tmp_path, "Lora/p.pt", 1, 0.0, "pt", "Unknown").metadata == {}
+    # In-memory catalog (no index): same lazy behaviour.
+    write_st(tmp_path / "Lora" / "k.safetensors", metadata=kohya_meta())
+    bare = NetworkCatalog("lora", [tmp_path / "Lora"], index_path=None, hash_cache=None)
+    k = bare.get("Kohya Style")
+    assert "ss_tag_frequency" not in k.light_metadata and k.metadata["ss_tag_frequency"]["10_img"]
 
 
 def test_unknown_kind_is_rejected(tmp_path):

@@ -5,10 +5,14 @@ file, with what the UI and the loaders need: names and aliases, safetensors meta
 model family, sidecars (user metadata, civitai info, description, preview) and lazy hashes.
 
 Speed comes from a persistent index (a JSON file per catalog): for every file it keeps the size
-and mtime_ns it had and everything derived from its contents (metadata, family, header problems),
-and for every sidecar its size, mtime_ns and parsed content. A start with a warm index therefore
-lists folders and stats files but reads no file contents; a file or sidecar is read again only
-when its size or mtime changed. Hashes are never computed while scanning (see ``sha256``).
+and mtime_ns it had and what listing, lookup and the family need from its contents (the family,
+header problems and the *light* metadata: values of at most ``LIGHT_STR_MAX`` characters), and
+for every sidecar its size, mtime_ns and parsed content (only part of a big one). A start with a
+warm index therefore lists folders and stats files but reads no file contents; a file or sidecar
+is read again only when its size or mtime changed. Big metadata (kohya's ``ss_tag_frequency``,
+``ss_bucket_info``, ``ssmd_cover_images``: tens of KB to MBs per file) stays out of the index: an
+entry reads it from the file header the first time ``NetworkEntry.metadata`` is asked for.
+Hashes are never computed while scanning (see ``sha256``).
 
 Nothing raises out of :meth:`NetworkCatalog.refresh` for a bad adapter file: the entry is kept
 with ``problems`` filled, and the loader reports them when the file is used.
@@ -32,7 +36,13 @@ from modules.networks import sidecars
 log = logging.getLogger(__name__)
 
 KINDS = ("lora", "hypernet", "embedding")
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: light metadata only (1 kept all of it); older indexes are discarded
+# Metadata values (and keys) longer than this stay out of the index and out of ``light_metadata``.
+LIGHT_STR_MAX = 256
+# More keys than this: the first ones (lookup keys first) are kept; real kohya files have about 60-90.
+LIGHT_MAX_KEYS = 256
+# What alias, shorthash and family use: kept first so LIGHT_MAX_KEYS never drops them.
+_LOOKUP_KEYS = ("ss_output_name", "sshs_model_hash", "ss_base_model_version", "ss_v2")
 
 _EXTENSIONS = {
     "lora": frozenset({"safetensors", "pt", "ckpt"}),
@@ -52,8 +62,35 @@ _UNET_WORDS = ("unet", "input_blocks", "output_blocks", "middle_block", "down_bl
 _DOWN_SUFFIXES = ("lora_down.weight", "lora_A.weight", ".down.weight", "hada_w1_b", "hada_w2_b")
 
 
+@dataclass(frozen=True)
+class SidecarRef:
+    """One JSON/text sidecar of an entry: its validated value, or only part of it (``partial``).
+
+    ``value``: user metadata dict, civitai info dict (None when unusable) or text (None when
+    unusable); a partial one holds what the index keeps (see ``sidecars.index_value``).
+    """
+
+    role: str  # json, civitai or text
+    path: str
+    value: Any
+    partial: bool = False
+
+
+_UNKNOWN = object()  # a user-metadata value that only the whole sidecar can tell
+
+
 @dataclass
 class NetworkEntry:
+    """One adapter file. Listing fields come from the index; the rest is read on first use.
+
+    ``light_metadata`` is the short part of the safetensors metadata that the index keeps (values of
+    at most ``LIGHT_STR_MAX`` characters); ``metadata`` is all of it, read from the file header the
+    first time it is asked for (no read when the light part is already everything) and then kept.
+    ``user_metadata``, ``civitai_info`` and ``description`` likewise read a big sidecar only when used.
+    Lazy loads fill the private caches of an entry in place; two threads racing on one read the
+    same file and keep equal values, so no lock is needed. Treat every dict here as read-only.
+    """
+
     kind: str
     name: str
     alias: str
@@ -64,12 +101,42 @@ class NetworkEntry:
     mtime: float
     format: str
     family: str
-    metadata: dict  # shared with the index: treat as read-only
-    preview: Path | None
-    user_metadata: dict
-    civitai_info: dict | None
-    description: str
+    light_metadata: dict = field(default_factory=dict)
+    preview: Path | None = None
     problems: list[str] = field(default_factory=list)
+    # Caches: None = not read yet. A test may pass _metadata to build an entry without a file.
+    _metadata: dict | None = field(default=None, repr=False, compare=False)
+    _sidecars: tuple[SidecarRef, ...] = field(default=(), repr=False)
+    _user_metadata: dict | None = field(default=None, repr=False, compare=False)
+    _civitai_info: Any = field(default=_UNKNOWN, repr=False, compare=False)
+    _description: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def metadata(self) -> dict:
+        """Full safetensors ``__metadata__`` as ``fileio.read_safetensors_metadata`` gives it; {} when unreadable."""
+        meta = self._metadata
+        if meta is None:
+            meta = self._read_metadata()
+        return meta
+
+    @property
+    def user_metadata(self) -> dict:
+        if self._user_metadata is None:
+            self._user_metadata = self._load_side("json", {})
+        return self._user_metadata
+
+    @property
+    def civitai_info(self) -> dict | None:
+        if self._civitai_info is _UNKNOWN:
+            self._civitai_info = self._load_side("civitai", None)
+        return self._civitai_info
+
+    @property
+    def description(self) -> str:
+        """JSON ``description`` wins over ``NAME.txt`` / ``NAME.description.txt`` (first usable one)."""
+        if self._description is None:
+            self._description = self._describe(load=True)
+        return self._description
 
     @property
     def hidden(self) -> bool:
@@ -78,12 +145,90 @@ class NetworkEntry:
 
     @property
     def preferred_weight(self) -> float:
-        return sidecars.preferred_weight(self.user_metadata)
+        value = self._user_value("preferred weight")
+        return sidecars.preferred_weight({} if value is None else {"preferred weight": value})
 
     @property
     def activation_text(self) -> str:
-        value = self.user_metadata.get("activation text", "")
+        value = self._user_value("activation text")
         return value if isinstance(value, str) else ""
+
+    # --- lazy parts ----------------------------------------------------------------------
+
+    def _note(self, problem: str) -> None:
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    def _read_metadata(self) -> dict:
+        if self.format != "safetensors":
+            self._metadata = {}
+            return self._metadata
+        try:
+            meta = parse_metadata(fileio.read_safetensors_header(self.path))
+        except ValueError as e:
+            self._note(str(e))
+            meta = {}
+        except OSError as e:
+            self._note(_header_read_problem(self.path, e))
+            return {}  # a passing failure (permissions, I/O): try again next time
+        self._metadata = meta
+        return meta
+
+    def _side(self, role: str) -> SidecarRef | None:
+        for side in self._sidecars:
+            if side.role == role:
+                return side
+        return None
+
+    def _load_side(self, role: str, empty: Any) -> Any:
+        """Whole value of the ``role`` sidecar: the kept one, or read again when the index has only part of it."""
+        side = self._side(role)
+        if side is None:
+            return empty
+        if not side.partial:
+            return side.value
+        value, problem, _ = sidecars.read_sidecar(side.path)
+        check = sidecars.user_metadata_from if role == "json" else sidecars.civitai_info_from
+        value, problem = check(value, side.path, problem)
+        if problem:
+            self._note(problem)
+        return value if value is not None else empty
+
+    def _user_value(self, key: str, load: bool = True) -> Any:
+        """``user_metadata[key]`` (None when absent), from the kept part when it holds the key.
+
+        When only the whole sidecar can tell: loads it, or returns ``_UNKNOWN`` if not ``load``.
+        """
+        side = self._side("json")
+        if side is None:
+            return None
+        if self._user_metadata is not None:
+            return self._user_metadata.get(key)
+        kept = side.value if isinstance(side.value, dict) else {}
+        if not side.partial or key in kept:
+            return kept.get(key)
+        return self.user_metadata.get(key) if load else _UNKNOWN
+
+    def _describe(self, load: bool) -> str | None:
+        """The description, or None when it needs a sidecar the index keeps only part of and not ``load``."""
+        desc = self._user_value("description", load)
+        if desc is _UNKNOWN:
+            return None
+        if isinstance(desc, str) and desc:
+            return desc
+        for side in self._sidecars:
+            if side.role != "text":
+                continue
+            text = side.value
+            if side.partial:
+                if not load:
+                    return None
+                text, problem, _ = sidecars.read_sidecar(side.path)
+                if problem:
+                    self._note(problem)
+            if isinstance(text, str):
+                return text
+        return ""
 
 
 @dataclass
@@ -277,7 +422,7 @@ class NetworkCatalog:
         """The short hash A1111 shows and writes to infotexts for this kind (spec §13.2)."""
         n = _SHORTHASH_LEN[self.kind]
         if self.kind == "lora":
-            value = entry.metadata.get("sshs_model_hash")
+            value = entry.light_metadata.get("sshs_model_hash")  # from the index: no file read
             if isinstance(value, str) and value:
                 return value[:n]
             value = self.addnet_hash(entry) if entry.format == "safetensors" else self.sha256(entry)
@@ -305,7 +450,7 @@ class NetworkCatalog:
             merged = {**(current if isinstance(current, dict) else {}), **data}
             fileio.atomic_write_json(json_path, merged, indent=4)
             st = os.stat(json_path)
-            self._sidecars[json_path] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "value": merged, "problem": None}
+            self._sidecars[json_path] = _sidecar_record(json_path, st, merged, None)
             updated = self._rebuild_one(entry)
             self._save_index()
             self.version += 1
@@ -382,7 +527,9 @@ class NetworkCatalog:
             return
         data = {"version": INDEX_VERSION, "kind": self.kind, "files": self._files, "sidecars": self._sidecars}
         try:
-            fileio.atomic_write_json(self.index_path, data, indent=None)
+            # Compact: the index is rewritten whole after every change, so its size is the cost.
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            fileio.atomic_write_text(self.index_path, text + "\n")
         except (OSError, TypeError, ValueError) as e:
             log.warning("could not write network index %s: %s", self.index_path, e)
 
@@ -431,13 +578,25 @@ def _valid_record(rec: Any, st: os.stat_result) -> bool:
         and rec.get("mtime_ns") == st.st_mtime_ns
         and isinstance(rec.get("format"), str)
         and isinstance(rec.get("family"), str)
-        and isinstance(rec.get("metadata"), dict)
+        and isinstance(rec.get("light"), dict)
+        and isinstance(rec.get("complete"), bool)
         and isinstance(rec.get("problems"), list)
     )
 
 
 def _valid_sidecar(rec: Any, st: os.stat_result) -> bool:
-    return type(rec) is dict and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns
+    return (
+        type(rec) is dict
+        and rec.get("size") == st.st_size
+        and rec.get("mtime_ns") == st.st_mtime_ns
+        and isinstance(rec.get("partial"), bool)
+        and (rec["partial"] is False or isinstance(rec.get("value"), (dict, type(None))))
+    )
+
+
+def _sidecar_record(path: str, st: os.stat_result, value: Any, problem: str | None) -> dict:
+    value, partial, problem = sidecars.index_value(path, st.st_size, value, problem)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "value": value, "problem": problem, "partial": partial}
 
 
 @dataclass
@@ -541,24 +700,24 @@ class _Scan:
                 return prev, sig
 
         problems = list(rec["problems"])
-        user_metadata: dict = {}
-        civitai_info = None
-        texts: list[str] = []
+        refs = []
         for role, _, sc_path, sc_rec in side:
-            value, problem = sc_rec.get("value"), sc_rec.get("problem")
+            value, problem, partial = sc_rec.get("value"), sc_rec.get("problem"), sc_rec.get("partial") is True
             if role == "json":
-                user_metadata, problem = sidecars.user_metadata_from(value, sc_path, problem)
+                value, problem = sidecars.user_metadata_from(value, sc_path, problem)
             elif role == "civitai":
-                civitai_info, problem = sidecars.civitai_info_from(value, sc_path, problem)
-            elif not problem and isinstance(value, str):
-                texts.append(value)
+                value, problem = sidecars.civitai_info_from(value, sc_path, problem)
+            elif problem or not isinstance(value, str):
+                value = None
             if problem:
                 problems.append(problem)
+                partial = False
+            refs.append(SidecarRef(role, sc_path, value, partial))
 
-        metadata = rec["metadata"]
+        light = rec["light"]
         alias = stem
         if self.kind == "lora":
-            out_name = metadata.get("ss_output_name")
+            out_name = light.get("ss_output_name")
             if isinstance(out_name, str) and out_name:
                 alias = out_name
         entry = NetworkEntry(
@@ -571,14 +730,17 @@ class _Scan:
             size=st.st_size,
             mtime=st.st_mtime,
             format=rec["format"],
-            family=sidecars.sd_version_override(user_metadata) or rec["family"],
-            metadata=metadata,
+            family=rec["family"],
+            light_metadata=light,
             preview=folder.path / preview_name if preview_name else None,
-            user_metadata=user_metadata,
-            civitai_info=civitai_info,
-            description=sidecars.description_of(user_metadata, texts),
             problems=problems,
+            _metadata=light if rec["complete"] else None,
+            _sidecars=tuple(refs),
         )
+        # Both from the kept parts of the sidecars; a value too big for the index is no SD version.
+        version = entry._user_value("sd version", load=False)
+        entry.family = sidecars.sd_version_override({"sd version": version}) or entry.family
+        entry._description = entry._describe(load=False)
         return entry, sig
 
     def record(self, apath: str, ext: str, st: os.stat_result) -> dict:
@@ -603,7 +765,7 @@ class _Scan:
         rec = self.cat._sidecars.get(path)
         if not _valid_sidecar(rec, st):
             value, problem, transient = sidecars.read_sidecar(path)
-            rec = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "value": value, "problem": problem}
+            rec = _sidecar_record(path, st, value, problem)
             if transient:
                 return path, rec
             self.dirty = True
@@ -612,12 +774,14 @@ class _Scan:
 
 
 def _analyse(kind: str, apath: str, ext: str, st: os.stat_result) -> tuple[dict, bool]:
-    """Content-derived facts of one file; ``keep`` False when the read failed for a passing reason.
+    """Index record of one file from its contents; ``keep`` False when the read failed for a passing reason.
 
     Only safetensors headers are read: pickled files (.pt/.ckpt/.bin) are never unpickled while
-    scanning, and image embeddings are decoded by the embedding loader.
+    scanning, and image embeddings are decoded by the embedding loader. ``complete`` says whether
+    ``light`` is all the metadata (then ``NetworkEntry.metadata`` needs no read).
     """
-    rec = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "format": ext, "family": "Unknown", "metadata": {}, "problems": []}
+    rec = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "format": ext, "family": "Unknown",
+           "light": {}, "complete": True, "problems": []}
     if ext != "safetensors":
         return rec, True
     try:
@@ -626,12 +790,43 @@ def _analyse(kind: str, apath: str, ext: str, st: os.stat_result) -> tuple[dict,
         rec["problems"] = [str(e)]
         return rec, True
     except OSError as e:
-        rec["problems"] = [f"{apath}: cannot read the safetensors header: {e.strerror or e}"]
+        rec["problems"] = [_header_read_problem(apath, e)]
+        rec["complete"] = False
         return rec, False
     metadata = parse_metadata(header)
-    rec["metadata"] = metadata
+    raw = header.get("__metadata__")
+    rec["light"], rec["complete"] = light_metadata(raw if isinstance(raw, dict) else {}, metadata)
     rec["family"] = guess_family(kind, header, metadata)
     return rec, True
+
+
+def light_metadata(raw: dict, metadata: dict) -> tuple[dict, bool]:
+    """The part of ``metadata`` (parsed from ``raw``) the index keeps, and whether that is all of it.
+
+    Kept: keys whose raw value is a string of at most ``LIGHT_STR_MAX`` characters (with its parsed
+    value, so a kept key reads the same as in the full metadata) or a JSON scalar, at most
+    ``LIGHT_MAX_KEYS`` of them with the lookup keys first.
+    """
+    light: dict = {}
+    order = [k for k in _LOOKUP_KEYS if k in raw] + [k for k in raw if k not in _LOOKUP_KEYS]
+    for key in order:
+        if len(light) >= LIGHT_MAX_KEYS:
+            break
+        value = raw[key]
+        if len(key) > LIGHT_STR_MAX:
+            continue
+        if isinstance(value, str) and len(value) > LIGHT_STR_MAX:
+            continue
+        if not (value is None or isinstance(value, (str, bool, int, float))):
+            continue
+        light[key] = metadata[key]
+    if len(light) == len(metadata):
+        light = metadata  # same keys and values: keep the file's key order
+    return light, len(light) == len(metadata)
+
+
+def _header_read_problem(path: str | os.PathLike, e: OSError) -> str:
+    return f"{os.fspath(path)}: cannot read the safetensors header: {e.strerror or e}"
 
 
 def _walk(root: str) -> list[tuple[str, dict[str, os.DirEntry]]]:

@@ -11,6 +11,9 @@ For ``folder/NAME.ext`` (``stem`` = ``NAME``):
 Everything here works on the names in a folder listing (a ``dict`` name -> ``os.DirEntry``) so that
 looking for a sidecar costs no ``stat``; only sidecars that exist are stat-ed, and their contents
 are read only by :func:`read_sidecar` (the catalog calls it when the sidecar's size/mtime changed).
+
+The catalog index keeps a sidecar whole only when it is small (:data:`INLINE_MAX`); of a bigger one
+it keeps what listing needs (:func:`index_value`) and the rest is read again when asked for.
 """
 from __future__ import annotations
 
@@ -25,6 +28,14 @@ SD_VERSIONS = ("SD1", "SD2", "SDXL", "Unknown")
 # Sidecar suffixes with their role, in rank order; the two text files in A1111's order.
 _SUFFIXES = ((".json", "json"), (".civitai.info", "civitai"), (".txt", "text"), (".description.txt", "text"))
 _PREVIEW_RANK = {ext: i for i, ext in enumerate(PREVIEW_EXTENSIONS)}
+
+# Sidecars up to this many bytes are kept whole in the catalog index; civitai info files are
+# often 10-100 KB each, and thousands of them would make every start parse a huge index.
+INLINE_MAX = 4096
+# Of a bigger JSON sidecar the index keeps top-level scalars, strings up to this many characters...
+LIGHT_STR_MAX = 256
+# ...and the card editor's fields that listing uses, up to INLINE_MAX characters each.
+LISTING_KEYS = frozenset({"description", "sd version", "activation text", "preferred weight", "negative text"})
 
 
 def folder_sidecars(listing: Mapping[str, os.DirEntry]) -> dict[str, list[tuple[int, str, str]]]:
@@ -92,6 +103,42 @@ def read_sidecar(path: str) -> tuple[Any, str | None, bool]:
         return None, f"{path}: not valid JSON: {e}", False
 
 
+def role_of(path: str) -> str:
+    """``json`` (user metadata), ``civitai`` or ``text``, from the sidecar's name."""
+    if path.endswith(".civitai.info"):
+        return "civitai"
+    return "json" if path.endswith(".json") else "text"
+
+
+def index_value(path: str, size: int, value: Any, problem: str | None) -> tuple[Any, bool, str | None]:
+    """What the catalog index keeps of a sidecar read as ``(value, problem)``: ``(value, partial, problem)``.
+
+    A sidecar of at most :data:`INLINE_MAX` bytes (or one that failed to read) is kept whole
+    (``partial`` False). Of a bigger one: a JSON object keeps its small scalars and, for user
+    metadata, the listing fields (``partial`` True unless nothing was left out); JSON that is not
+    an object keeps only the problem that makes it unusable; a text keeps nothing (``partial``).
+    """
+    if problem is not None or size <= INLINE_MAX:
+        return value, False, problem
+    role = role_of(path)
+    if role == "text":
+        return None, True, None
+    if not isinstance(value, dict):
+        check = user_metadata_from if role == "json" else civitai_info_from
+        return None, False, check(value, path, None)[1]
+    light = {}
+    for key, item in value.items():
+        if len(key) > LIGHT_STR_MAX:
+            continue
+        if item is None or isinstance(item, (bool, int, float)):
+            light[key] = item
+        elif isinstance(item, str):
+            limit = INLINE_MAX if role == "json" and key in LISTING_KEYS else LIGHT_STR_MAX
+            if len(item) <= limit:
+                light[key] = item
+    return light, len(light) != len(value), None
+
+
 def user_metadata_from(value: Any, path: str, problem: str | None) -> tuple[dict, str | None]:
     """``NAME.json`` content as the user-metadata dict, ``{}`` plus a problem when it is not an object."""
     if problem:
@@ -109,14 +156,6 @@ def civitai_info_from(value: Any, path: str, problem: str | None) -> tuple[dict 
     if not isinstance(value, dict):
         return None, f"{path}: civitai info must be a JSON object, found {type(value).__name__}"
     return value, None
-
-
-def description_of(user_metadata: Mapping, texts: list[str]) -> str:
-    """JSON ``description`` wins over ``NAME.txt`` / ``NAME.description.txt`` (first one found)."""
-    desc = user_metadata.get("description")
-    if isinstance(desc, str) and desc:
-        return desc
-    return texts[0] if texts else ""
 
 
 def preferred_weight(user_metadata: Mapping) -> float:
