@@ -101,12 +101,14 @@ def read_safetensors_header(path: str | os.PathLike) -> dict:
 
 
 def read_safetensors_metadata(path: str | os.PathLike) -> dict:
-    """``__metadata__`` of a safetensors file, as A1111 reads it (spec §3.7).
+    """``__metadata__`` of a safetensors file, as A1111 reads it (spec §3.7); ``ValueError`` for a bad file."""
+    return safetensors_metadata_from_header(read_safetensors_header(path))
 
-    String values that start with ``{`` are additionally parsed as JSON when they can be
-    (``ss_tag_frequency``, ``ss_dataset_dirs``, ...). Raises ``ValueError`` for a bad file.
-    """
-    meta = read_safetensors_header(path).get("__metadata__") or {}
+
+def safetensors_metadata_from_header(header: dict) -> dict:
+    """``__metadata__`` of a parsed header; string values that start with ``{`` are additionally parsed as JSON
+    when they can be (``ss_tag_frequency``, ``ss_dataset_dirs``, ...)."""
+    meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict):
         return {}
     out = {}

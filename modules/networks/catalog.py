@@ -243,18 +243,7 @@ class CatalogChanges:
 
 def parse_metadata(header: dict) -> dict:
     """``__metadata__`` of a parsed safetensors header, as ``fileio.read_safetensors_metadata`` gives it."""
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        return {}
-    out = {}
-    for key, value in meta.items():
-        if isinstance(value, str) and value.startswith("{"):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        out[key] = value
-    return out
+    return fileio.safetensors_metadata_from_header(header)
 
 
 def guess_family(kind: str, header: dict, metadata: dict) -> str:

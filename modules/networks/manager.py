@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -24,7 +24,7 @@ from modules.networks.catalog import NetworkCatalog, NetworkEntry
 from modules.networks.embeddings import Embedding, EmbeddingDatabase, embedding_from_data
 from modules.networks.hypernet_attention import HypernetworkPatch
 from modules.networks.hypernetwork import Hypernetwork
-from modules.networks.lora_file import LoraNetwork, NetworkLoadError, load_lora
+from modules.networks.lora_file import LoraNetwork, load_lora
 from modules.networks.lora_keys import KeyMapper
 from modules.networks.weight_patcher import Contribution, WeightPatcher
 
@@ -66,17 +66,12 @@ class HypernetRequest:
 
 
 @dataclass
-class ActiveLora:
-    request: LoraRequest
+class ActiveNetwork:
+    """A tag resolved to its file and the loaded network (`LoraNetwork` or `Hypernetwork`)."""
+    request: Any  # LoraRequest | HypernetRequest
     entry: NetworkEntry
-    network: LoraNetwork
+    network: Any
 
-
-@dataclass
-class ActiveHypernet:
-    request: HypernetRequest
-    entry: NetworkEntry
-    network: Hypernetwork
 
 
 def infotext_name(name: str) -> str:
@@ -104,8 +99,8 @@ class NetworkManager:
         self.options = options
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self.patcher = WeightPatcher(backup_device)
-        self.active_loras: list[ActiveLora] = []
-        self.active_hypernets: list[ActiveHypernet] = []
+        self.active_loras: list[ActiveNetwork] = []
+        self.active_hypernets: list[ActiveNetwork] = []
         self._model: Any = None
         self._mapper: KeyMapper | None = None
         self._hypernet_patch: HypernetworkPatch | None = None
@@ -178,31 +173,39 @@ class NetworkManager:
         return self._mapper
 
     # --- LoRA -------------------------------------------------------------------------------
+    def _resolve(self, params_list: Sequence[ExtraNetworkParams], parse: Callable[[ExtraNetworkParams], Any],
+                 catalog: NetworkCatalog, load: Callable[[NetworkEntry], Any], label: str, tag: str,
+                 ) -> tuple[list[ActiveNetwork], list[str]]:
+        """Tags -> loaded networks, in prompt order; what cannot be parsed, found or loaded becomes a warning."""
+        self._ensure_listed()
+        warnings: list[str] = []
+        resolved: list[ActiveNetwork] = []
+        not_found: list[str] = []
+        for params in params_list:
+            try:
+                request = parse(params)
+            except (ValueError, TypeError) as e:
+                warnings.append(f"{label} tag <{tag}:{':'.join(map(str, params.items))}> ignored: {e}")
+                continue
+            entry = self._find(catalog, request.name)
+            if entry is None:
+                not_found.append(request.name)
+                continue
+            try:
+                network = load(entry)
+            except Exception as e:
+                warnings.append(f"{label} '{request.name}' was not applied: {e}")
+                continue
+            resolved.append(ActiveNetwork(request, entry, network))
+        if not_found:
+            warnings.insert(0, f"{label} not found: {', '.join(not_found)}")
+        return resolved, warnings
+
+    # --- LoRA -------------------------------------------------------------------------------
     def activate_loras(self, params_list: Sequence[ExtraNetworkParams]) -> list[str]:
         """Make the model hold exactly these LoRAs; returns warnings for those left out."""
         with self._lock:
-            self._ensure_listed()
-            warnings: list[str] = []
-            wanted: list[ActiveLora] = []
-            not_found: list[str] = []
-            for params in params_list:
-                try:
-                    request = LoraRequest.from_params(params)
-                except (ValueError, TypeError) as e:
-                    warnings.append(f"Lora tag <lora:{':'.join(map(str, params.items))}> ignored: {e}")
-                    continue
-                entry = self._find(self.loras, request.name)
-                if entry is None:
-                    not_found.append(request.name)
-                    continue
-                try:
-                    network = self._load_lora(entry)
-                except NetworkLoadError as e:
-                    warnings.append(f"Lora '{request.name}' was not applied: {e}")
-                    continue
-                wanted.append(ActiveLora(request, entry, network))
-            if not_found:
-                warnings.insert(0, f"Lora not found: {', '.join(not_found)}")
+            wanted, warnings = self._resolve(params_list, LoraRequest.from_params, self.loras, self._load_lora, "Lora", "lora")
             warnings += self._apply_loras(wanted)
             self._trim_cache()
             return warnings
@@ -217,7 +220,7 @@ class NetworkManager:
         self._lora_cache.move_to_end(key)
         return network
 
-    def _wanted_weights(self, active: Sequence[ActiveLora]) -> dict[torch.nn.Module, list[Contribution]]:
+    def _wanted_weights(self, active: Sequence[ActiveNetwork]) -> dict[torch.nn.Module, list[Contribution]]:
         mapper = self.mapper
         wanted: dict[torch.nn.Module, list[Contribution]] = {}
         for item in active:
@@ -230,7 +233,7 @@ class NetworkManager:
                     Contribution(key=(network.key, target), source=module, multiplier=multiplier, dyn_dim=request.dyn))
         return wanted
 
-    def _apply_loras(self, wanted: list[ActiveLora]) -> list[str]:
+    def _apply_loras(self, wanted: list[ActiveNetwork]) -> list[str]:
         """Patch; a network whose deltas fail to compute is dropped and the rest applied again."""
         warnings: list[str] = []
         while True:
@@ -249,7 +252,7 @@ class NetworkManager:
         self._set_bundled_embeddings()
         return warnings
 
-    def _culprit(self, wanted: list[ActiveLora]) -> ActiveLora | None:
+    def _culprit(self, wanted: list[ActiveNetwork]) -> ActiveNetwork | None:
         """The first network whose deltas cannot be computed against the current weights (dry run, no writes)."""
         mapper = self.mapper
         for item in wanted:
@@ -289,31 +292,12 @@ class NetworkManager:
     # --- hypernetworks --------------------------------------------------------------------------
     def activate_hypernets(self, params_list: Sequence[ExtraNetworkParams]) -> list[str]:
         with self._lock:
-            self._ensure_listed()
-            warnings: list[str] = []
-            active: list[ActiveHypernet] = []
-            not_found: list[str] = []
-            for params in params_list:
-                try:
-                    request = HypernetRequest.from_params(params)
-                except (ValueError, TypeError) as e:
-                    warnings.append(f"Hypernetwork tag <hypernet:{':'.join(map(str, params.items))}> ignored: {e}")
-                    continue
-                entry = self._find(self.hypernetworks, request.name)
-                if entry is None:
-                    not_found.append(request.name)
-                    continue
-                try:
-                    network = self._load_hypernet(entry)
-                except Exception as e:
-                    warnings.append(f"Hypernetwork '{request.name}' was not applied: {e}")
-                    continue
-                if not set(network.layers) & self._attention_widths():
-                    warnings.append(f"Hypernetwork '{request.name}' has layers for widths {sorted(network.layers)}, "
+            active, warnings = self._resolve(params_list, HypernetRequest.from_params, self.hypernetworks,
+                                             self._load_hypernet, "Hypernetwork", "hypernet")
+            for item in active:
+                if not set(item.network.layers) & self._attention_widths():
+                    warnings.append(f"Hypernetwork '{item.request.name}' has layers for widths {sorted(item.network.layers)}, "
                                     f"none of which the loaded model's attention uses; it has no effect")
-                active.append(ActiveHypernet(request, entry, network))
-            if not_found:
-                warnings.insert(0, f"Hypernetwork not found: {', '.join(not_found)}")
             if self._hypernet_patch is not None:
                 # Multiplier 0 is exactly no hypernetwork: leave the stock attention in place for it.
                 self._hypernet_patch.set([(a.network, a.request.multiplier) for a in active if a.request.multiplier != 0])
