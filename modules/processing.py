@@ -58,7 +58,6 @@ class Plan:
     extra_params: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     network_data: dict = field(default_factory=dict)
-    network_params: dict[str, Any] = field(default_factory=dict)  # "Lora hashes", after activation
     used_embeddings: dict[str, Any] = field(default_factory=dict)  # found while conditioning, for "TI hashes"
     late_params: dict[str, Any] = field(default_factory=dict)  # infotext keys A1111 writes after the networks'
 
@@ -177,8 +176,8 @@ def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
     if opts.get("enable_prompt_comments"):
         prompt, negative = strip_comments(prompt), strip_comments(negative)
     if not req.disable_extra_networks:
-        prompt = extra_networks.add_default_networks(prompt, opts.get("sd_lora"), opts.get("sd_hypernetwork"),
-                                      float(opts.get("extra_networks_default_multiplier") or 1.0))
+        prompt = extra_networks.add_default_networks(
+            prompt, opts.get("sd_lora"), opts.get("sd_hypernetwork"), float(opts.get("extra_networks_default_multiplier") or 1.0))
     all_prompts = [prompt] * total
     all_negative = [negative] * total
     cond_prompts, network_data = extra_networks.parse_prompts(all_prompts)

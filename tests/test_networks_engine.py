@@ -202,3 +202,14 @@ def test_new_file_is_found_without_a_restart(engine, baseline, tmp_path):
     out = _gen(engine, "a cat <lora:dropped_in:1>")
     assert out.warnings == []
     assert not np.array_equal(_pixels(out), pixels)
+
+
+def test_infotext_key_order_matches_a1111(engine):
+    """Spec §6.2: hires fields, then Lora hashes, TI hashes, Emphasis."""
+    with engine.options.override(emphasis="No norm"):
+        out = _gen(engine, "(a tinyemb cat) <lora:tiny_lora:0.5>", enable_hr=True, hr_scale=1.5, hr_second_pass_steps=1,
+                   denoising_strength=0.5)
+    line = out.infotexts[0].splitlines()[-1]
+    keys = [part.split(":")[0] for part in line.split(", ") if ":" in part]
+    order = [k for k in keys if k in ("Hires upscale", "Hires steps", "Hires upscaler", "Lora hashes", "TI hashes", "Emphasis")]
+    assert order == ["Hires upscale", "Hires steps", "Hires upscaler", "Lora hashes", "TI hashes", "Emphasis"]
