@@ -213,3 +213,13 @@ def test_infotext_key_order_matches_a1111(engine):
     keys = [part.split(":")[0] for part in line.split(", ") if ":" in part]
     order = [k for k in keys if k in ("Hires upscale", "Hires steps", "Hires upscaler", "Lora hashes", "TI hashes", "Emphasis")]
     assert order == ["Hires upscale", "Hires steps", "Hires upscaler", "Lora hashes", "TI hashes", "Emphasis"]
+
+
+def test_adapters_are_listed_before_any_generation(tmp_path):
+    from modules.networks.manager import NetworkManager
+
+    lora_dir = tmp_path / "Lora"
+    network_files.save_safetensors({"lora_unet_x.lora_down.weight": torch.zeros(1, 2)}, lora_dir / "a.safetensors")
+    manager = NetworkManager(lora_dirs=[lora_dir], hypernetwork_dirs=[tmp_path / "hn"], embeddings_dirs=[tmp_path / "emb"],
+                             cache_dir=tmp_path / "cache", hash_cache=None, options=None)
+    assert [e.name for e in manager.loras.items()] == ["a"]

@@ -107,7 +107,9 @@ class NetworkManager:
         self._lora_cache: OrderedDict[tuple[str, float], LoraNetwork] = OrderedDict()
         self._hypernet_cache: dict[tuple[str, float], Hypernetwork] = {}
         self._lock = threading.RLock()
-        self._refreshed = False
+        # Listing reads only the index and the folders (no file contents), so it is done up front: the API and
+        # the page can list adapters before the first generation.
+        self.refresh()
 
     # --- catalogs -------------------------------------------------------------------------
     @property
@@ -118,11 +120,6 @@ class NetworkManager:
         with self._lock:
             for kind in kinds:
                 self.catalogs[kind].refresh()
-            self._refreshed = True
-
-    def _ensure_listed(self) -> None:
-        if not self._refreshed:
-            self.refresh()
 
     def _find(self, catalog: NetworkCatalog, name: str) -> NetworkEntry | None:
         """A name not in the catalog triggers one rescan: the user may have just dropped the file in."""
@@ -177,7 +174,6 @@ class NetworkManager:
                  catalog: NetworkCatalog, load: Callable[[NetworkEntry], Any], label: str, tag: str,
                  ) -> tuple[list[ActiveNetwork], list[str]]:
         """Tags -> loaded networks, in prompt order; what cannot be parsed, found or loaded becomes a warning."""
-        self._ensure_listed()
         warnings: list[str] = []
         resolved: list[ActiveNetwork] = []
         not_found: list[str] = []
