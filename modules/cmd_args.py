@@ -3,8 +3,10 @@
 Every A1111 flag parses with the same name, dest, kind and default, so existing
 ``webui-user.sh`` files and ``COMMANDLINE_ARGS`` keep working. Flags that mean nothing
 in this app still parse; their help text says why, and :func:`validate_args` warns when
-one is given. Flags that cannot work here at all (``--share``, ``--ngrok``) stop the
-program with an explanation.
+one is given; flags that work differently here say how in their help (``NOTES``). Flags
+that cannot work here at all (``--share``, ``--ngrok``) stop the program with an explanation.
+:func:`extension_install_allowed` and :func:`cuda_check_message` are the start-up decisions
+that depend on flags alone.
 
 Nothing here is global: :func:`parse_args` returns a fresh ``argparse.Namespace``.
 """
@@ -68,6 +70,35 @@ NO_EFFECT: Mapping[str, str] = {
     "localizations_dir": "the UI is not localized",
     "clip_models_path": "there is no CLIP interrogator",
     "use_ipex": "Intel XPU is not supported",
+    "gradio_allowed_path": "for safety, files are served only from the output folders and as model previews",
+}
+
+
+_XFORMERS_NOTE = "xformers is not used: attention runs on PyTorch SDPA, which does the same job; a warning says so"
+# dest -> how the flag behaves in this app, appended to its help (no warning: the flag works).
+NOTES: Mapping[str, str] = {
+    "skip_torch_cuda_test": "this app never stops for a missing GPU: it runs on the CPU and warns unless this flag "
+                            "or --use-cpu all is given",
+    "opt_sdp_attention": "always the case here: attention runs on PyTorch SDPA",
+    "xformers": _XFORMERS_NOTE,
+    "force_enable_xformers": _XFORMERS_NOTE,
+    "xformers_flash_attention": _XFORMERS_NOTE,
+    "opt_sdp_no_mem_attention": "attention runs on PyTorch SDPA with the backend PyTorch picks",
+    "medvram": "GPU only: moves each model part to the GPU while it runs",
+    "medvram_sdxl": "GPU only: same as --medvram here",
+    "lowvram": "GPU only: moves each layer to the GPU while it runs",
+    "enable_insecure_extension_access": "without it, installing extensions from a URL is off when the server is "
+                                        "reachable from the network (--listen, --server-name, --share)",
+    "theme": "light or dark; without it the browser's preference is used",
+    "gradio_auth": "HTTP Basic; protects the web UI, not /sdapi (use --api-auth for that)",
+    "api_auth": "HTTP Basic; protects /sdapi and, when set, /docs, /redoc and /openapi.json",
+    "server_name": "the address to bind; wins over --listen",
+    "port": "without it the first free port from 7860 (7861 with --nowebui); 0 picks any free port",
+    "autolaunch": "once the server is up",
+    "device_id": "a CUDA device number, e.g. 0 or 1",
+    "tls_keyfile": "with --tls-certfile the server speaks HTTPS",
+    "tls_certfile": "with --tls-keyfile the server speaks HTTPS",
+    "timeout_keep_alive": "seconds",
 }
 
 
@@ -81,6 +112,8 @@ def _add(parser: argparse.ArgumentParser, *flags: str, help: str = "", **kw) -> 
     dest = kw.get("dest") or flags[-1].lstrip("-").replace("-", "_")
     if dest in NO_EFFECT:
         help = f"{help} [no effect in this app: {NO_EFFECT[dest]}]"
+    elif dest in NOTES:
+        help = f"{help} [{NOTES[dest]}]"
     return parser.add_argument(*flags, help=help, **kw)
 
 
@@ -189,7 +222,7 @@ def build_parser(data_dir: str | None = None, models_dir: str | None = None) -> 
     a("--clip-models-path", type=path, default=None,
       help="Path to directory with CLIP model file(s).")
     a("--xformers", action="store_true",
-      help="enable xformers for cross attention layers (PyTorch SDPA is used when xformers is not installed)")
+      help="enable xformers for cross attention layers")
     a("--force-enable-xformers", action="store_true",
       help="enable xformers for cross attention layers regardless of whether the checking code thinks you can run it; "
            "do not make bug reports if this fails to work")
@@ -379,6 +412,43 @@ def parse_args(
     return ns
 
 
+THEMES = ("light", "dark")
+
+
+def extension_install_allowed(args: argparse.Namespace) -> tuple[bool, str]:
+    """Whether extensions may be installed or updated from a URL (A1111's ``disable_extension_access``).
+
+    Installing one runs its code: from the network that is remote code execution for anyone
+    who can reach the server, so it is off when the UI is exposed unless the user insists.
+    """
+    non_local = [flag for flag, dest in (("--share", "share"), ("--listen", "listen"), ("--ngrok", "ngrok"),
+                                         ("--server-name", "server_name")) if getattr(args, dest, None)]
+    if not non_local:
+        return True, "the server only answers this machine"
+    if getattr(args, "enable_insecure_extension_access", False):
+        return True, (f"allowed by --enable-insecure-extension-access although the server is reachable from the "
+                      f"network ({', '.join(non_local)})")
+    return False, (f"installing extensions is disabled because the server is reachable from the network "
+                   f"({', '.join(non_local)}); add --enable-insecure-extension-access to allow it")
+
+
+def cuda_check_message(args: argparse.Namespace, cuda_available: bool | None = None) -> str | None:
+    """A1111's start-up GPU check (``--skip-torch-cuda-test`` skips it), as a warning: this app runs on the CPU too."""
+    if getattr(args, "skip_torch_cuda_test", False):
+        return None
+    use_cpu = {str(x).lower() for x in (getattr(args, "use_cpu", None) or [])}
+    if use_cpu & {"all", "sd"}:
+        return None
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    if cuda_available:
+        return None
+    return ("Torch is not able to use a GPU; running on the CPU, which is much slower. "
+            "Add --skip-torch-cuda-test (or --use-cpu all) to COMMANDLINE_ARGS to hide this message.")
+
+
 def xformers_installed() -> bool:
     return importlib.util.find_spec("xformers") is not None
 
@@ -396,14 +466,25 @@ def validate_args(args: argparse.Namespace, xformers_available: bool | None = No
             "Use --listen to serve the UI on your local network (add --gradio-auth to require a password)."
         )
 
+    device_id = getattr(args, "device_id", None)
+    if device_id not in (None, "") and not str(device_id).strip().isdigit():
+        raise SystemExit(f"--device-id {device_id!r}: expected a CUDA device number such as 0 or 1")
+
     warnings: list[str] = []
+    theme = getattr(args, "theme", None)
+    if theme is not None and theme not in THEMES:
+        warnings.append(f"--theme {theme!r} is not one of {', '.join(THEMES)}; the browser's preference is used")
+    if bool(getattr(args, "tls_keyfile", None)) != bool(getattr(args, "tls_certfile", None)):
+        warnings.append("--tls-keyfile and --tls-certfile work only together; serving plain HTTP")
     wants_xformers = [f for f in ("xformers", "force_enable_xformers", "xformers_flash_attention") if getattr(args, f, False)]
     if wants_xformers:
         if xformers_available is None:
             xformers_available = xformers_installed()
-        if not xformers_available:
-            names = ", ".join("--" + f.replace("_", "-") for f in wants_xformers)
-            warnings.append(f"{names}: xformers is not installed; using PyTorch scaled-dot-product attention (SDPA) instead")
+        names = ", ".join("--" + f.replace("_", "-") for f in wants_xformers)
+        # The diffusers models here always run PyTorch SDPA (memory-efficient/flash kernels on GPUs),
+        # which does what xformers did for A1111; nothing switches them to xformers.
+        why = "xformers is installed but this app does not use it" if xformers_available else "xformers is not installed"
+        warnings.append(f"{names}: {why}; using PyTorch scaled-dot-product attention (SDPA) instead")
 
     defaults = {a.dest: a.default for a in build_parser(getattr(args, "data_dir", None), getattr(args, "models_dir", None))._actions}
     for dest, reason in NO_EFFECT.items():

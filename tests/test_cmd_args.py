@@ -145,8 +145,11 @@ def test_share_is_an_error_with_reason():
 def test_xformers_missing_is_only_a_warning():
     args = parse_args(["--xformers"], environ={})
     warnings = validate_args(args, xformers_available=False)
-    assert len(warnings) == 1 and "SDPA" in warnings[0] and "--xformers" in warnings[0]
-    assert validate_args(args, xformers_available=True) == []
+    assert warnings == ["--xformers: xformers is not installed; using PyTorch scaled-dot-product attention (SDPA) instead"]
+    # never used, even when installed: still a warning, never an exit
+    warnings = validate_args(parse_args(["--xformers", "--xformers-flash-attention"], environ={}), xformers_available=True)
+    assert warnings == ["--xformers, --xformers-flash-attention: xformers is installed but this app does not use it; "
+                        "using PyTorch scaled-dot-product attention (SDPA) instead"]
 
 
 def test_no_effect_flags_warn_only_when_given():
@@ -154,6 +157,9 @@ def test_no_effect_flags_warn_only_when_given():
     warnings = validate_args(parse_args(["--opt-split-attention", "--max-batch-count", "4"], environ={}))
     assert any(w.startswith("--opt-split-attention has no effect") for w in warnings)
     assert any(w.startswith("--max-batch-count has no effect") for w in warnings)
+    warnings = validate_args(parse_args(["--gradio-allowed-path", "/srv/pics"], environ={}))
+    assert warnings == ["--gradio-allowed-path has no effect in this app: for safety, files are served only from the "
+                        "output folders and as model previews"]
 
 
 def test_preload_hooks_add_arguments():
@@ -177,3 +183,169 @@ def test_argv_none_reads_sys_argv(monkeypatch):
 def test_parser_type():
     assert isinstance(build_parser(), argparse.ArgumentParser)
     assert set(cmd_args.NO_EFFECT) <= {a.dest for a in build_parser()._actions}
+
+
+# --- the flags of issue 6: documented, and reaching what they control -----------------------------------------
+
+ISSUE_FLAGS = [
+    "--listen", "--port", "--api", "--nowebui", "--api-auth", "--gradio-auth", "--gradio-auth-path", "--share",
+    "--autolaunch", "--theme", "--data-dir", "--models-dir", "--ckpt", "--ckpt-dir", "--vae-dir", "--lora-dir",
+    "--hypernetwork-dir", "--embeddings-dir", "--styles-file", "--ui-settings-file", "--medvram", "--lowvram",
+    "--no-half", "--no-half-vae", "--precision", "--upcast-sampling", "--use-cpu", "--device-id", "--xformers",
+    "--opt-sdp-attention", "--disable-safe-unpickle", "--enable-insecure-extension-access", "--skip-torch-cuda-test",
+    "--no-hashing", "--exit", "--server-name",
+]
+
+
+def test_help_documents_every_flag():
+    parser = build_parser()
+    text = " ".join(parser.format_help().split())  # argparse wraps lines
+    for action in parser._actions:
+        if action.help is argparse.SUPPRESS:
+            continue
+        assert action.help and action.help.strip(), action.option_strings
+        for flag in action.option_strings:
+            assert flag in text, flag
+    for flag in ISSUE_FLAGS:
+        assert flag in text, flag
+    helps = {s: a.help for a in parser._actions for s in a.option_strings}
+    assert "SDPA" in helps["--opt-sdp-attention"] and "SDPA" in helps["--xformers"]
+    assert "internet" in helps["--share"]
+    assert "network" in helps["--enable-insecure-extension-access"]
+    assert "CPU" in helps["--skip-torch-cuda-test"]
+    assert "light or dark" in helps["--theme"]
+
+
+def test_main_help_and_exit(capsys, monkeypatch):
+    import webui
+
+    monkeypatch.delenv("COMMANDLINE_ARGS", raising=False)
+    assert webui.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--gradio-auth-path" in out and "--disable-safe-unpickle" in out
+    assert webui.main(["--exit"]) == 0
+    assert "--exit given, not launching" in capsys.readouterr().out
+    assert webui.main(["--lisen"]) == 2
+    assert "did you mean --listen?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--share"], ["--share cannot work here", "internet", "--listen"]),
+    (["--ngrok", "token"], ["--ngrok cannot work here", "internet"]),
+    (["--device-id", "gpu0"], ["--device-id 'gpu0'", "device number"]),
+    (["--gradio-auth", "user-without-password"], ["--gradio-auth: entry 1 is not of the form username:password"]),
+    (["--api-auth", "a:b,broken"], ["--api-auth: entry 2"]),
+])
+def test_main_refuses_flags_that_cannot_work(capsys, monkeypatch, tmp_path, flags, words):
+    import webui
+
+    monkeypatch.delenv("COMMANDLINE_ARGS", raising=False)
+    monkeypatch.setattr(webui, "build_engine", lambda args: pytest.fail("should stop before building anything"))
+    assert webui.main(["--data-dir", str(tmp_path), *flags]) == 1
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err
+    assert "user-without-password" not in err.replace("--gradio-auth", "")  # an entry may be a password
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_main_reads_commandline_args_from_the_environment(capsys, monkeypatch, tmp_path):
+    import webui
+
+    monkeypatch.setenv("COMMANDLINE_ARGS", "--share")
+    assert webui.main(["--data-dir", str(tmp_path)]) == 1
+    assert "--share cannot work here" in capsys.readouterr().err
+
+
+def test_validate_theme_device_id_tls():
+    assert validate_args(parse_args(["--theme", "dark"], environ={})) == []
+    assert validate_args(parse_args(["--theme", "light"], environ={})) == []
+    w = validate_args(parse_args(["--theme", "blue"], environ={}))
+    assert len(w) == 1 and "--theme 'blue'" in w[0] and "light, dark" in w[0]
+    assert validate_args(parse_args(["--device-id", "1"], environ={})) == []
+    with pytest.raises(SystemExit, match="expected a CUDA device number"):
+        validate_args(parse_args(["--device-id", "cuda:1"], environ={}))
+    w = validate_args(parse_args(["--tls-keyfile", "k.pem"], environ={}))
+    assert w == ["--tls-keyfile and --tls-certfile work only together; serving plain HTTP"]
+
+
+def test_extension_install_allowed():
+    allowed = lambda *f: cmd_args.extension_install_allowed(parse_args(list(f), environ={}))  # noqa: E731
+    ok, reason = allowed()
+    assert ok and "only answers this machine" in reason
+    for flags in (["--listen"], ["--server-name", "box"], ["--share"], ["--ngrok", "t"]):
+        ok, reason = allowed(*flags)
+        assert not ok and flags[0] in reason and "--enable-insecure-extension-access" in reason
+    ok, reason = allowed("--listen", "--enable-insecure-extension-access")
+    assert ok and "--listen" in reason
+    # the same decision as A1111's derived flag
+    args = parse_args(["--listen"], environ={})
+    assert args.disable_extension_access is (not cmd_args.extension_install_allowed(args)[0])
+
+
+def test_cuda_check_message():
+    args = parse_args([], environ={})
+    msg = cmd_args.cuda_check_message(args, cuda_available=False)
+    assert "running on the CPU" in msg and "--skip-torch-cuda-test" in msg
+    assert cmd_args.cuda_check_message(args, cuda_available=True) is None
+    assert cmd_args.cuda_check_message(parse_args(["--skip-torch-cuda-test"], environ={}), cuda_available=False) is None
+    assert cmd_args.cuda_check_message(parse_args(["--use-cpu", "all"], environ={}), cuda_available=False) is None
+
+
+def test_folder_flags_reach_paths(tmp_path):
+    from modules.paths import Paths
+
+    d, m = tmp_path / "d", tmp_path / "m"
+    args = parse_args(["--data-dir", str(d), "--models-dir", str(m), "--ckpt-dir", str(tmp_path / "ck"),
+                       "--vae-dir", str(tmp_path / "vae"), "--lora-dir", str(tmp_path / "lora"),
+                       "--hypernetwork-dir", str(tmp_path / "hn"), "--embeddings-dir", str(tmp_path / "emb"),
+                       "--styles-file", str(tmp_path / "s1.csv"), "--ui-settings-file", str(tmp_path / "cfg.json")],
+                      environ={})
+    paths = Paths.from_args(args, tmp_path / "repo", environ={})
+    assert paths.data_dir == d and paths.models_dir == m and paths.outputs_dir == d / "outputs"
+    assert paths.ckpt_dirs == (tmp_path / "ck", m / "Stable-diffusion")
+    assert paths.vae_dirs == (m / "VAE", tmp_path / "vae")
+    assert paths.lora_dirs[0] == tmp_path / "lora" and paths.hypernetwork_dirs == (tmp_path / "hn",)
+    assert tmp_path / "emb" in paths.embeddings_dirs
+    assert paths.styles_files == (tmp_path / "s1.csv",) and paths.config_file == tmp_path / "cfg.json"
+
+
+def test_device_flags_reach_the_device_config():
+    import torch
+
+    from modules.devices import DeviceConfig
+
+    dev = lambda *f, cuda=True: DeviceConfig.from_args(parse_args(list(f), environ={}), cuda_available=cuda)  # noqa: E731
+    gpu = dev()
+    assert gpu.device == torch.device("cuda") and gpu.dtype == torch.float16 and gpu.autocast and gpu.offload == "none"
+    assert dev("--device-id", "1").device == torch.device("cuda:1")
+    assert dev("--use-cpu", "all").device == torch.device("cpu") and dev("--use-cpu", "SD").device.type == "cpu"
+    assert dev(cuda=False).device.type == "cpu" and dev(cuda=False).dtype == torch.float32
+    assert dev("--no-half").dtype == torch.float32 and dev("--no-half").vae_dtype == torch.float32
+    assert dev("--no-half-vae").dtype == torch.float16 and dev("--no-half-vae").vae_dtype == torch.float32
+    assert dev("--precision", "full").autocast is False
+    assert dev("--medvram").offload == "model" and dev("--lowvram").offload == "sequential"
+    assert dev("--medvram", cuda=False).offload == "none"
+    assert dev("--upcast-sampling").upcast_sampling is True
+
+
+def test_engine_flags_reach_the_engine(tmp_path):
+    import webui
+
+    other = tmp_path / "elsewhere" / "picked.safetensors"
+    other.parent.mkdir()
+    other.write_bytes(b"listing never reads the file")
+    ckpt_dir = tmp_path / "models" / "Stable-diffusion"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / "first.safetensors").write_bytes(b"x")
+    (tmp_path / "config.json").write_text('{"sd_model_checkpoint": "first.safetensors"}')
+    args = parse_args(["--data-dir", str(tmp_path), "--no-hashing", "--disable-safe-unpickle", "--ckpt", str(other)],
+                      environ={})
+    engine = webui.build_engine(args)
+    assert engine.hash_cache.enabled is False
+    assert engine.networks.allow_unsafe_pickle is True
+    assert engine.checkpoints.cmd_ckpt is not None and engine.checkpoints.cmd_ckpt.filename == str(other)
+    assert engine.options.get("sd_model_checkpoint") == engine.checkpoints.cmd_ckpt.title  # --ckpt wins
+    plain = webui.build_engine(parse_args(["--data-dir", str(tmp_path)], environ={}))
+    assert plain.hash_cache.enabled is True and plain.networks.allow_unsafe_pickle is False
+    assert plain.options.get("sd_model_checkpoint") == "first.safetensors"
