@@ -119,7 +119,7 @@ def create_app(engine, args):
     from fastapi import FastAPI
 
     from modules import file_serving, server_auth, upload_limits
-    from modules.api.api import mount_api
+    from modules.api.api import mount_api, mount_internal_routes
 
     auth = server_auth.AuthConfig.from_args(args)
     app = FastAPI(title="Stable Diffusion web UI API", docs_url="/docs", redoc_url="/redoc")
@@ -134,6 +134,7 @@ def create_app(engine, args):
         from modules.ui_minimal import create_ui
 
         file_serving.add_file_routes(app, engine)  # before the mount at "/", which would catch them
+        mount_internal_routes(app, engine)  # the page's progress polling
         gr.mount_gradio_app(app, create_ui(engine), path="/")
         if getattr(args, "theme", None) in ("light", "dark"):
             app.add_middleware(ThemeRedirectMiddleware, theme=args.theme)

@@ -1,33 +1,54 @@
-"""A1111's HTTP API (/sdapi/v1) as a thin door onto the Engine: no generation logic here."""
+"""A1111's HTTP API (/sdapi/v1, spec §9) as a thin door onto the Engine: no generation logic here.
+
+``mount_api(app, engine)`` adds the error handlers (A1111's error JSON; 422 for anything the client got
+wrong), the ``X-Process-Time`` header, ``--api-log`` and every route (``--api-auth`` is checked in front
+of the whole app by ``modules.server_auth``). The routes of this file run generations and
+postprocessing; listings, settings and model management are in ``routes_info``, the server-control and
+UI-support routes in ``routes_internal``.
+"""
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modules import images as image_files
-from modules.api import models
-from modules.generation_request import GenerationRequest, RequestError
+from modules import infotext, postprocessing
+from modules.api import convert, models, routes_info, routes_internal
+from modules.api.tasks import TaskTracker
+from modules.generation_request import RequestError
 
 log = logging.getLogger(__name__)
 
 
-def _error(status: int, exc: Exception, detail: Any = "") -> JSONResponse:
+# ---- errors, middleware ----------------------------------------------------------------------------
+
+def _safe_json(value: Any) -> Any:
+    try:
+        return jsonable_encoder(value)
+    except Exception:  # e.g. undecodable bytes echoed in a validation error
+        return str(value)
+
+
+def _error(status: int, exc: Exception, detail: Any = "", headers: dict[str, str] | None = None) -> JSONResponse:
     # A1111's error body shape.
-    body = {"error": type(exc).__name__, "detail": detail, "body": "", "errors": str(exc)}
-    return JSONResponse(status_code=status, content=jsonable_encoder(body))
+    body = {"error": type(exc).__name__, "detail": _safe_json(detail), "body": "", "errors": str(exc)}
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, exc, jsonable_encoder(exc.errors()))
+        return _error(422, exc, exc.errors())
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
@@ -35,164 +56,179 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, exc, exc.detail)
+        return _error(exc.status_code, exc, exc.detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("API error on %s", request.url.path)
         return _error(500, exc, "")
 
+
+def _install_middleware(app: FastAPI, api_log: bool) -> None:
     @app.middleware("http")
     async def _process_time(request: Request, call_next: Any) -> Any:
         start = time.perf_counter()
         response = await call_next(request)
-        response.headers["X-Process-Time"] = f"{time.perf_counter() - start:.4f}"
+        duration = time.perf_counter() - start
+        response.headers["X-Process-Time"] = f"{duration:.4f}"
+        if api_log and request.url.path.startswith("/sdapi"):
+            client = f"{request.client.host}:{request.client.port}" if request.client else ""
+            log.info("API %s %s %s/%s %s %s %s %.4f", datetime.datetime.now(), response.status_code, request.url.scheme,
+                     request.scope.get("http_version", ""), request.method, request.url.path, client, duration)
         return response
 
 
-def _decode(value: Any, field: str):
-    if not isinstance(value, str):
-        raise RequestError(field, "expected a base64-encoded image string")
+# ---- generation ------------------------------------------------------------------------------------
+
+def check_scripts(payload: models._Common) -> None:
+    """No scripts exist yet: a named one is unknown, as in A1111 (422)."""
+    if payload.script_name:
+        raise HTTPException(status_code=422, detail=f"Script '{payload.script_name}' not found")
+    for name in (payload.alwayson_scripts or {}):
+        raise HTTPException(status_code=422, detail=f"always on script {name} not found")
+
+
+def _generate(engine: Any, tasks: TaskTracker, payload: models._Common, *, img2img: bool) -> models.TextToImageResponse:
+    check_scripts(payload)
+    payload = convert.apply_infotext(engine, payload)
+    task_id = payload.force_task_id or convert.create_task_id("img2img" if img2img else "txt2img")
+    req = convert.to_generation_request(engine, payload, img2img=img2img, task_id=task_id)
+    tasks.add(task_id)
     try:
-        return image_files.decode_base64_image(value)
-    except ValueError as exc:
-        raise RequestError(field, str(exc)) from exc
-
-
-def to_generation_request(payload: models._Common, *, img2img: bool) -> GenerationRequest:
-    data = payload.model_dump()
-    req = GenerationRequest(
-        prompt=data["prompt"] or "",
-        negative_prompt=data["negative_prompt"] or "",
-        styles=list(data["styles"] or []),
-        steps=data["steps"],
-        sampler_name=data["sampler_name"] or data["sampler_index"] or "Euler",
-        scheduler=data["scheduler"] or "Automatic",
-        cfg_scale=data["cfg_scale"],
-        seed=data["seed"],
-        subseed=data["subseed"],
-        subseed_strength=data["subseed_strength"],
-        seed_resize_from_h=data["seed_resize_from_h"],
-        seed_resize_from_w=data["seed_resize_from_w"],
-        width=data["width"],
-        height=data["height"],
-        batch_size=data["batch_size"],
-        n_iter=data["n_iter"],
-        tiling=bool(data["tiling"]),
-        eta=data["eta"],
-        override_settings=dict(data["override_settings"] or {}),
-        override_settings_restore_afterwards=data["override_settings_restore_afterwards"],
-        do_not_save_samples=not data["save_images"],
-        do_not_save_grid=not data["save_images"],
-        disable_extra_networks=data["disable_extra_networks"],
-        id_task=data["force_task_id"],
-    )
-    if data.get("denoising_strength") is not None:
-        req.denoising_strength = data["denoising_strength"]
-    if img2img:
-        if not data.get("init_images"):
-            raise RequestError("init_images", "Init image not found")
-        req.init_images = [_decode(img, f"init_images[{i}]") for i, img in enumerate(data["init_images"])]
-        if data.get("mask"):
-            req.mask = _decode(data["mask"], "mask")
-        req.resize_mode = data["resize_mode"]
-        req.mask_blur_x, req.mask_blur_y = data["mask_blur_x"], data["mask_blur_y"]
-        if data.get("mask_blur") is not None:
-            req.mask_blur = data["mask_blur"]
-        req.inpainting_fill = data["inpainting_fill"]
-        req.inpaint_full_res = bool(data["inpaint_full_res"])
-        req.inpaint_full_res_padding = data["inpaint_full_res_padding"]
-        req.inpainting_mask_invert = int(data["inpainting_mask_invert"])
-        req.initial_noise_multiplier = data["initial_noise_multiplier"]
-    else:
-        req.enable_hr = data["enable_hr"]
-        req.hr_scale = data["hr_scale"]
-        req.hr_upscaler = data["hr_upscaler"] or "Latent"
-        req.hr_second_pass_steps = data["hr_second_pass_steps"]
-        req.hr_resize_x, req.hr_resize_y = data["hr_resize_x"], data["hr_resize_y"]
-        req.hr_sampler_name = data["hr_sampler_name"]
-        req.hr_scheduler = data["hr_scheduler"]
-        req.hr_prompt, req.hr_negative_prompt = data["hr_prompt"], data["hr_negative_prompt"]
-    return req
-
-
-def _response(processed: Any, payload: models._Common, send_images: bool) -> models.TextToImageResponse:
-    import json
-
-    encoded = [image_files.encode_image_base64(img, "png", text) for img, text in zip(processed.images, processed.infotexts)] if send_images else []
+        processed = engine.generate(req)
+    finally:
+        tasks.finish(task_id)
+    images = [convert.encode_image(engine, img, text) for img, text in zip(processed.images, processed.infotexts)] \
+        if payload.send_images else []
     params = payload.model_dump()
-    if isinstance(payload, models.StableDiffusionImg2ImgProcessingAPI) and not payload.include_init_images:
+    if img2img and not getattr(payload, "include_init_images", False):
         params["init_images"] = None
         params["mask"] = None
-    return models.TextToImageResponse(images=encoded, parameters=params, info=json.dumps(processed.info, default=lambda o: None))
+    return models.TextToImageResponse(images=images, parameters=params,
+                                      info=json.dumps(processed.info, default=lambda o: None))
 
 
-def create_router(engine: Any) -> APIRouter:
+def _extras_params(payload: models.ExtrasBaseRequest) -> postprocessing.ExtrasParams:
+    return postprocessing.ExtrasParams(
+        resize_mode=payload.resize_mode, upscaling_resize=payload.upscaling_resize,
+        upscaling_resize_w=payload.upscaling_resize_w, upscaling_resize_h=payload.upscaling_resize_h,
+        upscaling_crop=payload.upscaling_crop, upscaler_1=payload.upscaler_1, upscaler_2=payload.upscaler_2,
+        extras_upscaler_2_visibility=payload.extras_upscaler_2_visibility, gfpgan_visibility=payload.gfpgan_visibility,
+        codeformer_visibility=payload.codeformer_visibility, codeformer_weight=payload.codeformer_weight,
+        upscale_first=payload.upscale_first)
+
+
+def _json_friendly(items: dict[str, Any]) -> dict[str, Any]:
+    plain = (str, int, float, bool, type(None))
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, plain):
+            return v
+        if isinstance(v, (list, tuple)) and all(isinstance(x, plain) for x in v):
+            return list(v)
+        return str(v)
+
+    return {str(k): fix(v) for k, v in items.items()}
+
+
+def create_router(engine: Any, tasks: TaskTracker) -> APIRouter:
+    # --api-auth is enforced in front of the whole app (modules.server_auth), not per route.
     router = APIRouter(prefix="/sdapi/v1")
 
     @router.post("/txt2img", response_model=models.TextToImageResponse)
     def text2imgapi(payload: models.StableDiffusionTxt2ImgProcessingAPI) -> models.TextToImageResponse:
-        req = to_generation_request(payload, img2img=False)
-        processed = engine.generate(req)
-        return _response(processed, payload, payload.send_images)
+        return _generate(engine, tasks, payload, img2img=False)
 
     @router.post("/img2img", response_model=models.ImageToImageResponse)
     def img2imgapi(payload: models.StableDiffusionImg2ImgProcessingAPI) -> models.TextToImageResponse:
-        req = to_generation_request(payload, img2img=True)
-        processed = engine.generate(req)
-        return _response(processed, payload, payload.send_images)
+        return _generate(engine, tasks, payload, img2img=True)
 
-    @router.get("/progress")
-    def progressapi(skip_current_image: bool = False) -> dict[str, Any]:
+    @router.post("/extra-single-image", response_model=models.ExtrasSingleImageResponse)
+    def extras_single_image_api(payload: models.ExtrasSingleImageRequest) -> models.ExtrasSingleImageResponse:
+        image = convert.decode_image(payload.image, "image")
+        result = postprocessing.run_postprocessing(engine, [(image, None)], _extras_params(payload))
+        encoded = convert.encode_image(engine, result.images[0]) if result.images else None
+        return models.ExtrasSingleImageResponse(html_info=result.html_info, image=encoded)
+
+    @router.post("/extra-batch-images", response_model=models.ExtrasBatchImagesResponse)
+    def extras_batch_images_api(payload: models.ExtrasBatchImagesRequest) -> models.ExtrasBatchImagesResponse:
+        inputs = [(convert.decode_image(item.data, f"imageList[{i}].data"), item.name or None)
+                  for i, item in enumerate(payload.imageList)]
+        if not inputs:
+            return models.ExtrasBatchImagesResponse(html_info="", images=[])
+        result = postprocessing.run_postprocessing(engine, inputs, _extras_params(payload))
+        return models.ExtrasBatchImagesResponse(html_info=result.html_info,
+                                                images=[convert.encode_image(engine, img) for img in result.images])
+
+    @router.post("/png-info", response_model=models.PNGInfoResponse)
+    def pnginfoapi(payload: models.PNGInfoRequest) -> models.PNGInfoResponse:
+        if not payload.image.strip():
+            return models.PNGInfoResponse(info="", items={}, parameters={})
+        image = convert.decode_image(payload.image, "image")
+        geninfo, items = image_files.read_info_from_image(image)
+        geninfo = geninfo or ""
+        opts = engine.options
+        styles = engine.styles.styles if opts.get("infotext_styles") != "Ignore" else None
+        params = infotext.parse_generation_parameters(geninfo, opts.get("infotext_skip_pasting"), styles=styles)
+        return models.PNGInfoResponse(info=geninfo, items=_json_friendly(items), parameters=_json_friendly(params))
+
+    @router.post("/interrogate", response_model=models.InterrogateResponse)
+    def interrogateapi(payload: models.InterrogateRequest) -> models.InterrogateResponse:
+        if not payload.image:
+            raise RequestError("image", "Image not found")
+        convert.decode_image(payload.image, "image")
+        if payload.model in ("clip", "deepdanbooru"):
+            raise HTTPException(status_code=501, detail=f"Interrogation with {payload.model!r} is not available in this web UI")
+        raise HTTPException(status_code=404, detail="Model not found")
+
+    # Quick, non-blocking routes are async: they stay answerable while every worker thread waits for the queue.
+    @router.get("/progress", response_model=models.ProgressResponse)
+    async def progressapi(skip_current_image: bool = False) -> models.ProgressResponse:
         state = engine.state
         progress, eta = state.progress()
+        preview = state.current_preview
         current = None
-        if not skip_current_image and state.current_preview is not None:
-            current = image_files.encode_image_base64(state.current_preview, "png", None)
-        return {"progress": progress, "eta_relative": eta, "state": state.dict(), "current_image": current, "textinfo": state.textinfo}
+        if state.job_count > 0 and not skip_current_image and preview is not None:
+            current = await run_in_threadpool(convert.encode_image, engine, preview)
+        return models.ProgressResponse(progress=progress, eta_relative=eta, state=state.dict(), current_image=current,
+                                       textinfo=state.textinfo)
 
     @router.post("/interrupt")
-    def interruptapi() -> dict[str, Any]:
+    async def interruptapi() -> dict[str, Any]:
         engine.state.interrupt()
         return {}
 
     @router.post("/skip")
-    def skipapi() -> None:
+    async def skipapi() -> None:
         engine.state.skip()
 
-    networks = engine.networks
-
-    @router.get("/loras")
-    def get_loras() -> list[dict[str, Any]]:
-        return [{"name": e.name, "alias": e.alias, "path": str(e.path), "metadata": e.metadata} for e in networks.loras.items()]
-
-    @router.post("/refresh-loras")
-    def refresh_loras() -> None:
-        networks.refresh(["lora"])
-
-    @router.get("/hypernetworks")
-    def get_hypernetworks() -> list[dict[str, Any]]:
-        return [{"name": e.name, "path": str(e.path)} for e in networks.hypernetworks.items()]
-
-    @router.get("/embeddings")
-    def get_embeddings() -> dict[str, dict[str, Any]]:
-        loaded, skipped = networks.embeddings_report(engine.model is not None)
-        return {"loaded": {e.name: _embedding_item(e) for e in loaded}, "skipped": {e.name: _embedding_item(e) for e in skipped}}
-
-    @router.post("/refresh-embeddings")
-    def refresh_embeddings() -> None:
-        networks.refresh(["embedding"])
-        if engine.model is not None:
-            networks.prepare_embeddings(force=True)
-
+    routes_info.add_routes(router, engine)
+    routes_internal.add_server_routes(router, engine)
     return router
 
 
-def _embedding_item(embedding: Any) -> dict[str, Any]:
-    return {"step": embedding.step, "sd_checkpoint": embedding.sd_checkpoint,
-            "sd_checkpoint_name": embedding.sd_checkpoint_name, "shape": embedding.shape, "vectors": embedding.vectors}
-
-
 def mount_api(app: FastAPI, engine: Any) -> None:
+    """Add /sdapi/v1 (and the /internal UI-support routes) to ``app``.
+
+    ``app.state.request_shutdown`` / ``request_restart`` / ``request_kill``, set by the launcher, are what
+    /server-stop, /server-restart and /server-kill call (with ``--api-server-stop``)."""
     install_error_handlers(app)
-    app.include_router(create_router(engine))
+    _install_middleware(app, bool(getattr(engine.args, "api_log", False)))
+    app.include_router(create_router(engine, task_tracker(app)))
+    mount_internal_routes(app, engine)
+
+
+def task_tracker(app: FastAPI) -> TaskTracker:
+    """The app's TaskTracker (the UI door can add its tasks to the same one)."""
+    tracker = getattr(app.state, "task_tracker", None)
+    if tracker is None:
+        tracker = app.state.task_tracker = TaskTracker()
+    return tracker
+
+
+def mount_internal_routes(app: FastAPI, engine: Any) -> None:
+    """/internal/ping, /internal/progress, /internal/pending-tasks; once per app (the UI may call this too)."""
+    if getattr(app.state, "internal_routes_mounted", False):
+        return
+    app.state.internal_routes_mounted = True
+    app.include_router(routes_internal.create_internal_router(engine, task_tracker(app)))
