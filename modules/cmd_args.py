@@ -196,7 +196,8 @@ def build_parser(data_dir: str | None = None, models_dir: str | None = None) -> 
     a("--precision", type=str, choices=["full", "half", "autocast"], default="autocast",
       help="evaluate at this precision")
     a("--upcast-sampling", action="store_true",
-      help="upcast sampling. No effect with --no-half. Usually produces similar results to --no-half with better performance while using less memory.")
+      help="upcast sampling. Always the case here: the sampler's latents and maths stay float32 and only the UNet "
+           "call runs in half precision, so this flag changes nothing.")
     a("--share", action="store_true",
       help="use share=True for gradio and make the UI accessible through their site "
            "[not available: needs a tunnel to the internet; use --listen for your local network]")
