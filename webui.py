@@ -138,10 +138,23 @@ def create_app(engine, args):
         gr.mount_gradio_app(app, create_ui(engine), path="/")
         if getattr(args, "theme", None) in ("light", "dark"):
             app.add_middleware(ThemeRedirectMiddleware, theme=args.theme)
+    _add_cors(app, args)
     # Added last = runs first: a request without credentials is refused before its body is read.
     app.add_middleware(upload_limits.BodySizeLimitMiddleware, max_bytes=upload_limits.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(server_auth.BasicAuthMiddleware, config=auth)
     return app
+
+
+def _add_cors(app, args) -> None:
+    """--cors-allow-origins / --cors-allow-origins-regex, as A1111: browser-based clients on other origins."""
+    origins = [o.strip() for o in (getattr(args, "cors_allow_origins", None) or "").split(",") if o.strip()]
+    regex = getattr(args, "cors_allow_origins_regex", None)
+    if not origins and not regex:
+        return
+    from fastapi.middleware.cors import CORSMiddleware
+
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_origin_regex=regex, allow_methods=["*"],
+                       allow_credentials=True, allow_headers=["*"])
 
 
 def server_host(args) -> str:

@@ -621,3 +621,15 @@ def test_autolaunch_never_opens_when_the_server_stops_first():
     seen = []
     webui.open_browser_when_started(Server(), "http://x", opener=seen.append).join(5)
     assert seen == []
+
+
+def test_cors_origins_flag_allows_only_the_named_origin(data, engine):
+    app = webui.create_app(engine, _args(data, "--nowebui", "--cors-allow-origins", "http://allowed.example"))
+    with TestClient(app) as c:
+        ok = c.get("/sdapi/v1/samplers", headers={"Origin": "http://allowed.example"})
+        other = c.get("/sdapi/v1/samplers", headers={"Origin": "http://other.example"})
+    assert ok.headers.get("access-control-allow-origin") == "http://allowed.example"
+    assert "access-control-allow-origin" not in other.headers
+    with TestClient(webui.create_app(engine, _args(data, "--nowebui"))) as c:
+        plain = c.get("/sdapi/v1/samplers", headers={"Origin": "http://allowed.example"})
+    assert "access-control-allow-origin" not in plain.headers
