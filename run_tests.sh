@@ -3,4 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SETUP_EXTRAS="[test]" source tools/setup_env.sh
+# The browser tests drive Debian's chromium; install it where we may (CI runs as root), else they skip and say why.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+        || echo "note: could not install chromium; browser tests will be skipped" >&2
+fi
 exec python -m pytest "$@"

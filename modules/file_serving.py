@@ -113,34 +113,49 @@ def _catalogs(engine: Any) -> Iterable[Any]:
             if c is not None]
 
 
-def find_preview(engine: Any, raw: str) -> Path:
+class PreviewIndex:
+    """{absolute preview path: entry} over the engine's catalogs, rebuilt only when a catalog changed: a page
+    asks for thousands of thumbs, and each lookup must not walk every entry."""
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self._key: tuple = ()
+        self._index: dict[str, Any] = {}
+
+    def get(self, path: str) -> Any:
+        catalogs = list(_catalogs(self.engine))
+        key = tuple((id(c), c.version) for c in catalogs)
+        if key != self._key or not catalogs:
+            self._index = {os.path.abspath(e.preview): e for c in catalogs for e in c.items() if e.preview is not None}
+            self._key = key
+        return self._index.get(path)
+
+
+def find_preview(engine: Any, raw: str, index: PreviewIndex | None = None) -> Path:
     """The preview image of a catalog entry that ``raw`` names (as the catalog lists it), or FileRefused.
 
     The preview's real path must stay in its model file's folder or its catalog folder: a preview
     that is a symlink to somewhere else is refused.
     """
     check_request_path(raw)
-    wanted = os.path.abspath(raw)
-    for catalog in _catalogs(engine):
-        for entry in catalog.items():
-            if entry.preview is None or os.path.abspath(entry.preview) != wanted:
-                continue
-            real = _real(entry.preview)
-            homes = (_real(Path(entry.path).parent), _real(entry.root))
-            if not any(is_within(real, home) for home in homes):
-                raise FileRefused(403, "the preview leaves its model folder")
-            if not _has_image_extension(real):
-                raise FileRefused(404, "not an image")
-            if not os.path.isfile(real):
-                raise FileRefused(404, "no such file")
-            return Path(real)
-    raise FileRefused(404, "not the preview of a known model")
+    entry = (index or PreviewIndex(engine)).get(os.path.abspath(raw))
+    if entry is None:
+        raise FileRefused(404, "not the preview of a known model")
+    real = _real(entry.preview)
+    homes = (_real(Path(entry.path).parent), _real(entry.root))
+    if not any(is_within(real, home) for home in homes):
+        raise FileRefused(403, "the preview leaves its model folder")
+    if not _has_image_extension(real):
+        raise FileRefused(404, "not an image")
+    if not os.path.isfile(real):
+        raise FileRefused(404, "no such file")
+    return Path(real)
 
 
-def find_thumb(engine: Any, raw: str) -> Path:
+def find_thumb(engine: Any, raw: str, index: PreviewIndex | None = None) -> Path:
     """A model preview, else an output image (``/sd_extra_networks/thumb``)."""
     try:
-        return find_preview(engine, raw)
+        return find_preview(engine, raw, index)
     except FileRefused as e:
         if e.status != 404 or e.reason != "not the preview of a known model":
             raise
@@ -161,9 +176,11 @@ def add_file_routes(app: Any, engine: Any) -> None:
         # The file may change (a new preview); browsers revalidate with the mtime in the URL.
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
+    previews = PreviewIndex(engine)
+
     @app.get("/sd_extra_networks/thumb", include_in_schema=False)
     def thumb(filename: str = Query(""), mtime: str | None = Query(None)):
-        return serve(find_thumb, filename)
+        return serve(lambda eng, raw: find_thumb(eng, raw, previews), filename)
 
     @app.get("/file={path:path}", include_in_schema=False)
     def output_file(path: str):
