@@ -242,7 +242,7 @@ class Engine:
         req = plan.request
         cond_opts = self.conditioning_options(plan.clip_skip)
         self.conditioner.options = cond_opts
-        lookup = _RecordingLookup(self.networks.prepare_embeddings())
+        lookup = _RecordingLookup(self.networks.prepare_embeddings(rescan=False))
         self.conditioner.embeddings = lookup
         total = samplers.total_denoiser_calls(sampler, steps)
         hires_total = samplers.total_denoiser_calls(sampler, hires_steps) if hires_steps else None

@@ -86,6 +86,7 @@ def _process(engine: "Engine", req: GenerationRequest) -> Processed:
     plan = _plan(engine, req)
     if not req.disable_extra_networks:
         plan.warnings += engine.extra_networks.activate(engine, plan.network_data)
+    engine.networks.refresh(["embedding"])  # embedding files added or changed since the last generation
     plan.late_params.update(req.extra_generation_params)
 
     images: list[Image.Image] = []

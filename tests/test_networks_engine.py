@@ -223,3 +223,14 @@ def test_adapters_are_listed_before_any_generation(tmp_path):
     manager = NetworkManager(lora_dirs=[lora_dir], hypernetwork_dirs=[tmp_path / "hn"], embeddings_dirs=[tmp_path / "emb"],
                              cache_dir=tmp_path / "cache", hash_cache=None, options=None)
     assert [e.name for e in manager.loras.items()] == ["a"]
+
+
+def test_embedding_added_between_generations_is_used_by_the_next(engine):
+    path = engine.paths.embeddings_dirs[0] / "lateemb.safetensors"
+    gen = torch.Generator().manual_seed(11)
+    network_files.save_safetensors({"emb_params": torch.randn(1, TEXT_WIDTH, generator=gen)}, path)
+    try:
+        out = _gen(engine, "a lateemb cat")
+        assert "lateemb: " in infotext.parse_generation_parameters(out.infotexts[0])["TI hashes"]
+    finally:
+        path.unlink()

@@ -130,27 +130,21 @@ class NetworkManager:
         return entry
 
     # --- model lifecycle ------------------------------------------------------------------
-    def attach(self, model: Any) -> None:
-        """A new model was loaded: nothing of it is patched yet, and the old one's copies are worthless."""
+    def attach(self, model: Any | None) -> None:
+        """A new model was loaded (None: unloaded): nothing of it is patched yet, the old one's copies and loaded
+        files (checked against its modules) are worthless."""
         with self._lock:
             self.patcher.forget()
             self.active_loras = []
             self.active_hypernets = []
             self._model = model
             self._mapper = None
-            self._hypernet_patch = HypernetworkPatch(model.unet)
-            self._lora_cache.clear()  # checked against the old model's modules
+            self._hypernet_patch = HypernetworkPatch(model.unet) if model is not None else None
+            self._lora_cache.clear()
             self.embeddings.set_bundled({})
 
     def detach(self) -> None:
-        with self._lock:
-            self.patcher.forget()
-            self.active_loras = []
-            self.active_hypernets = []
-            self._model = None
-            self._mapper = None
-            self._hypernet_patch = None
-            self._lora_cache.clear()
+        self.attach(None)
 
     def restore_weights(self) -> None:
         """Back to the checkpoint's own weights and attention (e.g. before the model is exported)."""
@@ -320,10 +314,12 @@ class NetworkManager:
         return widths
 
     # --- embeddings -------------------------------------------------------------------------------
-    def prepare_embeddings(self, force: bool = False) -> EmbeddingDatabase:
-        """The database for the loaded model, reloaded first if embedding files were added, changed or removed."""
+    def prepare_embeddings(self, force: bool = False, rescan: bool = True) -> EmbeddingDatabase:
+        """The database for the loaded model, reloaded first if embedding files were added, changed or removed.
+        `rescan=False` trusts the last folder listing (once per generation is enough; conditioning runs per batch)."""
         with self._lock:
-            self.embedding_files.refresh()
+            if rescan:
+                self.embedding_files.refresh()
             model = self._model
             files = [entry.path for entry in self.embedding_files.items()]
             self.embeddings.load(files, tokenizer=model.tokenizers[0], expected_width=_text_width(model), force=force)
