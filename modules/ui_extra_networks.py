@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from modules import fileio
+from modules import file_serving, fileio
 from modules.networks import sidecars
 
 log = logging.getLogger(__name__)
@@ -579,7 +579,7 @@ class ExtraNetworksService:
                 real = os.path.realpath(entry.preview)
                 # A preview that is a symlink leading out of its model's folder is not served.
                 homes = (os.path.realpath(os.path.dirname(entry.path)), os.path.realpath(entry.root))
-                if any(real == home or real.startswith(home + os.sep) for home in homes):
+                if any(file_serving.is_within(real, home) for home in homes):
                     reals.add(real)
         allowed = frozenset(reals)
         with self._lock:
