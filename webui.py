@@ -131,10 +131,13 @@ def create_app(engine, args):
     if not args.nowebui:
         import gradio as gr
 
+        from modules import ui_extra_networks, ui_routes
         from modules.ui_minimal import create_ui
 
         file_serving.add_file_routes(app, engine)  # before the mount at "/", which would catch them
         mount_internal_routes(app, engine)  # the page's progress polling
+        ui_routes.mount_ui_routes(app, engine)
+        ui_extra_networks.mount_extra_networks_routes(app, engine)
         gr.mount_gradio_app(app, create_ui(engine), path="/")
         if getattr(args, "theme", None) in ("light", "dark"):
             app.add_middleware(ThemeRedirectMiddleware, theme=args.theme)

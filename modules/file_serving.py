@@ -1,11 +1,12 @@
 """The only files the server hands out: images in the output folders and previews of known models.
 
-Routes (added by :func:`add_file_routes` before the Gradio app is mounted, spec §5.2):
+Lookups used by two routes (spec §5.2):
 
-- ``GET /sd_extra_networks/thumb?filename=<path>&mtime=<any>``: the ``.preview`` image of an entry
-  of the Lora, hypernetwork or embedding catalog, or an image under an output folder. ``mtime``
-  only busts browser caches.
-- ``GET /file=<path>``: an image under an output folder (absolute, or relative to the data folder).
+- ``GET /sd_extra_networks/thumb?filename=<path>&mtime=<any>`` (mounted by ``modules.ui_extra_networks``,
+  which also serves checkpoint previews): :func:`find_thumb`, the ``.preview`` image of an entry of the
+  Lora, hypernetwork or embedding catalog, or an image under an output folder. ``mtime`` only busts
+  browser caches.
+- ``GET /file=<path>`` (:func:`add_file_routes`, before the Gradio app is mounted): an image under an output folder (absolute, or relative to the data folder).
 
 Refused with 403 (nothing read): NUL, backslashes, ``..`` segments, percent-encoded dots, slashes,
 backslashes or NULs left after the one decoding the server does (a double-encoded attack), and any
@@ -163,8 +164,7 @@ def find_thumb(engine: Any, raw: str, index: PreviewIndex | None = None) -> Path
 
 
 def add_file_routes(app: Any, engine: Any) -> None:
-    """Add the two routes to a FastAPI app; call before mounting anything at ``/``."""
-    from fastapi import Query
+    """Add ``/file=`` to a FastAPI app; call before mounting anything at ``/``."""
     from fastapi.responses import FileResponse, PlainTextResponse
 
     def serve(lookup, raw: str):
@@ -175,12 +175,6 @@ def add_file_routes(app: Any, engine: Any) -> None:
             return PlainTextResponse(text, status_code=e.status)
         # The file may change (a new preview); browsers revalidate with the mtime in the URL.
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
-
-    previews = PreviewIndex(engine)
-
-    @app.get("/sd_extra_networks/thumb", include_in_schema=False)
-    def thumb(filename: str = Query(""), mtime: str | None = Query(None)):
-        return serve(lambda eng, raw: find_thumb(eng, raw, previews), filename)
 
     @app.get("/file={path:path}", include_in_schema=False)
     def output_file(path: str):

@@ -65,6 +65,8 @@ class JobState:
     id_task: str | None = None
     current_preview: Any = None  # PIL image of the live preview, or None
     current_preview_step: int = -1
+    # (image, infotext) of each image finished in the current job, so a door can show them before the end.
+    results: list = field(default_factory=list)
     queue: FifoLock = field(default_factory=FifoLock)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,6 +87,7 @@ class JobState:
             self.id_task = id_task
             self.current_preview = None
             self.current_preview_step = -1
+            self.results = []
 
     def end(self) -> None:
         with self._lock:
@@ -101,6 +104,15 @@ class JobState:
             self.job_no += 1
             self.sampling_step = 0
             self.skipped = False
+
+    def add_result(self, image: Any, infotext: str) -> None:
+        with self._lock:
+            self.results = [*self.results, (image, infotext)]  # a new list: readers hold the old one safely
+
+    def results_for(self, id_task: str | None) -> list:
+        """The finished images of the running job if it is `id_task`'s, else []."""
+        with self._lock:
+            return list(self.results) if id_task is not None and self.id_task == id_task else []
 
     def set_step(self, step: int, total: int) -> None:
         self.sampling_step = step

@@ -671,10 +671,10 @@ def mount_extra_networks_routes(app: Any, engine: Any,
     called before or after ``gr.mount_gradio_app``. ``dependencies`` (e.g. an auth check) apply to all.
     """
     from fastapi import APIRouter, Body, Query
-    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
     service = ExtraNetworksService(engine)
-    router = APIRouter(prefix=ROUTE_PREFIX, dependencies=list(dependencies or []))
+    router = APIRouter(prefix=ROUTE_PREFIX, dependencies=list(dependencies or []), include_in_schema=False)
 
     def error(status: int, message: str, field: str | None = None) -> JSONResponse:
         return JSONResponse({"error": message, "field": field}, status_code=status)
@@ -688,12 +688,18 @@ def mount_extra_networks_routes(app: Any, engine: Any,
         # Serialised by the service: FastAPI's encoder walks every value and is slow for thousands of cards.
         return Response(data, media_type="application/json", headers={"Cache-Control": "no-store"})
 
+    previews = file_serving.PreviewIndex(engine)
+
     @router.get("/thumb")
     def thumb(filename: str = Query(""), mtime: str = Query("")) -> Response:
-        real = service.allowed_preview(filename)
-        if real is None:
-            return error(404, "not a preview image of a listed network", "filename")
-        return FileResponse(real, headers={"Cache-Control": "public, max-age=604800"})
+        real = service.allowed_preview(filename)  # network and checkpoint previews (the URL carries the mtime)
+        if real is not None:
+            return FileResponse(real, headers={"Cache-Control": "public, max-age=604800"})
+        try:  # else what A1111's thumb also serves: output images, with file_serving's refusals
+            path = file_serving.find_thumb(engine, filename, previews)
+        except file_serving.FileRefused as e:
+            return PlainTextResponse("Forbidden" if e.status == 403 else "Not found", status_code=e.status)
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     @router.get("/user-metadata")
     def user_metadata(page: str = Query(...), id: str = Query(...)) -> Response:

@@ -317,6 +317,11 @@ class InternalProgressResponse(BaseModel):
     live_preview: Optional[str] = Field(default=None, description="data: URI of the current live preview")
     id_live_preview: Optional[int] = None
     textinfo: Optional[str] = None
+    # Not in A1111's response: the page's progress bar shows "Step 12/20, image 1/4".
+    sampling_step: Optional[int] = None
+    sampling_steps: Optional[int] = None
+    job_no: Optional[int] = None
+    job_count: Optional[int] = None
 
 
 class PendingTasksResponse(BaseModel):

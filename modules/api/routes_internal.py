@@ -106,6 +106,8 @@ def create_internal_router(engine: Any, tasks: TaskTracker) -> APIRouter:
                 preview_id = new_id
         return models.InternalProgressResponse(active=True, queued=False, completed=False, progress=progress, eta=eta,
                                                live_preview=live_preview, id_live_preview=preview_id,
-                                               textinfo=state.textinfo)
+                                               textinfo=state.textinfo, sampling_step=state.sampling_step,
+                                               sampling_steps=state.sampling_steps, job_no=state.job_no,
+                                               job_count=state.job_count)
 
     return router
