@@ -5,7 +5,8 @@ Used wherever a pasted infotext becomes a generation: PNG Info's "send to txt2im
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 # infotext key -> (request field, converter)
 _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -49,6 +50,10 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Eta": ("eta_ancestral", float),
     "Eta DDIM": ("eta_ddim", float),
 }
+
+# request field / setting key -> the infotext key it is read from (for messages that name the pasted field)
+INFOTEXT_KEY_OF_FIELD: Mapping[str, str] = MappingProxyType({name: key for key, (name, _) in _FIELDS.items()})
+INFOTEXT_KEY_OF_SETTING: Mapping[str, str] = MappingProxyType({name: key for key, (name, _) in _SETTINGS.items()})
 
 
 def request_from_infotext(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:

@@ -35,13 +35,13 @@ TXT2IMG_FIELDS = (
     "prompt", "negative_prompt", "styles", "sampler_name", "scheduler", "steps", "width", "height", "n_iter",
     "batch_size", "cfg_scale", "seed", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h",
     "enable_hr", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "hr_scale", "hr_resize_x",
-    "hr_resize_y", "hr_sampler_name", "hr_scheduler", "hr_prompt", "hr_negative_prompt",
+    "hr_resize_y", "hr_sampler_name", "hr_scheduler", "hr_prompt", "hr_negative_prompt", "override_settings",
 )
 IMG2IMG_FIELDS = (
     "prompt", "negative_prompt", "styles", "sampler_name", "scheduler", "steps", "width", "height", "n_iter",
     "batch_size", "cfg_scale", "seed", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h",
     "denoising_strength", "resize_mode", "mask_blur", "inpainting_fill", "inpaint_full_res",
-    "inpaint_full_res_padding", "inpainting_mask_invert",
+    "inpaint_full_res_padding", "inpainting_mask_invert", "override_settings",
 )
 # Extra (non-request) inputs, in this order after the fields.
 EXTRA_INPUTS = ("id_task", "seed_extras", "mode", "init_image", "inpaint_editor", "inpaint_upload_image",
@@ -162,6 +162,8 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
         if name in fields and fields[name] is not None:
             fields[name] = float(fields[name])
     fields["styles"] = list(fields.get("styles") or [])
+    overrides = fields.get("override_settings")
+    fields["override_settings"] = dict(overrides) if isinstance(overrides, dict) else {}
     if not values.get("seed_extras"):  # extras hidden: A1111 ignores their values
         fields.update(subseed_strength=0.0, seed_resize_from_w=0, seed_resize_from_h=0)
     for name in ("seed_resize_from_w", "seed_resize_from_h"):
@@ -473,6 +475,10 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
                     seed_buttons = _seed_rows(tab, fields, extras)
                     if not is_img2img:
                         _hires_group(engine, tab, fields)
+                    with gr.Accordion("Override settings", open=False, elem_id=f"{tab}_override_settings_box"):
+                        fields["override_settings"] = gr.JSON(value={}, label="Settings this generation uses "
+                                                              "instead of yours (filled by pasted parameters)",
+                                                              elem_id=f"{tab}_override_settings")
                     scripts = scripts_factory(engine, is_img2img) if scripts_factory else None
                 if extra_networks_factory is not None:
                     extra_networks_factory(engine, tab)
