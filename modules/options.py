@@ -43,6 +43,9 @@ class OptionInfo:
     comment: str = ""  # a line of help under the control
     multiselect: bool = False  # the value is a list of choices
     restricted: bool = False  # a folder/filename setting (A1111 hides these with --hide-ui-dir-config)
+    # Read only while the page is built or the program starts: a change shows after a restart
+    # (A1111's needs_reload_ui / needs_restart; here the page is built once per start).
+    needs_restart: bool = False
 
     @property
     def kind(self) -> type | None:
@@ -63,19 +66,20 @@ def _section(section_id: str | None, label: str, *infos: OptionInfo) -> list[Opt
     return [dataclasses.replace(i, section=(section_id, label)) for i in infos]
 
 
-_IMAGE_FORMATS = ["png", "jpg", "jpeg", "webp", "avif"]
+# What modules/images.py writes (A1111 takes any extension PIL knows; AVIF would need a plugin here).
+_IMAGE_FORMATS = ["png", "jpg", "jpeg", "webp"]
 _OUTPUTS = "outputs"
 
 OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
     *_section("saving-images", "Saving images/grids",
         _o("samples_save", True, "Always save all generated images"),
-        _o("samples_format", "png", "File format for images"),
+        _o("samples_format", "png", "File format for images", choices=_IMAGE_FORMATS),
         _o("samples_filename_pattern", "", "Images filename pattern", restricted=True),
         _o("save_images_add_number", True, "Add number to filename when saving"),
         _o("save_images_replace_action", "Replace", "Saving the image to an existing file",
            choices=["Replace", "Add number suffix"]),
         _o("grid_save", True, "Always save all generated image grids"),
-        _o("grid_format", "png", "File format for grids"),
+        _o("grid_format", "png", "File format for grids", choices=_IMAGE_FORMATS),
         _o("grid_extended_filename", False, "Add extended info (seed, prompt) to filename when saving grid"),
         _o("grid_only_if_multiple", True, "Do not save grids consisting of one picture"),
         _o("grid_prevent_empty_spots", False, "Prevent empty spots in grid (when set to autodetect)"),
@@ -171,7 +175,7 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
         _o("img2img_color_correction", False, "Apply color correction to img2img results to match original colors."),
         _o("img2img_fix_steps", False, "With img2img, do exactly the amount of steps the slider specifies."),
         _o("img2img_background_color", "#ffffff", "With img2img, fill transparent parts of the input image with this color."),
-        _o("img2img_editor_height", 720, "Height of the image editor", minimum=80, maximum=1600, step=1),
+        _o("img2img_editor_height", 720, "Height of the image editor", minimum=80, maximum=1600, step=1, needs_restart=True),
         _o("img2img_sketch_default_brush_color", "#ffffff", "Sketch initial brush color"),
         _o("img2img_inpaint_mask_brush_color", "#ffffff", "Inpaint mask brush color"),
         _o("img2img_inpaint_sketch_default_brush_color", "#ffffff", "Inpaint sketch initial brush color"),
@@ -226,7 +230,7 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
         _o("extra_networks_tree_view_default_enabled", True, "Show the Extra Networks directory view by default"),
         _o("extra_networks_tree_view_default_width", 180.0, "Default width for the Extra Networks directory tree view"),
         _o("extra_networks_add_text_separator", " ", "Extra networks separator"),
-        _o("ui_extra_networks_tab_reorder", "", "Extra networks tab order"),
+        _o("ui_extra_networks_tab_reorder", "", "Extra networks tab order", needs_restart=True),
         _o("textual_inversion_print_at_load", False, "Print a list of Textual Inversion embeddings when loading model"),
         _o("textual_inversion_add_hashes_to_infotext", True, "Add Textual Inversion hashes to infotext"),
         _o("sd_hypernetwork", "None", "Add hypernetwork to prompt"),
@@ -270,28 +274,29 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
            choices=["Output Root", "Subdirectory", "Subdirectory (even temp dir)"]),
     ),
     *_section("ui_alternatives", "UI alternatives",
-        _o("compact_prompt_box", False, "Compact prompt layout"),
-        _o("samplers_in_dropdown", True, "Use dropdown for sampler selection instead of radio group"),
-        _o("dimensions_and_batch_together", True, "Show Width/Height and Batch sliders in same row"),
-        _o("sd_checkpoint_dropdown_use_short", False, "Checkpoint dropdown: use filenames without paths"),
-        _o("hires_fix_show_sampler", False, "Hires fix: show hires checkpoint and sampler selection"),
-        _o("hires_fix_show_prompts", False, "Hires fix: show hires prompt and negative prompt"),
-        _o("txt2img_settings_accordion", False, "Settings in txt2img hidden under Accordion"),
-        _o("img2img_settings_accordion", False, "Settings in img2img hidden under Accordion"),
+        _o("compact_prompt_box", False, "Compact prompt layout", needs_restart=True),
+        _o("samplers_in_dropdown", True, "Use dropdown for sampler selection instead of radio group", needs_restart=True),
+        _o("dimensions_and_batch_together", True, "Show Width/Height and Batch sliders in same row", needs_restart=True),
+        _o("sd_checkpoint_dropdown_use_short", False, "Checkpoint dropdown: use filenames without paths", needs_restart=True),
+        _o("hires_fix_show_sampler", False, "Hires fix: show hires checkpoint and sampler selection", needs_restart=True),
+        _o("hires_fix_show_prompts", False, "Hires fix: show hires prompt and negative prompt", needs_restart=True),
+        _o("txt2img_settings_accordion", False, "Settings in txt2img hidden under Accordion", needs_restart=True),
+        _o("img2img_settings_accordion", False, "Settings in img2img hidden under Accordion", needs_restart=True),
         _o("interrupt_after_current", True, "Don't Interrupt in the middle"),
     ),
     *_section("ui", "User interface",
-        _o("localization", "None", "Localization"),
-        _o("quicksettings_list", ["sd_model_checkpoint"], "Quicksettings list"),
-        _o("ui_tab_order", [], "UI tab order"),
-        _o("hidden_tabs", [], "Hidden UI tabs"),
-        _o("ui_reorder_list", [], "UI item order for txt2img/img2img tabs"),
-        _o("gradio_theme", "Default", "Gradio theme"),
-        _o("gradio_themes_cache", True, "Cache gradio themes locally"),
+        _o("localization", "None", "Localization", needs_restart=True),
+        _o("quicksettings_list", ["sd_model_checkpoint", "sd_vae"], "Quicksettings list",
+           comment="settings shown in the bar at the top of the page instead of the Settings tab", needs_restart=True),
+        _o("ui_tab_order", [], "UI tab order", needs_restart=True),
+        _o("hidden_tabs", [], "Hidden UI tabs", needs_restart=True),
+        _o("ui_reorder_list", [], "UI item order for txt2img/img2img tabs", needs_restart=True),
+        _o("gradio_theme", "Default", "Gradio theme", needs_restart=True),
+        _o("gradio_themes_cache", True, "Cache gradio themes locally", needs_restart=True),
         _o("show_progress_in_title", True, "Show generation progress in window title."),
         _o("send_seed", True, "Send seed when sending prompt or image to other interface"),
         _o("send_size", True, "Send size when sending prompt or image to another interface"),
-        _o("enable_reloading_ui_scripts", False, "Reload UI scripts when using Reload UI option"),
+        _o("enable_reloading_ui_scripts", False, "Reload UI scripts when using Reload UI option", needs_restart=True),
     ),
     *_section("infotext", "Infotext",
         _o("enable_pnginfo", True, "Write infotext to metadata of the generated image"),
@@ -314,8 +319,10 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
         _o("show_progress_grid", True, "Show previews of all images generated in a batch as a grid"),
         _o("show_progress_every_n_steps", 10, "Live preview display period", minimum=-1, maximum=32, step=1,
            comment="in sampling steps - set to 0 to disable"),
-        _o("show_progress_type", "Approx NN", "Live preview method",
-           choices=["Full", "Approx NN", "Approx cheap", "TAESD"]),
+        # A1111's "Approx NN" and "TAESD" need extra model files that this web UI does not ship; their
+        # saved values read as "Approx cheap" (_migrate).
+        _o("show_progress_type", "Approx cheap", "Live preview method", choices=["Approx cheap", "Full"],
+           comment="Approx cheap: a linear latent-to-RGB estimate, nearly free; Full: the VAE decodes each preview"),
         _o("live_preview_allow_lowvram_full", False, "Allow Full live preview method with lowvram/medvram"),
         _o("live_preview_content", "Prompt", "Live preview subject", choices=["Combined", "Prompt", "Negative prompt"]),
         _o("live_preview_refresh_period", 1000.0, "Progressbar and preview update period", comment="in milliseconds"),
@@ -324,7 +331,7 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
         _o("prevent_screen_sleep_during_generation", True, "Prevent screen sleep during generation"),
     ),
     *_section("sampler-params", "Sampler parameters",
-        _o("hide_samplers", [], "Hide samplers in user interface"),
+        _o("hide_samplers", [], "Hide samplers in user interface", needs_restart=True),
         _o("eta_ddim", 0.0, "Eta for DDIM", minimum=0.0, maximum=1.0, step=0.01, infotext="Eta DDIM"),
         _o("eta_ancestral", 1.0, "Eta for k-diffusion samplers", minimum=0.0, maximum=1.0, step=0.01, infotext="Eta"),
         _o("ddim_discretize", "uniform", "img2img DDIM discretize", choices=["uniform", "quad"]),
@@ -366,7 +373,7 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
            choices=["Disable", "Local", "Remote"]),
         _o("enable_console_prompts", False, "Print prompts to console when generating with txt2img and img2img."),
         _o("show_warnings", False, "Show warnings in console."),
-        _o("show_gradio_deprecation_warnings", True, "Show gradio deprecation warnings in console."),
+        _o("show_gradio_deprecation_warnings", True, "Show gradio deprecation warnings in console.", needs_restart=True),
         _o("memmon_poll_rate", 8.0, "VRAM usage polls per second during generation.", minimum=0.0, maximum=40.0, step=1.0),
         _o("samples_log_stdout", False, "Always print all generation info to standard output"),
         _o("multiple_tqdm", True, "Add a second progress bar to the console that shows progress for an entire job."),
@@ -375,7 +382,7 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
         _o("list_hidden_files", True, "Load models/files in hidden directories"),
         _o("disable_mmap_load_safetensors", False, "Disable memmapping for loading .safetensors files."),
         _o("hide_ldm_prints", True, "Prevent Stability-AI's ldm/sgm modules from printing noise to console."),
-        _o("dump_stacks_on_signal", False, "Print stack traces before exiting the program with ctrl+c."),
+        _o("dump_stacks_on_signal", False, "Print stack traces before exiting the program with ctrl+c.", needs_restart=True),
         _o("override_settings_restore_afterwards", True, "Restore settings overridden by a request after it finishes"),
     ),
     *_section("api", "API",
@@ -608,5 +615,7 @@ def _migrate(raw: dict) -> None:
         raw["sd_vae_overrides_per_model_preferences"] = not raw["sd_vae_as_default"]
     if isinstance(raw.get("quicksettings"), str) and raw.get("quicksettings_list") is None:
         raw["quicksettings_list"] = [i.strip() for i in raw["quicksettings"].split(",") if i.strip()]
+    if raw.get("show_progress_type") in ("Approx NN", "TAESD"):
+        raw["show_progress_type"] = "Approx cheap"
     if isinstance(raw.get("ui_reorder"), str) and raw.get("ui_reorder") and "ui_reorder_list" not in raw:
         raw["ui_reorder_list"] = [i.strip() for i in raw["ui_reorder"].split(",")]

@@ -4,7 +4,8 @@
 - Model upscalers: files the user drops in models/ESRGAN, models/RealESRGAN, models/SwinIR, models/DAT
   (.pth/.pt/.safetensors), run with the optional PyPI package ``spandrel`` (architecture detection),
   tiled for big images. Without spandrel they are still listed, and using one raises
-  ``UpscalerUnavailable`` saying so.
+  ``UpscalerUnavailable`` saying so. spandrel is installed without torchvision (which would bring
+  another torch build): see ``import_spandrel``.
 - Latent modes for hires fix: ``LATENT_UPSCALE_MODES`` / ``upscale_latent``.
 - ``run_extras``: the Extras tab's upscale step.
 """
@@ -14,7 +15,9 @@ import importlib.util
 import logging
 import math
 import re
+import sys
 import threading
+import types
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -172,7 +175,46 @@ def spandrel_available() -> bool:
 
 SPANDREL_MISSING = ("the Python package 'spandrel' is not installed, so model upscalers (ESRGAN, "
                     "RealESRGAN, SwinIR, DAT files) cannot run; install it into the web UI's environment "
-                    "(it needs torchvision built for the installed torch)")
+                    "with `pip install --no-deps spandrel einops`")
+
+# Only spandrel's face-restoration (RestoreFormer) and inpainting (LaMa) architectures import
+# torchvision, at module level, and `import spandrel` imports every architecture. torchvision is not
+# installed here (its wheels pin one torch build), so those two names get stand-ins while spandrel is
+# imported; they are removed again right after, so no other library ever sees a torchvision module.
+_TORCHVISION_NAMES = ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
+_spandrel_import_lock = threading.Lock()
+
+
+def _torchvision_stand_in() -> dict[str, types.ModuleType]:
+    def unavailable(*_args: Any, **_kwargs: Any) -> Any:
+        raise UpscalerUnavailable("this model architecture needs torchvision, which this web UI does not install")
+
+    root = types.ModuleType("torchvision")
+    transforms = types.ModuleType("torchvision.transforms")
+    functional = types.ModuleType("torchvision.transforms.functional")
+    functional.normalize = unavailable  # type: ignore[attr-defined]
+    functional.rotate = unavailable  # type: ignore[attr-defined]
+    functional.InterpolationMode = type("InterpolationMode", (), {})  # type: ignore[attr-defined]
+    root.transforms = transforms  # type: ignore[attr-defined]
+    transforms.functional = functional  # type: ignore[attr-defined]
+    return dict(zip(_TORCHVISION_NAMES, (root, transforms, functional)))
+
+
+def import_spandrel() -> types.ModuleType:
+    """``import spandrel``, with torchvision stand-ins when torchvision is missing (see above)."""
+    with _spandrel_import_lock:
+        if "spandrel" in sys.modules or importlib.util.find_spec("torchvision") is not None:
+            import spandrel
+            return spandrel
+        stand_ins = _torchvision_stand_in()
+        sys.modules.update(stand_ins)
+        try:
+            import spandrel
+        finally:
+            for name, module in stand_ins.items():
+                if sys.modules.get(name) is module:
+                    del sys.modules[name]
+        return spandrel
 
 # loader(path, device) -> a model: callable on [1, 3, h, w] RGB in [0, 1], returning [1, 3, h*s, w*s].
 ModelLoaderFn = Callable[[Path, torch.device], Any]
@@ -180,8 +222,7 @@ ModelLoaderFn = Callable[[Path, torch.device], Any]
 
 def spandrel_loader(path: Path, device: torch.device) -> Any:
     """Load an image-to-image model file with spandrel (architecture detected from the weights)."""
-    import spandrel
-
+    spandrel = import_spandrel()
     descriptor = spandrel.ModelLoader(device=device).load_from_file(str(path))
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise UpscalerUnavailable(f"{path.name} is not an image-to-image model")
@@ -313,7 +354,7 @@ class ModelUpscaler(BaseUpscaler):
                 except UpscalerUnavailable:
                     raise
                 except Exception as e:  # a broken or unsupported file: say which
-                    raise UpscalerUnavailable(f"upscaler {self.name!r} ({self.path}): {e}") from e
+                    raise UpscalerUnavailable(f"upscaler {self.name!r} ({self.path}): {_load_error_text(e)}") from e
                 scale = getattr(model, "scale", None)
                 if isinstance(scale, (int, float)) and scale >= 1:
                     self.scale = scale
@@ -326,6 +367,14 @@ class ModelUpscaler(BaseUpscaler):
 
     def do_upscale(self, image: Image.Image, scale: float) -> Image.Image:
         return upscale_with_model(self.load(), image, tile_size=self.tile_size, tile_overlap=self.tile_overlap)
+
+
+def _load_error_text(exc: Exception) -> str:
+    if str(exc):
+        return str(exc)
+    if type(exc).__name__ == "UnsupportedModelError":  # spandrel's, raised without a message
+        return "not a model architecture that spandrel knows"
+    return type(exc).__name__
 
 
 def _default_device() -> torch.device:

@@ -20,18 +20,23 @@ A1111_DEFAULTS = {
     "add_model_hash_to_info": True, "add_model_name_to_info": True, "add_vae_hash_to_info": True,
     "add_vae_name_to_info": True, "add_version_to_infotext": True, "add_user_name_to_info": False,
     "show_progress_every_n_steps": 10, "live_preview_content": "Prompt", "show_progressbar": True,
-    "live_previews_enable": True, "show_progress_type": "Approx NN", "extra_networks_default_multiplier": 1.0,
+    "live_previews_enable": True, "extra_networks_default_multiplier": 1.0,
     "sd_checkpoint_hash": "", "upcast_attn": False, "sdxl_clip_l_skip": False, "img2img_fix_steps": False,
     "initial_noise_multiplier": 1.0, "inpainting_mask_weight": 1.0, "always_discard_next_to_last_sigma": False,
     "pad_cond_uncond": False, "save_to_dirs": True, "directories_filename_pattern": "[date]",
     "samples_filename_pattern": "", "s_churn": 0.0, "s_tmin": 0.0, "s_tmax": 0.0, "s_noise": 1.0,
-    "s_min_uncond": 0.0, "override_settings_restore_afterwards": True, "quicksettings_list": ["sd_model_checkpoint"],
+    "s_min_uncond": 0.0, "override_settings_restore_afterwards": True,
+}
+# Where this web UI differs from A1111 v1.10.1 on purpose.
+OWN_DEFAULTS = {
+    "quicksettings_list": ["sd_model_checkpoint", "sd_vae"],  # A1111: the checkpoint only
+    "show_progress_type": "Approx cheap",  # A1111: "Approx NN" (needs a model file not shipped here)
 }
 
 
 def test_a1111_defaults():
     opts = Options()
-    for key, value in A1111_DEFAULTS.items():
+    for key, value in {**A1111_DEFAULTS, **OWN_DEFAULTS}.items():
         assert opts.get(key) == value, key
         assert type(opts.get(key)) is type(value), key
     assert opts.info("randn_source").current_choices() == ["GPU", "CPU", "NV"]
@@ -206,4 +211,4 @@ def test_data_is_a_copy():
     opts = Options()
     d = opts.data()
     d["quicksettings_list"].append("zzz")
-    assert opts.get("quicksettings_list") == ["sd_model_checkpoint"]
+    assert opts.get("quicksettings_list") == ["sd_model_checkpoint", "sd_vae"]

@@ -13,6 +13,10 @@ venv_dir="${venv_dir:-.venv}"
 # TORCH_COMMAND="pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_COMMAND="${TORCH_COMMAND:-pip install torch==2.13.0}"
 extras="${SETUP_EXTRAS:-}"
+# Installed without their declared requirements: spandrel (model upscalers) asks for torchvision, whose
+# wheels pin one torch build and would replace the torch chosen above; the architectures we use do not
+# need it (modules/upscalers.py: import_spandrel). Its other requirements are in pyproject.toml.
+NO_DEPS_PACKAGES="spandrel==0.4.2"
 
 if [ ! -x "${venv_dir}/bin/python" ]; then
     echo "Creating virtual environment in ${venv_dir}"
@@ -22,7 +26,7 @@ fi
 source "${venv_dir}/bin/activate"
 
 # A stamp of everything that decides the install, so that a launch with nothing new is instant.
-stamp_src="$(cat pyproject.toml; echo "${TORCH_COMMAND}"; echo "${extras}")"
+stamp_src="$(cat pyproject.toml; echo "${TORCH_COMMAND}"; echo "${extras}"; echo "${NO_DEPS_PACKAGES}")"
 stamp="${venv_dir}/.installed-$(printf '%s' "${stamp_src}" | sha256sum | cut -c1-16)"
 if [ ! -f "${stamp}" ]; then
     python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
@@ -32,6 +36,8 @@ if [ ! -f "${stamp}" ]; then
     fi
     echo "Installing the project and its requirements"
     python -m pip install --quiet -e ".${extras}" || { echo "pip install of the project failed" >&2; exit 1; }
+    # shellcheck disable=SC2086
+    python -m pip install --quiet --no-deps ${NO_DEPS_PACKAGES} || { echo "pip install of ${NO_DEPS_PACKAGES} failed" >&2; exit 1; }
     rm -f "${venv_dir}"/.installed-*
     touch "${stamp}"
 fi
