@@ -233,9 +233,10 @@ def log_html(warnings: list[str] = (), error: str | None = None, seconds: float 
 
 
 def output_folder(engine: Any, tabname: str) -> Path:
-    opts = engine.options
-    folder = opts.get("outdir_samples") or opts.get(f"outdir_{tabname}_samples") or engine.paths.outputs_dir
-    return Path(folder)
+    from modules import output_paths
+
+    return output_paths.base_directory(engine.options, engine.paths.data_dir, engine.paths.outputs_dir,
+                                       is_img2img=tabname == "img2img", grid=False)
 
 
 def open_folder(path: Path, *, allowed: bool) -> str:
