@@ -42,6 +42,7 @@ def build_engine(args):
     engine.refresh_checkpoints()
     select_cmd_ckpt(engine, args)
     engine.available_checkpoints()  # makes the built-in model now if there is no checkpoint
+    engine.scripts.load()  # scripts and extensions, before any callback they register is needed
     return engine
 
 
@@ -118,7 +119,7 @@ def create_app(engine, args):
     ``request_restart()`` stop / restart the server :func:`main` runs it on (see :class:`ServerControl`)."""
     from fastapi import FastAPI
 
-    from modules import file_serving, server_auth, upload_limits
+    from modules import extensions, file_serving, server_auth, upload_limits
     from modules.api.api import mount_api, mount_internal_routes
 
     auth = server_auth.AuthConfig.from_args(args)
@@ -131,16 +132,21 @@ def create_app(engine, args):
     if not args.nowebui:
         import gradio as gr
 
-        from modules import ui_extra_networks, ui_routes
-        from modules.ui_minimal import create_ui
+        from modules import ui
+        from modules.api.api import task_tracker
 
         file_serving.add_file_routes(app, engine)  # before the mount at "/", which would catch them
+        extensions.add_routes(app, engine)  # the extensions' javascript/ and style.css
         mount_internal_routes(app, engine)  # the page's progress polling
-        ui_routes.mount_ui_routes(app, engine)
-        ui_extra_networks.mount_extra_networks_routes(app, engine)
-        gr.mount_gradio_app(app, create_ui(engine), path="/")
+        ui.mount_page_routes(app, engine)
+        demo = ui.create_ui(engine, tasks=task_tracker(app), restart=control.request_restart)
+        # Extensions add their routes here (A1111's on_app_started), before "/" would catch them.
+        engine.callbacks.run("app_started", demo, app)
+        gr.mount_gradio_app(app, demo, path="/", head=ui.page_head(engine))
         if getattr(args, "theme", None) in ("light", "dark"):
             app.add_middleware(ThemeRedirectMiddleware, theme=args.theme)
+    else:
+        engine.callbacks.run("app_started", None, app)
     _add_cors(app, args)
     # Added last = runs first: a request without credentials is refused before its body is read.
     app.add_middleware(upload_limits.BodySizeLimitMiddleware, max_bytes=upload_limits.MAX_REQUEST_BODY_BYTES)
@@ -245,11 +251,13 @@ def open_browser_when_started(server, url: str, opener: Callable[[str], Any] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modules import cmd_args, server_auth
+    from modules import cmd_args, extensions, server_auth
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        args = cmd_args.parse_args(argv)
+        # Extensions' preload.py may add flags: collected before the flags are parsed (spec §12.1).
+        preload = extensions.preload_hooks(argv, repo_root=REPO_ROOT)
+        args = cmd_args.parse_args(argv, preload=preload.hooks)
         for warning in cmd_args.validate_args(args):
             log.warning(warning)
         auth = server_auth.AuthConfig.from_args(args)
@@ -285,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         engine = build_engine(args)
+        engine.extensions.record_preload_errors(preload.errors)
         if not (args.ui_debug_mode or (args.nowebui and args.skip_load_model_at_start)):
             threading.Thread(target=_load_initial_model, args=(engine,), daemon=True, name="initial-model-load").start()
         app = create_app(engine, args)
@@ -316,6 +325,7 @@ def restart_program(argv: list[str]) -> None:
 def _load_initial_model(engine) -> None:
     try:
         engine.ensure_model()
+        engine.scripts.check_model_loaded()
     except Exception as exc:  # the UI shows the error on the next generation; keep serving
         log.error("Initial model load failed: %s", exc)
 

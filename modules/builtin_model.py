@@ -1,4 +1,9 @@
-"""A tiny built-in SD1-architecture checkpoint, so the UI has a model to load on a fresh install.
+"""The model a fresh install opens on: the shipped demo checkpoint, or a generated placeholder.
+
+:func:`default_model` is what the engine loads when ``models/Stable-diffusion`` is empty: the trained demo
+model shipped in the repository (``models/demo/sd-demo-shapes-64.safetensors``, 64 px, draws coloured shapes
+from prompts such as "a red circle on a blue background"; see ``tools/demo_model``), or, if that file is
+missing (a trimmed install), the untrained placeholder below.
 
 :func:`ensure_builtin_model` writes ``builtin-tiny-sd1.safetensors`` into a cache folder once and
 returns its path. It is an ordinary single-file checkpoint in the original layout (it loads through
@@ -7,8 +12,8 @@ widths, with the real CLIP tokenizer vocabulary (49408 tokens).
 
 Its weights are untrained and deterministic: they come from a counter-based SplitMix64 generator
 evaluated with exact integer and IEEE arithmetic in numpy (no torch RNG, whose kernels differ
-between CPUs), so the file is byte-identical on every machine. A later issue replaces it with a
-trained model; bump ``BUILTIN_VERSION`` whenever the bytes change.
+between CPUs), so the file is byte-identical on every machine. Bump ``BUILTIN_VERSION`` whenever the bytes
+change.
 """
 from __future__ import annotations
 
@@ -19,8 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["BUILTIN_FILENAME", "BUILTIN_VERSION", "SEED", "builtin_configs", "build_builtin_components",
-           "ensure_builtin_model"]
+__all__ = ["BUILTIN_FILENAME", "BUILTIN_VERSION", "DEMO_FILENAME", "DEMO_PATH", "DEMO_SHA256", "DEMO_VERSION",
+           "SEED", "builtin_configs", "build_builtin_components", "default_model", "ensure_builtin_model"]
+
+DEMO_FILENAME = "sd-demo-shapes-64.safetensors"
+DEMO_PATH = Path(__file__).resolve().parents[1] / "models" / "demo" / DEMO_FILENAME
+# sha256 of the shipped file; tools/demo_model/train_model.py writes it (see README, "Demo model").
+DEMO_SHA256 = "TBD"
+DEMO_VERSION = "1"  # the file's sd_webui_diffusers.demo_version metadata
 
 BUILTIN_FILENAME = "builtin-tiny-sd1.safetensors"
 BUILTIN_VERSION = "1"
@@ -123,3 +134,11 @@ def ensure_builtin_model(cache_dir: str | os.PathLike) -> Path:
         "modelspec.description": "Deterministic untrained placeholder with the SD1 layout at toy widths.",
     }
     return save_single_file(components, path, "sd1", metadata=metadata, dtype=torch.float16)
+
+
+def default_model(cache_dir: str | os.PathLike) -> Path:
+    """The checkpoint to use when the user has none: the shipped demo model, else the generated placeholder
+    (written into ``cache_dir`` once)."""
+    if DEMO_PATH.is_file():
+        return DEMO_PATH
+    return ensure_builtin_model(cache_dir)

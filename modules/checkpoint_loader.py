@@ -46,6 +46,8 @@ __all__ = [
     "apply_vae",
     "load_tokenizer",
     "scheduler_config_for",
+    "native_size_from_metadata",
+    "native_size_of_file",
     "TOKENIZER_DIR",
 ]
 
@@ -57,7 +59,7 @@ class LoadedModel:
     family: str                       # "sd1" | "sd2" | "sdxl"
     is_inpainting: bool
     prediction_type: str              # "epsilon" | "v_prediction"
-    native_size: int                  # 512 / 768 / 1024
+    native_size: int | tuple[int, int]  # 512 / 768 / 1024, or the file's modelspec.resolution ((w, h) if not square)
     unet: Any                         # diffusers UNet2DConditionModel
     vae: Any                          # diffusers AutoencoderKL
     text_encoders: list               # transformers CLIPTextModel (+ CLIPTextModelWithProjection for SDXL)
@@ -107,6 +109,51 @@ def scheduler_config_for(family: str, prediction_type: str, *, zero_terminal_snr
     if zero_terminal_snr:
         cfg["rescale_betas_zero_snr"] = True
     return cfg
+
+
+def native_size_from_metadata(metadata: Mapping[str, Any]) -> int | tuple[int, int] | None:
+    """``modelspec.resolution`` ("512x512", "1024x768" as width x height, or "64") as an int for a square
+    size or (width, height); None when absent or malformed."""
+    value = str(metadata.get("modelspec.resolution") or "").strip().lower()
+    if not value:
+        return None
+    parts = value.replace(" ", "").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        return None
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) < 8 or max(dims) > 16384:
+        return None
+    return dims[0] if dims[0] == dims[1] else (dims[0], dims[1])
+
+
+def native_size_of_file(path: str | os.PathLike) -> int | tuple[int, int] | None:
+    """The native size a checkpoint file declares or implies, from its header only (no weights read):
+    ``modelspec.resolution``, else the family's size from the tensor shapes. None for other files."""
+    from modules.safe_load import read_safetensors_metadata, read_safetensors_shapes
+
+    if Path(path).suffix.lower() != ".safetensors":
+        return None
+    size = native_size_from_metadata(read_safetensors_metadata(path))
+    if size is not None:
+        return size
+    try:
+        det = cd.detect(cd.normalize_keys(read_safetensors_shapes(path)))
+    except cd.UnsupportedArchitectureError:
+        return None
+    return det.native_size or cd.native_size_for(det.family, "epsilon", det.is_inpainting)
+
+
+def _apply_declared_size(det: cd.Detection, models: Mapping[str, Any], size: int | tuple[int, int]) -> None:
+    """Use the file's own resolution (e.g. a 64 px demo model) instead of the family's default."""
+    width = size if isinstance(size, int) else size[0]
+    cd.apply_native_size(det, width)
+    det.native_size = size
+    models["unet"].register_to_config(sample_size=det.configs["unet"]["sample_size"])
+    if "vae" in models:
+        models["vae"].register_to_config(sample_size=width)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,6 +422,13 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         cd.apply_native_size(det, cd.native_size_for(det.family, prediction_type, det.is_inpainting))
         models["unet"].register_to_config(sample_size=det.configs["unet"]["sample_size"])
         models["vae"].register_to_config(sample_size=det.native_size)
+
+    if path.lower().endswith(".safetensors"):
+        from modules.safe_load import read_safetensors_metadata
+
+        declared = native_size_from_metadata(read_safetensors_metadata(path))
+        if declared is not None:
+            _apply_declared_size(det, models, declared)
 
     sched = scheduler_config_for(det.family, prediction_type, zero_terminal_snr=det.zero_terminal_snr)
     config = dict(det.configs)

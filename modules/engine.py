@@ -32,7 +32,10 @@ class ModelLoadError(RuntimeError):
 class Engine:
     def __init__(self, *, args: Any, paths: Any, options: Any, devices: DeviceConfig) -> None:
         from modules.checkpoints import CheckpointRegistry
+        from modules.extensions import ExtensionManager
         from modules.hashes import HashCache
+        from modules.script_callbacks import CallbackRegistry
+        from modules.scripts import ScriptManager
         from modules.styles import StyleDatabase
         from modules.upscalers import UpscalerRegistry
         from modules.vae_list import VaeRegistry
@@ -60,6 +63,10 @@ class Engine:
         self._cond_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._model_generation = 0
         self.builtin_checkpoint: Path | None = None
+        # Extensions and scripts (spec §12): discovered here, imported on first use or by webui.build_engine.
+        self.callbacks = CallbackRegistry()
+        self.extensions = ExtensionManager(paths, options, args)
+        self.scripts = ScriptManager(self)
 
     def _make_network_manager(self) -> Any:
         from modules.networks.extra_networks_hypernet import ExtraNetworkHypernet
@@ -77,9 +84,8 @@ class Engine:
 
     # --- doors call this -----------------------------------------------------------
     def generate(self, request: GenerationRequest) -> Processed:
-        from modules.processing import process_images
-
-        return process_images(self, request)
+        """The request's selected script (``script_name``) or ``process_images``, with the always-on scripts."""
+        return self.scripts.generate(request)
 
     # --- checkpoints ---------------------------------------------------------------
     def refresh_checkpoints(self) -> None:
@@ -93,14 +99,34 @@ class Engine:
         return items
 
     def _builtin_info(self) -> Any:
-        from modules.builtin_model import ensure_builtin_model
+        """The default checkpoint when the checkpoint folders are empty: the shipped demo model (or, if its
+        file is missing, the generated placeholder)."""
+        from modules.builtin_model import default_model
 
-        # Under the model lock: building modules patches torch globally (meta-device init),
+        # Under the model lock: building the placeholder patches torch globally (meta-device init),
         # which must never overlap with a checkpoint load in another thread.
         with self._model_lock:
             if self.builtin_checkpoint is None:
-                self.builtin_checkpoint = ensure_builtin_model(Path(self.paths.cache_dir) / "builtin")
+                self.builtin_checkpoint = default_model(Path(self.paths.cache_dir) / "builtin")
         return self.checkpoints.info_for_path(self.builtin_checkpoint)
+
+    def native_size(self) -> tuple[int, int]:
+        """(width, height) the UI should default to: the loaded model's native size, else the size the
+        checkpoint that would load declares in its header (512 x 512 when nothing says)."""
+        from modules import checkpoint_loader
+
+        size = getattr(self.model, "native_size", None) if self.model is not None else None
+        if size is None:
+            try:
+                info = self.resolve_checkpoint(self.options.get("sd_model_checkpoint") or None)
+                size = checkpoint_loader.native_size_of_file(info.filename)
+            except Exception as exc:  # noqa: BLE001 - a default size must never fail the page
+                log.debug("native size of the default checkpoint unknown: %s", exc)
+        if size is None:
+            return 512, 512
+        if isinstance(size, int):
+            return size, size
+        return int(size[0]), int(size[1])
 
     def resolve_checkpoint(self, name: str | None) -> Any:
         if name:
@@ -362,6 +388,10 @@ class Engine:
                 m.padding_mode = mode
 
     def preview_image(self, latent: torch.Tensor) -> Image.Image:
+        """The live preview of one latent: the ``show_progress_type`` setting picks a full VAE decode or the cheap
+        linear latent->RGB projection (fitted once per loaded VAE)."""
+        if self.options.get("show_progress_type") == "Full":
+            return self.decode(latent[None])[0]
         if self._latent_rgb is None:
             with self._vae_precision() as vae:
                 self._latent_rgb = live_preview.fit_latent_to_rgb(vae, latent.shape[0])

@@ -26,15 +26,16 @@ class RequestError(ValueError):
 
 @dataclass
 class GenerationRequest:
-    prompt: str = ""
-    negative_prompt: str = ""
+    # A list (as A1111 scripts such as Prompt matrix set) gives every image its own prompt / seed.
+    prompt: str | list[str] = ""
+    negative_prompt: str | list[str] = ""
     styles: list[str] = field(default_factory=list)
     steps: int = 20
     sampler_name: str = "DPM++ 2M"
     scheduler: str = "Automatic"
     cfg_scale: float = 7.0
-    seed: int = -1
-    subseed: int = -1
+    seed: int | list[int] = -1
+    subseed: int | list[int] = -1
     subseed_strength: float = 0.0
     seed_resize_from_h: int = -1
     seed_resize_from_w: int = -1
@@ -76,6 +77,11 @@ class GenerationRequest:
     disable_extra_networks: bool = False
     id_task: str | None = None
     extra_generation_params: dict[str, Any] = field(default_factory=dict)
+    # scripts (spec §12.2): the selectable script's title and its UI arguments; always-on scripts' arguments
+    # as {"<title>": {"args": [...]}} (a plain list is accepted too). Scripts not named get their UI defaults.
+    script_name: str | None = None
+    script_args: list[Any] = field(default_factory=list)
+    alwayson_scripts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_img2img(self) -> bool:
@@ -136,3 +142,33 @@ class Processed:
     @property
     def infotext(self) -> str:
         return self.infotexts[0] if self.infotexts else ""
+
+    # A1111's names, for scripts written against its Processed.
+    @property
+    def all_prompts(self) -> list[str]:
+        return self.prompts
+
+    @property
+    def all_negative_prompts(self) -> list[str]:
+        return self.negative_prompts
+
+    @property
+    def all_seeds(self) -> list[int]:
+        return self.seeds
+
+    @property
+    def all_subseeds(self) -> list[int]:
+        return self.subseeds
+
+    @property
+    def prompt(self) -> str:
+        return self.info.get("prompt", self.prompts[0] if self.prompts else "")
+
+    @property
+    def negative_prompt(self) -> str:
+        return self.info.get("negative_prompt", self.negative_prompts[0] if self.negative_prompts else "")
+
+    def js(self) -> str:
+        import json
+
+        return json.dumps(self.info, default=lambda o: None)

@@ -339,6 +339,8 @@ def save_image(
     save_txt: bool = False,
     pnginfo_key: str = "parameters",
     basename_prefix: str = "",
+    callbacks: Any = None,
+    p: Any = None,
 ) -> Path:
     """Save ``image`` as ``directory/NNNNN-<pattern>.<ext>`` atomically; returns the final path.
 
@@ -350,6 +352,10 @@ def save_image(
       ``UserComment`` for JPEG/WEBP, as the GIF comment. ``save_txt`` also writes ``NNNNN-....txt`` with it.
     * ``basename_prefix``: A1111's optional ``basename``, numbered separately with 4 digits (``grid`` →
       ``grid-NNNN-<pattern>``; A1111 names grids ``grid-NNNN.png``: pass ``basename_pattern=""`` for that).
+    * ``callbacks``: a ``script_callbacks.CallbackRegistry``; its ``before_image_saved`` callbacks get an
+      ``ImageSaveParams(image, p, filename, pnginfo)`` first and may replace the image, the infotext
+      (``pnginfo["parameters"]``) or the file name (then written exactly there); ``image_saved`` ones get it
+      after the file is in place.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -359,6 +365,23 @@ def save_image(
     all_tags.update(tags or {})
     decoration = _apply_pattern(basename_pattern or "", all_tags)
     file_decoration = f"-{decoration}" if decoration else ""
+
+    exact: Path | None = None
+    params = None
+    if callbacks is not None and (callbacks.has("before_image_saved") or callbacks.has("image_saved")):
+        from modules.script_callbacks import ImageSaveParams
+
+        number = next_sequence_number(directory, basename_prefix)
+        counter = f"{basename_prefix}-{number:04}" if basename_prefix else f"{number:05}"
+        planned = str(directory / f"{counter}{file_decoration}.{ext}")
+        params = ImageSaveParams(image, p, planned, {pnginfo_key: infotext} if infotext is not None else {})
+        callbacks.run("before_image_saved", params)
+        image = params.image
+        infotext = params.pnginfo.get(pnginfo_key, infotext)
+        if params.filename != planned:
+            exact = Path(params.filename)
+            directory = exact.parent
+            directory.mkdir(parents=True, exist_ok=True)
 
     tmp = _write_temp(
         directory,
@@ -373,6 +396,9 @@ def save_image(
         with _save_lock:
             number = next_sequence_number(directory, basename_prefix)
             for _ in range(100000):
+                if exact is not None:
+                    final, txt_final = exact, exact.with_suffix(".txt")
+                    break
                 counter = f"{basename_prefix}-{number:04}" if basename_prefix else f"{number:05}"
                 stem = f"{counter}{file_decoration}"
                 final = directory / f"{stem}.{ext}"
@@ -389,6 +415,9 @@ def save_image(
             txt_tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(directory)
+    if params is not None:
+        params.filename = str(final)
+        callbacks.run("image_saved", params)
     return final
 
 

@@ -3,12 +3,19 @@
 It turns a GenerationRequest into images and infotexts with A1111's semantics: seeds,
 prompt schedules and AND, extra-network tags, txt2img / img2img / inpainting, hires fix,
 saving with infotext. The model itself is owned by the Engine passed in.
+
+``process_images(p)`` (A1111's form, ``p`` a :class:`StableDiffusionProcessing`) and
+``process_images(engine, request)`` are the same call. With ``p.scripts`` set, the always-on scripts'
+hooks run at A1111's points (before_process, process, before_process_batch, process_batch, before_hr,
+postprocess_batch, postprocess_batch_list, postprocess_image, postprocess). A process_images called from
+inside another (a script's grid cells) joins the job of the outer one instead of queueing behind it.
 """
 from __future__ import annotations
 
 import datetime
 import math
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -19,6 +26,8 @@ from tqdm import tqdm
 from modules import extra_networks, img2img_ops, infotext, masking, prompt_parser, rng, samplers, upscalers
 from modules.generation_request import GenerationRequest, Processed, RequestError
 from modules.job_state import GenerationInterrupted
+from modules.processing_object import (StableDiffusionProcessing, StableDiffusionProcessingImg2Img,  # noqa: F401
+                                       StableDiffusionProcessingTxt2Img, as_processing)
 from modules.prompt_comments import strip_comments
 from modules.sampling import InpaintBlend, SamplingInputs, sample
 
@@ -26,6 +35,9 @@ if TYPE_CHECKING:
     from modules.engine import Engine
 
 APP_VERSION = "sd-webui-diffusers 0.1.0"
+
+# ids of the engines whose queue this thread / task already holds: a nested process_images joins that job.
+_HELD: ContextVar[frozenset] = ContextVar("processing_held_engines", default=frozenset())
 
 
 @dataclass
@@ -60,32 +72,82 @@ class Plan:
     network_data: dict = field(default_factory=dict)
     used_embeddings: dict[str, Any] = field(default_factory=dict)  # found while conditioning, for "TI hashes"
     late_params: dict[str, Any] = field(default_factory=dict)  # infotext keys A1111 writes after the networks'
+    processing: Any = None  # the StableDiffusionProcessing being run (scripts' hooks get it)
+    hooks: Any = None  # sampling callbacks (on_cfg_denoiser...) bound to this run, or None
 
 
-def process_images(engine: "Engine", req: GenerationRequest) -> Processed:
-    req.validate()
+def process_images(engine_or_p: Any, req: GenerationRequest | None = None) -> Processed:
+    """Generate what ``p`` (or ``engine`` + ``req``) asks for; see the module docstring."""
+    p = as_processing(engine_or_p, req)
+    if p.scripts is not None:
+        p.scripts.before_process(p)
+    engine = p.engine
+    with generation_job(engine, p.request):
+        try:
+            processed = _process(p)
+        finally:
+            engine.after_generation()
+        if p.scripts is not None:
+            p.scripts.postprocess(p, processed)
+    return processed
+
+
+@contextmanager
+def _queue_turn(engine: "Engine") -> Iterator[bool]:
+    """Wait for this engine's turn; yields True when this context already has it (a nested call)."""
+    held = _HELD.get()
+    if id(engine) in held:
+        yield True
+        return
     with engine.state.queue.hold():
-        with ExitStack() as stack:
-            if req.override_settings:
-                if req.override_settings_restore_afterwards:
-                    stack.enter_context(engine.options.override(**req.override_settings))
-                else:
-                    for key, value in req.override_settings.items():
-                        engine.options.set(key, value)
-            engine.ensure_model()
-            engine.state.begin("img2img" if req.is_img2img else "txt2img", req.n_iter, req.id_task)
-            try:
-                return _process(engine, req)
-            finally:
-                engine.after_generation()
-                engine.state.end()
+        token = _HELD.set(held | {id(engine)})
+        try:
+            yield False
+        finally:
+            _HELD.reset(token)
 
 
-def _process(engine: "Engine", req: GenerationRequest) -> Processed:
+@contextmanager
+def generation_job(engine: "Engine", req: GenerationRequest) -> Iterator[None]:
+    """The queue turn, the request's setting overrides, the model and the job state around one generation.
+
+    Nested inside another job (a script's cells), the outer job's turn and state are kept: the job count
+    grows if the cells need more than the script announced, and an interrupt stops the whole script."""
+    req.validate()
+    with _queue_turn(engine) as nested, ExitStack() as stack:
+        if req.override_settings:
+            if req.override_settings_restore_afterwards:
+                stack.enter_context(engine.options.override(**req.override_settings))
+            else:
+                for key, value in req.override_settings.items():
+                    engine.options.set(key, value)
+        engine.ensure_model()
+        scripts = getattr(engine, "scripts", None)
+        if scripts is not None:
+            scripts.check_model_loaded()
+        state = engine.state
+        if nested:
+            state.job_count = max(state.job_count, state.job_no + req.n_iter)
+            yield
+            return
+        state.begin("img2img" if req.is_img2img else "txt2img", req.n_iter, req.id_task)
+        try:
+            yield
+        finally:
+            state.end()
+
+
+def _process(p: StableDiffusionProcessing) -> Processed:
+    engine, req, runner = p.engine, p.request, p.scripts
     opts = engine.options
     plan = _plan(engine, req)
-    if not req.disable_extra_networks:
-        plan.warnings += engine.extra_networks.activate(engine, plan.network_data)
+    plan.processing = p
+    p.plan = plan
+    callbacks = getattr(engine, "callbacks", None)
+    if callbacks is not None and any(callbacks.has(k) for k in ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg")):
+        plan.hooks = callbacks.bound(p.failed_callbacks)
+    if runner is not None:
+        runner.process(p)  # may change p.all_prompts / p.all_seeds / p.extra_generation_params
     engine.networks.refresh(["embedding"])  # embedding files added or changed since the last generation
     plan.late_params.update(req.extra_generation_params)
 
@@ -94,10 +156,31 @@ def _process(engine: "Engine", req: GenerationRequest) -> Processed:
     done: list[int] = []  # index into all_* of each returned image (skipped batches leave gaps)
     saved: list[str] = []
     interrupted = False
+    active_networks: Any = None
     batch_size = req.batch_size
+    total = len(plan.all_prompts)
     for n in range(req.n_iter):
-        lo, hi = n * batch_size, (n + 1) * batch_size
-        batch = Batch(n, plan.cond_prompts[lo:hi], plan.all_negative_prompts[lo:hi], plan.all_seeds[lo:hi], plan.all_subseeds[lo:hi])
+        lo, hi = n * batch_size, min((n + 1) * batch_size, total)
+        if lo >= hi:
+            break
+        p.iteration = n
+        p.prompts, p.negative_prompts = list(plan.all_prompts[lo:hi]), list(plan.all_negative_prompts[lo:hi])
+        p.seeds, p.subseeds = list(plan.all_seeds[lo:hi]), list(plan.all_subseeds[lo:hi])
+        if runner is not None:
+            runner.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+        # The first prompt's tags decide the batch's networks (A1111): re-activate only when they change.
+        cond_prompts, network_data = extra_networks.parse_prompts(p.prompts)
+        plan.cond_prompts[lo:hi] = cond_prompts
+        if not req.disable_extra_networks and network_data != active_networks:
+            for warning in engine.extra_networks.activate(engine, network_data) or []:
+                if warning not in plan.warnings:
+                    plan.warnings.append(warning)
+            active_networks = plan.network_data = network_data
+        if runner is not None:
+            kwargs = dict(batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+            runner.after_extra_networks_activate(p, extra_network_data=network_data, **kwargs)
+            runner.process_batch(p, **kwargs)
+        batch = Batch(n, cond_prompts, p.negative_prompts, p.seeds, p.subseeds)
         try:
             batch_images = _run_batch(engine, plan, batch)
         except GenerationInterrupted as exc:
@@ -106,13 +189,19 @@ def _process(engine: "Engine", req: GenerationRequest) -> Processed:
                 continue
             interrupted = True
             break
+        if runner is not None:
+            batch_images = runner.postprocess_batch_images(p, batch_images, batch_number=n)
         for i, image in enumerate(batch_images):
-            index = lo + i
+            index = min(lo + i, total - 1)
+            p.batch_index = i
+            if runner is not None:
+                image = runner.postprocess_image_one(p, image)
             text = create_infotext(engine, plan, index)
             image.info["parameters"] = text
             images.append(image)
             infotexts.append(text)
             done.append(index)
+            engine.state.add_result(image, text)
             if opts.get("samples_save") and not req.do_not_save_samples:
                 saved.append(str(_save(engine, image, plan, index, text, grid=False)))
         engine.state.next_job()
@@ -166,21 +255,36 @@ def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
         if req.hr_upscaler and not engine.upscalers.exists(req.hr_upscaler):
             raise RequestError("hr_upscaler", f"unknown upscaler {req.hr_upscaler!r}; choose one of {', '.join(engine.upscalers.hr_choices())}")
 
-    seed = rng.fix_seed(req.seed)
-    subseed = rng.fix_seed(req.subseed)
+    # A list prompt / negative prompt (A1111 scripts set them) gives the number of images; otherwise
+    # n_iter * batch_size copies of the one prompt.
     total = req.n_iter * req.batch_size
-    all_seeds = [seed + (i if req.subseed_strength == 0 else 0) for i in range(total)]
-    all_subseeds = [subseed + i for i in range(total)]
+    for value in (req.prompt, req.negative_prompt):
+        if isinstance(value, (list, tuple)):
+            total = len(value)
+            break
+    all_seeds, seed = _seed_list(req.seed, total, increment=req.subseed_strength == 0)
+    all_subseeds, subseed = _seed_list(req.subseed, total, increment=True)
 
-    prompt = engine.styles.apply_styles_to_prompt(req.prompt, req.styles)
-    negative = engine.styles.apply_negative_styles_to_prompt(req.negative_prompt, req.styles)
-    if opts.get("enable_prompt_comments"):
-        prompt, negative = strip_comments(prompt), strip_comments(negative)
-    if not req.disable_extra_networks:
-        prompt = extra_networks.add_default_networks(
-            prompt, opts.get("sd_lora"), opts.get("sd_hypernetwork"), float(opts.get("extra_networks_default_multiplier") or 1.0))
-    all_prompts = [prompt] * total
-    all_negative = [negative] * total
+    add_networks = not req.disable_extra_networks
+    prepared: dict[tuple[str, bool], str] = {}  # one prompt text is styled once, however many images use it
+
+    def prepare(text: str, negative: bool) -> str:
+        key = (text, negative)
+        if key not in prepared:
+            out = (engine.styles.apply_negative_styles_to_prompt if negative else engine.styles.apply_styles_to_prompt)(
+                text, req.styles)
+            if opts.get("enable_prompt_comments"):
+                out = strip_comments(out)
+            if add_networks and not negative:
+                out = extra_networks.add_default_networks(
+                    out, opts.get("sd_lora"), opts.get("sd_hypernetwork"),
+                    float(opts.get("extra_networks_default_multiplier") or 1.0))
+            prepared[key] = out
+        return prepared[key]
+
+    all_prompts = [prepare(t, False) for t in _text_list(req.prompt, total)]
+    all_negative = [prepare(t, True) for t in _text_list(req.negative_prompt, total)]
+    prompt, negative = (all_prompts[0], all_negative[0]) if total else ("", "")
     cond_prompts, network_data = extra_networks.parse_prompts(all_prompts)
 
     clip_skip = int(req.clip_skip or opts.get("CLIP_stop_at_last_layers") or 1)
@@ -207,6 +311,22 @@ def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
     if req.enable_hr and not req.is_img2img:
         _hires_infotext(plan, req)
     return plan
+
+
+def _text_list(value: Any, total: int) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value] or [""]
+        return [items[i % len(items)] for i in range(total)]
+    return [value or ""] * total
+
+
+def _seed_list(value: Any, total: int, *, increment: bool) -> tuple[list[int], int]:
+    """(a seed per image, the first seed): a list gives each image its own (-1 entries drawn at random)."""
+    if isinstance(value, (list, tuple)):
+        seeds = [rng.fix_seed(int(v)) for v in value] or [rng.fix_seed(-1)]
+        return [seeds[i % len(seeds)] for i in range(total)], seeds[0]
+    seed = rng.fix_seed(value)
+    return [seed + (i if increment else 0) for i in range(total)], seed
 
 
 def _hires_infotext(plan: Plan, req: GenerationRequest) -> None:
@@ -253,9 +373,13 @@ def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
         inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
         if model.is_inpainting:
             inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), height, width)
+        inputs.callbacks = plan.hooks
         latents = _sample(engine, scheduler, latents, scheduler.timesteps, inputs, noise_rng, f"Sampling ({plan.sampler.name})")
 
         if req.enable_hr:
+            p = plan.processing
+            if p is not None and p.scripts is not None:
+                p.scripts.before_hr(p)
             latents = _hires_pass(engine, plan, batch, latents)
         return engine.decode(latents)
 
@@ -366,6 +490,7 @@ def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tenso
     inputs = engine.sampling_inputs(conds, req.cfg_scale, final_w, final_h, len(batch.seeds))
     if model.is_inpainting:
         inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), final_h, final_w)
+    inputs.callbacks = plan.hooks
     return _sample(engine, scheduler, start, timesteps, inputs, noise_rng, "Hires fix")
 
 
@@ -444,6 +569,7 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
         inputs.inpaint_cond = engine.inpaint_cond(init.images, init.mask)
     elif latent_mask is not None:
         inputs.blend = InpaintBlend(init_latents=init_latents, mask=latent_mask, noise=noise)
+    inputs.callbacks = plan.hooks
     return _sample(engine, scheduler, latents, timesteps, inputs, noise_rng, f"img2img ({plan.sampler.name})")
 
 
@@ -482,30 +608,98 @@ def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
         "Tiling": "True" if req.tiling else None,
         "Version": APP_VERSION if opts.get("add_version_to_infotext") else None,
     }
-    extra = {**plan.extra_params, **engine.network_infotext_params(plan.used_embeddings.values()), **plan.late_params}
+    # Scripts may add to extra_generation_params until the image is done (process_batch, postprocess_image).
+    extra = {**plan.extra_params, **engine.network_infotext_params(plan.used_embeddings.values()), **plan.late_params,
+             **req.extra_generation_params}
     params = infotext.build_generation_params(fields, extra)
     return infotext.create_infotext(plan.all_prompts[index], plan.all_negative_prompts[index], params)
 
 
+def _filename_tags(engine: "Engine", plan: Plan, index: int) -> dict[str, Any]:
+    from modules import output_paths
+
+    req, opts, ckpt = plan.request, engine.options, engine.checkpoint_info
+    return output_paths.filename_tags(
+        seed=plan.all_seeds[index], prompt=plan.all_prompts[index], negative_prompt=plan.all_negative_prompts[index],
+        steps=req.steps, cfg_scale=req.cfg_scale, width=req.width, height=req.height, sampler=plan.sampler.name,
+        scheduler=plan.schedule_label, model_name=getattr(ckpt, "model_name", None),
+        model_hash=getattr(ckpt, "shorthash", None), styles=list(req.styles), clip_skip=plan.clip_skip,
+        denoising=req.denoising_strength if req.is_img2img or req.enable_hr else None,
+        batch_number=index % req.batch_size, generation_number=index, job_timestamp=engine.state.job_timestamp,
+        max_prompt_words=int(opts.get("directories_max_prompt_words") or 8))
+
+
 def _save(engine: "Engine", image: Image.Image, plan: Plan, index: int, text: str, *, grid: bool) -> Any:
     from modules import images as image_files
+    from modules import output_paths
 
     req = plan.request
     opts = engine.options
-    kind = ("img2img" if req.is_img2img else "txt2img") + ("-grids" if grid else "-images")
-    root = engine.paths.outputs_dir
-    directory = image_files.dated_output_dir(root, kind, datetime.date.today())
-    fmt = opts.get("grid_format" if grid else "samples_format") or "png"
+    directory, pattern = output_paths.save_location(engine, is_img2img=req.is_img2img, grid=grid,
+                                                    tags=_filename_tags(engine, plan, index))
     return image_files.save_image(
         image,
         directory,
         seed=plan.all_seeds[index],
+        tags=_filename_tags(engine, plan, index),
         infotext=text if opts.get("enable_pnginfo") else None,
-        extension=fmt,
+        extension=opts.get("grid_format" if grid else "samples_format") or "png",
         jpeg_quality=int(opts.get("jpeg_quality") or 80),
+        webp_lossless=bool(opts.get("webp_lossless")),
+        save_txt=bool(opts.get("save_txt")) and not grid,
         basename_prefix="grid" if grid else "",
-        basename_pattern="" if grid else "[seed]",
+        basename_pattern=pattern,
+        callbacks=getattr(engine, "callbacks", None),
+        p=plan.processing,
     )
+
+
+def save_grid(p: StableDiffusionProcessing, image: Image.Image, text: str) -> str | None:
+    """Save a script's grid (X/Y/Z plot, prompt matrix) the way process_images saves its grids: only with the
+    ``grid_save`` setting and unless ``p.do_not_save_grid``; returns the path or None."""
+    from modules import images as image_files
+
+    engine, req = p.engine, p.request
+    opts = engine.options
+    if not opts.get("grid_save") or req.do_not_save_grid:
+        return None
+    from modules import output_paths
+
+    seed = req.seed[0] if isinstance(req.seed, (list, tuple)) and req.seed else req.seed
+    directory, _ = output_paths.save_location(engine, is_img2img=req.is_img2img, grid=True,
+                                              tags={"date": datetime.date.today().isoformat(), "seed": seed})
+    path = image_files.save_image(
+        image, directory, seed=seed, infotext=text if opts.get("enable_pnginfo") else None,
+        extension=opts.get("grid_format") or "png", jpeg_quality=int(opts.get("jpeg_quality") or 80),
+        basename_prefix="grid", basename_pattern="", callbacks=getattr(engine, "callbacks", None), p=p)
+    return str(path)
+
+
+def combined_processed(p: StableDiffusionProcessing, parts: list[Processed], grids: list[Image.Image],
+                       grid_infotexts: list[str], include_images: bool = True) -> Processed:
+    """One result for a script that ran several generations: ``grids`` first (A1111's
+    ``index_of_first_image``), then every part's images when ``include_images``. Seeds, prompts and
+    infotexts stay aligned with the images after the grids."""
+    images = [img for part in parts for img in part.images] if include_images else []
+    infotexts = [t for part in parts for t in part.infotexts] if include_images else []
+    seeds = [s for part in parts for s in part.seeds] if include_images else []
+    subseeds = [s for part in parts for s in part.subseeds] if include_images else []
+    prompts = [t for part in parts for t in part.prompts] if include_images else []
+    negatives = [t for part in parts for t in part.negative_prompts] if include_images else []
+    first = parts[0] if parts else None
+    warnings: list[str] = []
+    for part in parts:
+        warnings += [w for w in part.warnings if w not in warnings]
+    info = dict(first.info) if first is not None else {}
+    info.update({"all_prompts": prompts, "all_negative_prompts": negatives, "all_seeds": seeds,
+                 "all_subseeds": subseeds, "index_of_first_image": len(grids),
+                 "infotexts": list(grid_infotexts) + infotexts, "warnings": warnings})
+    return Processed(
+        images=list(grids) + images, infotexts=list(grid_infotexts) + infotexts, seeds=seeds, subseeds=subseeds,
+        prompts=prompts, negative_prompts=negatives, request=p.request,
+        seed=first.seed if first is not None else -1, subseed=first.subseed if first is not None else -1,
+        info=info, warnings=warnings, saved_paths=[path for part in parts for path in part.saved_paths],
+        index_of_first_image=len(grids), interrupted=any(part.interrupted for part in parts))
 
 
 def processed_js(engine: "Engine", plan: Plan, processed: Processed) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class SamplingInputs:
     time_ids: torch.Tensor | None = None  # SDXL micro-conditioning, one row per image
     inpaint_cond: torch.Tensor | None = None  # mask + masked-image latents for 9-channel UNets
     blend: InpaintBlend | None = None
+    # on_cfg_denoiser / on_cfg_denoised / on_cfg_after_cfg: an object with run(kind, params) and has(kind)
+    # (script_callbacks.BoundCallbacks), or None
+    callbacks: Any = None
 
 
 def _crossattn(c: Cond) -> torch.Tensor:
@@ -77,10 +80,11 @@ def combine_denoised(x_out: torch.Tensor, conds_list: list, uncond_out: torch.Te
 class CFGDenoiser:
     """One classifier-free-guided UNet evaluation with A1111's composable conditioning."""
 
-    def __init__(self, unet: torch.nn.Module, inputs: SamplingInputs) -> None:
+    def __init__(self, unet: torch.nn.Module, inputs: SamplingInputs, total_steps: int = 0) -> None:
         self.unet = unet
         self.inputs = inputs
         self.dtype = next(unet.parameters()).dtype
+        self.total_steps = total_steps
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
         inp = self.inputs
@@ -96,6 +100,9 @@ class CFGDenoiser:
             conds = [pad_to_tokens(tensor, tokens, inp.empty_chunk), pad_to_tokens(uncond, tokens, inp.empty_chunk)]
             x_rows.append(x)
         x_in = torch.cat(x_rows)
+        callbacks = inp.callbacks
+        if callbacks is not None and callbacks.has("cfg_denoiser"):
+            x_in, conds = self._before_unet(callbacks, x_in, conds, t, step, skip_uncond)
         c_in = _cat(conds)
         row_image = [i for i, n in enumerate(repeats) for _ in range(n)]
         if not skip_uncond:
@@ -115,11 +122,37 @@ class CFGDenoiser:
             return_dict=False,
             **kwargs,
         )[0].float()
+        if callbacks is not None and callbacks.has("cfg_denoised"):
+            from modules.script_callbacks import CFGDenoisedParams
+
+            params = CFGDenoisedParams(out, step, self.total_steps, self.unet)
+            callbacks.run("cfg_denoised", params)
+            out = params.x
         if skip_uncond:
             # No unconditional pass: the first conditioning of each image stands in for it.
             firsts = torch.stack([out[conds[0][0]] for conds in conds_list])
-            return combine_denoised(out, conds_list, firsts, 1.0) if any(len(c) > 1 for c in conds_list) else firsts
-        return combine_denoised(out[:-batch], conds_list, out[-batch:], inp.cfg_scale)
+            result = combine_denoised(out, conds_list, firsts, 1.0) if any(len(c) > 1 for c in conds_list) else firsts
+        else:
+            result = combine_denoised(out[:-batch], conds_list, out[-batch:], inp.cfg_scale)
+        if callbacks is not None and callbacks.has("cfg_after_cfg"):
+            from modules.script_callbacks import AfterCFGCallbackParams
+
+            params = AfterCFGCallbackParams(result, step, self.total_steps)
+            callbacks.run("cfg_after_cfg", params)
+            result = params.x
+        return result
+
+    def _before_unet(self, callbacks: Any, x_in: torch.Tensor, conds: list, t: torch.Tensor, step: int,
+                     skip_uncond: bool) -> tuple[torch.Tensor, list]:
+        """on_cfg_denoiser: callbacks see (and may replace) the UNet input and both conditionings."""
+        from modules.script_callbacks import CFGDenoiserParams
+
+        text_cond = conds[0]
+        text_uncond = None if skip_uncond else conds[1]
+        params = CFGDenoiserParams(x_in, self.inputs.inpaint_cond, t, step, self.total_steps, text_cond, text_uncond, self)
+        callbacks.run("cfg_denoiser", params)
+        new_conds = [params.text_cond] if skip_uncond else [params.text_cond, params.text_uncond]
+        return params.x, new_conds
 
 
 def sample(
@@ -134,8 +167,8 @@ def sample(
     on_step: Callable[[int, int, torch.Tensor], None] | None = None,
     progress_bar: Any = None,
 ) -> torch.Tensor:
-    denoiser = CFGDenoiser(unet, inputs)
     total = len(timesteps)
+    denoiser = CFGDenoiser(unet, inputs, total)
     blend = inputs.blend
     for i, t in enumerate(timesteps):
         check()

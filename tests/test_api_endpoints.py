@@ -137,8 +137,9 @@ def test_small_lists(client):
     assert client.get("/sdapi/v1/embeddings").json() == {"loaded": {}, "skipped": {}}
     assert client.get("/sdapi/v1/prompt-styles").json() == [
         {"name": "Painted", "prompt": "{prompt}, oil painting", "negative_prompt": "blurry"}]
-    assert client.get("/sdapi/v1/scripts").json() == {"txt2img": [], "img2img": []}
-    assert client.get("/sdapi/v1/script-info").json() == []
+    builtin = ["prompt matrix", "prompts from file or textbox", "x/y/z plot"]
+    assert client.get("/sdapi/v1/scripts").json() == {"txt2img": builtin, "img2img": builtin}
+    assert [i["name"] for i in client.get("/sdapi/v1/script-info").json()] == builtin * 2
     assert client.get("/sdapi/v1/extensions").json() == []
 
 
@@ -283,8 +284,8 @@ def test_bad_override_settings_are_422(client, overrides, needle):
 
 
 def test_scripts_unknown_is_422_and_empty_is_fine(client):
-    body = _error(client.post("/sdapi/v1/txt2img", json={**GEN, "script_name": "X/Y/Z plot"}), 422)
-    assert body["detail"] == "Script 'X/Y/Z plot' not found"
+    body = _error(client.post("/sdapi/v1/txt2img", json={**GEN, "script_name": "X/Y/Z plots"}), 422)
+    assert body["detail"] == "Script 'X/Y/Z plots' not found"
     body = _error(client.post("/sdapi/v1/txt2img", json={**GEN, "alwayson_scripts": {"ADetailer": {"args": []}}}), 422)
     assert body["detail"] == "always on script ADetailer not found"
     r = client.post("/sdapi/v1/txt2img", json={**GEN, "script_name": "", "script_args": [], "alwayson_scripts": {}})

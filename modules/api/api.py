@@ -80,19 +80,29 @@ def _install_middleware(app: FastAPI, api_log: bool) -> None:
 
 # ---- generation ------------------------------------------------------------------------------------
 
-def check_scripts(payload: models._Common) -> None:
-    """No scripts exist yet: a named one is unknown, as in A1111 (422)."""
-    if payload.script_name:
+def check_scripts(engine: Any, payload: models._Common, *, img2img: bool) -> None:
+    """``script_name`` / ``alwayson_scripts`` must name scripts of the tab's runner (A1111's 422 otherwise)."""
+    if not payload.script_name and not payload.alwayson_scripts:
+        return
+    runner = engine.scripts.runner(img2img)
+    if payload.script_name and runner.find(payload.script_name, runner.selectable_scripts) is None:
         raise HTTPException(status_code=422, detail=f"Script '{payload.script_name}' not found")
     for name in (payload.alwayson_scripts or {}):
-        raise HTTPException(status_code=422, detail=f"always on script {name} not found")
+        script = runner.find(name)
+        if script is None:
+            raise HTTPException(status_code=422, detail=f"always on script {name} not found")
+        if not script.alwayson:
+            raise HTTPException(status_code=422, detail="Cannot have a selectable script in the always on scripts params")
 
 
 def _generate(engine: Any, tasks: TaskTracker, payload: models._Common, *, img2img: bool) -> models.TextToImageResponse:
-    check_scripts(payload)
+    check_scripts(engine, payload, img2img=img2img)
     payload = convert.apply_infotext(engine, payload)
     task_id = payload.force_task_id or convert.create_task_id("img2img" if img2img else "txt2img")
     req = convert.to_generation_request(engine, payload, img2img=img2img, task_id=task_id)
+    req.script_name = payload.script_name or None
+    req.script_args = list(payload.script_args or [])
+    req.alwayson_scripts = dict(payload.alwayson_scripts or {})
     tasks.add(task_id)
     try:
         processed = engine.generate(req)

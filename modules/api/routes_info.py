@@ -1,7 +1,7 @@
 """/sdapi/v1 listings, settings, model management and the features this app does not have (spec §9.1).
 
-Features A1111 has and this app lacks answer as A1111 does with none installed: no face restorers,
-scripts or extensions (empty lists), training (501).
+Features A1111 has and this app lacks answer as A1111 does with none installed: no face restorers (empty
+list), training (501).
 """
 from __future__ import annotations
 
@@ -147,18 +147,20 @@ def add_routes(router: APIRouter, engine: Any) -> None:
     def get_memory() -> dict[str, Any]:
         return memory.memory_info(getattr(engine.devices, "device", None))
 
-    # ---- what this app does not have -----------------------------------------------------------------
+    # ---- scripts and extensions (spec §12) ------------------------------------------------------------
     @router.get("/scripts", response_model=models.ScriptsList)
     def get_scripts_list() -> dict[str, list[str]]:
-        return {"txt2img": [], "img2img": []}
+        return engine.scripts.api_script_names()
 
     @router.get("/script-info", response_model=list[models.ScriptInfo])
     def get_script_info() -> list[dict[str, Any]]:
-        return []
+        return engine.scripts.api_script_info()
 
     @router.get("/extensions", response_model=list[models.ExtensionItem])
     def get_extensions_list() -> list[dict[str, Any]]:
-        return []
+        return engine.extensions.api_items()
+
+    # ---- what this app does not have -----------------------------------------------------------------
 
     def not_supported(request: Request) -> None:
         raise HTTPException(status_code=501, detail=f"Training is not supported by this web UI ({request.url.path})")
