@@ -6,38 +6,20 @@ page the way a user does and checks pixels, field values and files. Screenshots 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import socket
-import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from tests import tiny_models
+from tests.browser_harness import launch_chromium, open_page, require_playwright, serve, shot
 from tools import demo_extra_networks as demo
 
-CHROMIUM = os.environ.get("SD_WEBUI_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sync_api = require_playwright()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     import webui
     from modules import cmd_args
 
@@ -51,44 +33,20 @@ def server(tmp_path_factory):
     engine.options.set("sd_model_checkpoint", "tiny-page.safetensors")  # the sample data's other model is a stub
     engine.ensure_model()
     app = webui.create_app(engine, args)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True, name="page-test-server")
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the app did not start")
-        time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", data=data, engine=engine)
-    srv.should_exit = True
-    thread.join(10)
+    with serve(app, "page", start_timeout=120) as url:
+        yield SimpleNamespace(url=url, data=data, engine=engine)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+    with launch_chromium(sync_api) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture()
 def page(server, browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server.url)
-    pg.wait_for_selector("#txt2img_prompt textarea")
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-
-
-def shot(pg, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / name), full_page=False)
+    with open_page(browser, server.url, "#txt2img_prompt textarea", viewport={"width": 1400, "height": 1100}) as pg:
+        yield pg
 
 
 def set_number(pg, elem_id: str, value) -> None:

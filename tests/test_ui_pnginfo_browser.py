@@ -6,30 +6,20 @@ Screenshots go to tests/artifacts/.
 """
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from tests import browser_harness
+from tests.browser_harness import launch_chromium, open_page, require_playwright, serve
 from tools import demo_extra_networks as demo
 
-CHROMIUM = os.environ.get("SD_WEBUI_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WEBUI_PNG = "images/sdmetadata_sd-webui.png"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sync_api = require_playwright()
+shot = partial(browser_harness.shot, full_page=True)  # this file keeps whole-page screenshots
 
 
 def build_blocks(engine):
@@ -94,7 +84,6 @@ def build_blocks(engine):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     import gradio as gr
-    import uvicorn
     from fastapi import FastAPI
 
     data = tmp_path_factory.mktemp("pnginfo-browser")
@@ -103,44 +92,20 @@ def server(tmp_path_factory):
     engine = demo.make_engine(data)
     app = FastAPI()
     gr.mount_gradio_app(app, build_blocks(engine), path="/")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True, name="pnginfo-test-server")
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", data=data)
-    srv.should_exit = True
-    thread.join(10)
+    with serve(app, "pnginfo") as url:
+        yield SimpleNamespace(url=url, data=data)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+    with launch_chromium(sync_api) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture()
 def page(server, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server.url)
-    pg.wait_for_selector("#txt2img_prompt textarea")
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-
-
-def shot(pg, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    with open_page(browser, server.url, "#txt2img_prompt textarea") as pg:
+        yield pg
 
 
 def upload(pg, path: Path) -> None:

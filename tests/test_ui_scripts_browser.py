@@ -6,31 +6,20 @@ with the example extension and a broken one installed. Screenshots go to tests/a
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import threading
-import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from tests import tiny_models
+from tests import browser_harness, tiny_models
+from tests.browser_harness import launch_chromium, open_page, require_playwright, serve
 
-CHROMIUM = os.environ.get("SD_WEBUI_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 REPO = Path(__file__).resolve().parents[1]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sync_api = require_playwright()
+shot = partial(browser_harness.shot, full_page=True)  # this file keeps whole-page screenshots
 
 
 def _build_app(engine):
@@ -60,8 +49,6 @@ def _build_app(engine):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     import webui
     from modules import cmd_args
 
@@ -71,44 +58,20 @@ def server(tmp_path_factory):
     (data / "extensions" / "broken" / "scripts").mkdir(parents=True)
     (data / "extensions" / "broken" / "scripts" / "boom.py").write_text("raise ImportError('missing_package')\n")
     engine = webui.build_engine(cmd_args.parse_args(["--data-dir", str(data)], environ={}))
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(_build_app(engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True, name="scripts-browser-test-server")
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", data=data, engine=engine)
-    srv.should_exit = True
-    thread.join(10)
+    with serve(_build_app(engine), "scripts-browser") as url:
+        yield SimpleNamespace(url=url, data=data, engine=engine)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+    with launch_chromium(sync_api) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture()
 def page(server, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 1100})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server.url)
-    pg.wait_for_selector("#script_list")
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-
-
-def shot(pg, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    with open_page(browser, server.url, "#script_list", viewport={"width": 1280, "height": 1100}) as pg:
+        yield pg
 
 
 def test_script_dropdown_shows_the_selected_script_and_values_become_request_fields(page):

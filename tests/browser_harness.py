@@ -1,0 +1,101 @@
+"""What the Playwright browser tests share: skip rules, a served app, the system Chromium, a checked page.
+
+Needs `pip install playwright` and Debian's chromium (/usr/bin/chromium, or $SD_WEBUI_CHROMIUM); never
+`playwright install`. Screenshots go to tests/artifacts/.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("SD_WEBUI_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def require_playwright() -> ModuleType:
+    """Return playwright.sync_api, or skip the calling test module when it or Chromium is missing.
+
+    Call at module level: the skips are module-level so the whole file reports one reason.
+    """
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+    return sync_api
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(app: Any, name: str, start_timeout: float = 60.0) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a daemon thread on a free port; yield its base URL, stop it on exit.
+
+    ``name`` labels the thread and the failure message, so a test log says which server did not start.
+    """
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True, name=f"{name}-test-server")
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            srv.should_exit = True
+            pytest.fail(f"the {name} test server did not start within {start_timeout:g}s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def launch_chromium(sync_api: ModuleType) -> Iterator[Any]:
+    """The system Chromium, headless; sandboxing is off because tests may run as root in a container."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def open_page(browser: Any, url: str, ready_selector: str,
+              viewport: dict[str, int] | None = None) -> Iterator[Any]:
+    """A fresh context and page at ``url``, ready once ``ready_selector`` shows up.
+
+    On a clean exit it asserts the page raised no JavaScript errors: an uncaught error in the page's
+    scripts fails the test even when every assertion in it passed.
+    """
+    context = browser.new_context(viewport=viewport or {"width": 1280, "height": 1000})
+    errors: list[str] = []
+    try:
+        pg = context.new_page()
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(url)
+        pg.wait_for_selector(ready_selector)
+        yield pg
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def shot(pg: Any, name: str, full_page: bool = False) -> None:
+    """Save a screenshot as tests/artifacts/<name> (look at it: the assertions cannot see layout)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
