@@ -115,6 +115,11 @@
     return out;
   }
 
+  // Called when a run's Gradio event has delivered its last result (its id comes back in the hidden box).
+  function finishTask(tab, id) {
+    finish(tab, id);
+  }
+
   // --- token counters -------------------------------------------------------------------------
   const counted = {};
 
@@ -183,5 +188,5 @@
   });
 
   setInterval(counterLoop, 700);
-  window.sdUi = {submit, newTaskId, progressText, formatEta};
+  window.sdUi = {submit, finishTask, newTaskId, progressText, formatEta};
 })();

@@ -504,40 +504,45 @@ def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
     inputs = [gt.extras["id_task"], *[gt.fields[n] for n in field_names], *[gt.extras[n] for n in extra_names[1:]],
               *script_inputs]
     res = gt.results
-    outputs = [res.gallery, res.infotext_html, res.infotext, res.log_html, res.state, res.selected]
+    id_box = gt.extras["id_task"]
+    outputs = [res.gallery, res.infotext_html, res.infotext, res.log_html, res.state, res.selected, id_box]
     n_fields = len(field_names)
 
     def generate(id_task, *args):
         values = dict(zip(field_names, args[:n_fields]))
         values.update(zip(extra_names[1:], args[n_fields:n_fields + len(extra_names) - 1]))
         script_values = list(args[n_fields + len(extra_names) - 1:])
+        keep = gr.update()
         try:
             request = build_request(gt.tabname, values)
             if gt.scripts is not None:
                 for key, value in gt.scripts.request_fields(script_values).items():
                     setattr(request, key, value)
         except (RequestError, ValueError, TypeError) as exc:
-            yield gr.update(), gr.update(), gr.update(), log_html(error=ui_run.error_message(exc)), gr.update(), gr.update()
+            yield keep, keep, keep, log_html(error=ui_run.error_message(exc)), keep, keep, id_task
             return
         request.id_task = id_task or f"task(ui-{os.urandom(6).hex()})"
         for update in ui_run.run_generation(engine, request, tasks=tasks):
             if not update.done:
                 yield (update.images, infotext_html(update.infotexts[0]), update.infotexts[0],
-                       log_html(seconds=update.seconds), gr.update(), gr.update())
+                       log_html(seconds=update.seconds), keep, keep, keep)
                 continue
             if update.error:
-                yield gr.update(), gr.update(), gr.update(), log_html(error=update.error, seconds=update.seconds), \
-                    gr.update(), gr.update()
+                yield keep, keep, keep, log_html(error=update.error, seconds=update.seconds), keep, keep, request.id_task
                 return
             processed = update.processed
             state = [{"infotext": t, "seed": s, "subseed": ss}
                      for t, s, ss in zip(processed.infotexts, processed.seeds, processed.subseeds)]
             first = processed.infotexts[0] if processed.infotexts else ""
             yield (list(processed.images), infotext_html(first), first,
-                   log_html(update.warnings, seconds=update.seconds, interrupted=processed.interrupted), state, 0)
+                   log_html(update.warnings, seconds=update.seconds, interrupted=processed.interrupted), state, 0,
+                   request.id_task)
 
-    gt.generate.click(generate, inputs=inputs, outputs=outputs, js=f"(...args) => sdUi.submit('{gt.tabname}', args)",
-                      show_progress="hidden", concurrency_limit=None, api_visibility="private")
+    event = gt.generate.click(generate, inputs=inputs, outputs=outputs,
+                              js=f"(...args) => sdUi.submit('{gt.tabname}', args)", show_progress="hidden",
+                              concurrency_limit=None, api_visibility="private")
+    # The bar goes when the run's last result is in the page, not at the next progress poll.
+    event.then(None, inputs=[id_box], js=f"(id) => sdUi.finishTask('{gt.tabname}', id)", queue=False)
     gt.interrupt.click(lambda: engine.state.interrupt(), queue=False, api_visibility="private")
     gt.skip.click(lambda: engine.state.skip(), queue=False, api_visibility="private")
 

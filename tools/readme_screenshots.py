@@ -27,11 +27,15 @@ def _free_port() -> int:
 
 
 def start_app(data_dir: Path):
+    import shutil
+
     import uvicorn
 
     import webui
     from modules import cmd_args
 
+    # The example extension, as a user would install it, so the Extensions tab has something to show.
+    shutil.copytree(REPO / "extensions-examples" / "sd-webui-example", data_dir / "extensions" / "sd-webui-example")
     args = cmd_args.parse_args(["--data-dir", str(data_dir), "--models-dir", str(REPO / "models")], environ={})
     engine = webui.build_engine(args)
     engine.ensure_model()
