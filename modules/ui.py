@@ -117,14 +117,11 @@ def _connect_send_to(engine: Any, tabs: gr.Tabs, txt2img: Any, img2img: Any, ext
         for button in (res.send_to_img2img, res.send_to_inpaint):
             ui_paste.connect_paste(button, res.infotext, _paste_targets(img2img), engine, True)
 
-    def png_image(image):
-        return image
-
     ui_paste.connect_paste(pnginfo.send_to_txt2img, pnginfo.infotext, _paste_targets(txt2img), engine, False,
                            tabs=tabs, tab_id="txt2img")
     ui_paste.connect_paste(pnginfo.send_to_img2img, pnginfo.infotext, _paste_targets(img2img), engine, True,
                            tabs=tabs, tab_id="img2img")
-    pnginfo.send_to_img2img.click(lambda image: (png_image(image), "img2img", gr.update(selected="img2img_img2img_tab")),
+    pnginfo.send_to_img2img.click(lambda image: (image, "img2img", gr.update(selected="img2img_img2img_tab")),
                                inputs=pnginfo.image, outputs=[init_image, mode, img2img.img2img_tabs],
                                api_visibility="private")
     ui_paste.connect_paste(pnginfo.send_to_inpaint, pnginfo.infotext, _paste_targets(img2img), engine, True,

@@ -75,7 +75,8 @@ def take(url: str, out: Path, chromium: str, data_dir: Path) -> list[Path]:
         shot("txt2img")
 
         page.get_by_role("tab", name="Lora", exact=True).first.click()
-        page.locator("#txt2img_lora .sd-en-card").first.wait_for(timeout=20_000)
+        page.locator("#txt2img_lora .sd-en-count").wait_for(timeout=20_000)
+        time.sleep(0.5)
         shot("extra_networks_lora")
         page.get_by_role("tab", name="Generation", exact=True).first.click()
 
