@@ -70,6 +70,7 @@
     } catch (e) {
       r = null;  // a transient error: keep polling
     }
+    if (running[tab] !== id) return;  // finished while the request was in flight: draw nothing more
     if (r) {
       const box = progressBox(tab);
       if (box) {
