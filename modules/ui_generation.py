@@ -20,6 +20,7 @@ import gradio as gr
 from PIL import Image
 
 from modules import samplers, ui_run
+from modules.ui_paste import open_image
 from modules.generation_request import GenerationRequest, RequestError
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,10 @@ def mask_from_editor(value: Any) -> tuple[Image.Image | None, Image.Image | None
     """(background RGB, mask L) from an ImageEditor value: the mask is every pixel a brush layer covers."""
     if not isinstance(value, dict) or value.get("background") is None:
         return None, None
-    background = _as_pil(value["background"])
+    background = open_image(value["background"])
     mask = Image.new("L", background.size, 0)
     for layer in value.get("layers") or []:
-        layer = _as_pil(layer)
+        layer = open_image(layer)
         if layer is None:
             continue
         alpha = layer.convert("RGBA").getchannel("A")
@@ -118,7 +119,7 @@ def mask_from_editor(value: Any) -> tuple[Image.Image | None, Image.Image | None
 
 def upload_mask(image: Any) -> Image.Image | None:
     """An uploaded mask: white is inpainted. A transparent PNG counts by its alpha (A1111 merges alpha in)."""
-    image = _as_pil(image)
+    image = open_image(image)
     if image is None:
         return None
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
@@ -127,18 +128,6 @@ def upload_mask(image: Any) -> Image.Image | None:
         alpha = rgba.getchannel("A")
         return Image.composite(lum, Image.new("L", image.size, 0), alpha)
     return image.convert("L")
-
-
-def _as_pil(value: Any) -> Image.Image | None:
-    if value is None:
-        return None
-    if isinstance(value, Image.Image):
-        return value
-    if isinstance(value, (str, os.PathLike)):
-        return Image.open(value)
-    import numpy as np
-
-    return Image.fromarray(np.asarray(value))
 
 
 def _index(choices: list[str], value: Any, default: int = 0) -> int:
@@ -189,14 +178,14 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
         if mask is None:
             raise RequestError("mask", "Inpaint: draw over the part of the image to repaint (the mask is empty)")
     elif mode == "inpaint upload":
-        init = _as_pil(values.get("inpaint_upload_image"))
+        init = open_image(values.get("inpaint_upload_image"))
         mask = upload_mask(values.get("inpaint_upload_mask"))
         if init is None:
             raise RequestError("init_images", "Inpaint upload: upload the image to repaint")
         if mask is None:
             raise RequestError("mask", "Inpaint upload: upload a mask (white = repaint)")
     else:
-        init = _as_pil(values.get("init_image"))
+        init = open_image(values.get("init_image"))
         if init is None:
             raise RequestError("init_images", "img2img: upload an image first")
         fields.pop("mask_blur", None)
@@ -611,4 +600,4 @@ def selected_image(gallery_value: Any, index: Any) -> Image.Image | None:
     image = item[0] if isinstance(item, (tuple, list)) else item
     if isinstance(image, dict):
         image = image.get("path") or image.get("image")
-    return _as_pil(image)
+    return open_image(image)
