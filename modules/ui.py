@@ -63,6 +63,7 @@ def create_ui(engine: Any, *, tasks: Any = None, restart: Any = None) -> gr.Bloc
                 ui_extensions.create_extensions_tab(engine, restart=restart)
 
         _connect_styles(engine, [txt2img, img2img])
+        _connect_native_size(engine, quick, [txt2img, img2img])
         _connect_send_to(engine, tabs, txt2img, img2img, extras, pnginfo)
         for tab in (txt2img, img2img):
             ui_paste.connect_paste(tab.paste, tab.prompt, _paste_targets(tab), engine, tab.is_img2img,
@@ -86,6 +87,25 @@ def _connect_styles(engine: Any, tabs: list[ui_generation.GenerationTab]) -> Non
 
         tab.style_save.click(save, inputs=[tab.style_name, tab.prompt, tab.negative_prompt],
                              outputs=[*dropdowns, tab.results.log_html], queue=False, api_visibility="private")
+
+
+def _connect_native_size(engine: Any, quick: ui_settings.Quicksettings,
+                         tabs: list[ui_generation.GenerationTab]) -> None:
+    """After a checkpoint change (top bar, Settings, a checkpoint card), width and height that still show the old
+    model's native size take the new model's."""
+    shown = gr.State(lambda: ui_generation.native_size(engine))  # the native size the sliders started from
+    sizes = [t.fields[k] for t in tabs for k in ("width", "height")]
+
+    def follow(previous, *values):
+        new = ui_generation.native_size(engine)
+        out: list[Any] = [new]
+        for i in range(0, len(values), 2):
+            size = ui_generation.size_after_model_change(previous, values[i:i + 2], new)
+            out += [gr.update(), gr.update()] if size is None else list(size)
+        return out
+
+    gr.on([quick.status.change, quick.sync_button.click], follow, inputs=[shown, *sizes], outputs=[shown, *sizes],
+          show_progress="hidden", queue=False, api_visibility="private")
 
 
 def _connect_send_to(engine: Any, tabs: gr.Tabs, txt2img: Any, img2img: Any, extras: Any, pnginfo: Any) -> None:

@@ -100,6 +100,17 @@ def native_size(engine: Any) -> tuple[int, int]:
     return 512, 512
 
 
+def size_after_model_change(previous_native: tuple[int, int], current: tuple[int, int],
+                            new_native: tuple[int, int]) -> tuple[int, int] | None:
+    """The (width, height) a tab should show once the loaded model's native size went from ``previous_native``
+    to ``new_native``, or None to leave it: a size the user chose stays, one still at the old model's native
+    size follows the new model (the 64 px demo model, then a 512 px SD1 checkpoint)."""
+    current, previous_native, new_native = tuple(map(int, current)), tuple(previous_native), tuple(new_native)
+    if previous_native == new_native or current != previous_native:
+        return None
+    return new_native
+
+
 def mask_from_editor(value: Any) -> tuple[Image.Image | None, Image.Image | None]:
     """(background RGB, mask L) from an ImageEditor value: the mask is every pixel a brush layer covers."""
     if not isinstance(value, dict) or value.get("background") is None:
@@ -287,11 +298,13 @@ def _sampler_row(tab: str, fields: dict[str, Any]) -> None:
 
 
 def _size_rows(engine: Any, tab: str, fields: dict[str, Any]) -> gr.Button:
-    width, height = native_size(engine)
+    # callables: evaluated on every page load, so a reload shows the native size of the model loaded then
     with gr.Row(elem_id=f"{tab}_dimensions_row"):
         with gr.Column(scale=4):
-            fields["width"] = gr.Slider(64, 2048, value=width, step=8, label="Width", elem_id=f"{tab}_width")
-            fields["height"] = gr.Slider(64, 2048, value=height, step=8, label="Height", elem_id=f"{tab}_height")
+            fields["width"] = gr.Slider(64, 2048, value=lambda: native_size(engine)[0], step=8, label="Width",
+                                        elem_id=f"{tab}_width")
+            fields["height"] = gr.Slider(64, 2048, value=lambda: native_size(engine)[1], step=8, label="Height",
+                                         elem_id=f"{tab}_height")
         swap = gr.Button("⇅", elem_id=f"{tab}_res_switch_btn", elem_classes=["sd-tool"], scale=0, min_width=40)
         with gr.Column(scale=2):
             fields["n_iter"] = gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{tab}_batch_count")

@@ -102,6 +102,31 @@ def test_resize_by_scales_the_init_image_to_multiples_of_8():
     assert (req.width, req.height) == (304, 152)  # 200*1.5=300 -> 304, 100*1.5=150 -> 152
 
 
+def test_size_follows_the_model_only_where_the_user_left_the_native_size():
+    # demo model (64) -> SD1 checkpoint (512): an untouched tab follows, a chosen size stays
+    assert ug.size_after_model_change((64, 64), (64, 64), (512, 512)) == (512, 512)
+    assert ug.size_after_model_change((64, 64), (64.0, 64.0), (512, 512)) == (512, 512)  # slider floats
+    assert ug.size_after_model_change((64, 64), (96, 64), (512, 512)) is None
+    assert ug.size_after_model_change((512, 512), (512, 512), (512, 512)) is None  # same native size
+    assert ug.size_after_model_change((512, 512), (512, 512), (1024, 1024)) == (1024, 1024)
+
+
+class _SizedEngine:
+    def __init__(self, size):
+        self.size = size
+
+    def native_size(self):
+        if self.size is None:
+            raise RuntimeError("no model")
+        return self.size
+
+
+def test_native_size_asks_the_engine_and_falls_back_to_512():
+    assert ug.native_size(_SizedEngine((64, 64))) == (64, 64)
+    assert ug.native_size(_SizedEngine(None)) == (512, 512)
+    assert ug.native_size(object()) == (512, 512)
+
+
 def test_log_html_escapes_and_orders_messages():
     out = ug.log_html(["<lora> missing"], error="steps: must be <= 500", seconds=1.25, interrupted=True)
     assert "&lt;lora&gt; missing" in out and "steps: must be &lt;= 500" in out and "<lora>" not in out

@@ -28,6 +28,8 @@ def server(tmp_path_factory):
     ckpt_dir = data / "models" / "Stable-diffusion"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     tiny_models.write_single_file(tiny_models.tiny_sd1(seed=5), ckpt_dir / "tiny-page.safetensors", "sd1")
+    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=6), ckpt_dir / "tiny-64.safetensors", "sd1",
+                                  metadata={"modelspec.resolution": "64x64"})  # native size 64, as the demo model
     args = cmd_args.parse_args(["--data-dir", str(data)], environ={})
     engine = webui.build_engine(args)
     engine.options.set("sd_model_checkpoint", "tiny-page.safetensors")  # the sample data's other model is a stub
@@ -174,3 +176,35 @@ def test_every_main_tab_renders(page):
         page.get_by_role("tab", name=title, exact=True).first.click()
         page.locator(marker).first.wait_for(state="visible", timeout=20_000)
         shot(page, f"page_{title.lower().replace(' ', '_')}.png")
+
+
+def test_width_and_height_follow_the_loaded_models_native_size(page, server):
+    """An untouched size follows the model (512 px SD1 -> a 64 px model, as the demo model, and back); a size
+    the user chose stays."""
+    assert server.engine.native_size() == (512, 512)
+    assert field(page, "txt2img_width") == "512"
+    page.get_by_role("tab", name="img2img", exact=True).first.click()
+    assert field(page, "img2img_height") == "512"
+    set_number(page, "img2img_width", 320)
+
+    def switch(name: str) -> None:
+        page.locator("#setting_sd_model_checkpoint input[role=combobox]").click()
+        page.locator("[role=listbox] [role=option]", has_text=name).first.click()
+        page.locator("#quicksettings_status").filter(has_text=f"Loaded {name}").wait_for(timeout=30_000)
+
+    try:
+        switch("tiny-64.safetensors")
+        page.wait_for_function("() => document.querySelector('#txt2img_width input').value === '64'", timeout=10_000)
+        assert [field(page, f) for f in ("txt2img_width", "txt2img_height", "img2img_width", "img2img_height")] == \
+            ["64", "64", "320", "512"]  # a chosen size stays whole
+        page.reload()  # a new page starts at the loaded model's size
+        page.locator("#txt2img_prompt textarea").wait_for()
+        page.wait_for_function("() => document.querySelector('#txt2img_width input').value === '64'", timeout=10_000)
+        page.get_by_role("tab", name="img2img", exact=True).first.click()
+        assert field(page, "img2img_width") == "64"
+        switch("tiny-page.safetensors")
+        page.wait_for_function("() => document.querySelector('#txt2img_width input').value === '512'", timeout=10_000)
+        assert field(page, "img2img_height") == "512"
+    finally:
+        server.engine.options.set("sd_model_checkpoint", "tiny-page.safetensors")
+        server.engine.ensure_model()
