@@ -29,8 +29,8 @@ __all__ = ["BUILTIN_FILENAME", "BUILTIN_VERSION", "DEMO_FILENAME", "DEMO_PATH", 
 
 DEMO_FILENAME = "sd-demo-shapes-64.safetensors"
 DEMO_PATH = Path(__file__).resolve().parents[1] / "models" / "demo" / DEMO_FILENAME
-# sha256 of the shipped file; tools/demo_model/train_model.py writes it (see README, "Demo model").
-DEMO_SHA256 = "TBD"
+# sha256 of the shipped file (`python -m tools.demo_model.train_model export` prints it; see README, "Demo model").
+DEMO_SHA256 = "976c3c4e97342824b7c97f26221ab1b6c330c4c52f1a1ecfd570470053e1789d"
 DEMO_VERSION = "1"  # the file's sd_webui_diffusers.demo_version metadata
 
 BUILTIN_FILENAME = "builtin-tiny-sd1.safetensors"
