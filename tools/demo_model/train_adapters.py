@@ -385,7 +385,7 @@ def sha256_of(path: Path) -> str:
 
 
 def preview(ckpt: Path, models_root: Path, prompts: list[str], out: Path) -> None:
-    """A 2x2 grid through the app engine (seeds 1..4), upscaled 4x so the 64 px pictures are visible."""
+    """A 2x2 grid through the app engine (seeds 1..4), upscaled 2x (256 px) so the 64 px pictures are visible."""
     from PIL import Image
 
     from tools.demo_model import evaluate
