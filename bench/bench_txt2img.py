@@ -3,8 +3,9 @@
 Both run the same checkpoint, sampler (DPM++ 2M, Karras), steps, size, CFG and seed, in one
 process, interleaved, so that the noisy machine cancels out; the ratio is what counts.
 
-    .venv/bin/python bench/bench_txt2img.py [--size 256] [--steps 20] [--repeats 5] [--ckpt PATH]
-Without --ckpt it uses the built-in tiny model. On a GPU pass --device cuda (fp16).
+    .venv/bin/python bench/bench_txt2img.py [--size N] [--steps 20] [--repeats 5] [--ckpt PATH]
+Without --ckpt it uses the default model (the shipped demo model); --size defaults to the model's native
+size (64 for the demo model). On a GPU pass --device cuda (fp16).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import torch  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=None)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--size", type=int, default=None, help="default: the model's native size")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
@@ -35,11 +36,11 @@ def main() -> None:
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     from modules import cmd_args, samplers
-    from modules.builtin_model import ensure_builtin_model
+    from modules.builtin_model import default_model
     from modules.generation_request import GenerationRequest
 
     data = Path(tempfile.mkdtemp(prefix="bench-"))
-    ckpt = ns.ckpt or str(ensure_builtin_model(data / "cache" / "builtin"))
+    ckpt = ns.ckpt or str(default_model(data / "cache" / "builtin"))
     flags = ["--data-dir", str(data), "--ckpt", ckpt]
     if ns.device == "cpu":
         flags += ["--use-cpu", "all"]
@@ -49,6 +50,8 @@ def main() -> None:
     engine.options.set("show_progressbar", False)  # the reference runs with its bar disabled too
     engine.ensure_model()
     m = engine.model
+    if ns.size is None:
+        ns.size = engine.native_size()[0]
 
     sampler, schedule = samplers.resolve_sampler("DPM++ 2M", "Automatic")
     common = dict(vae=m.vae, unet=m.unet, scheduler=samplers.build_scheduler(sampler, schedule, m.scheduler_config))
