@@ -264,3 +264,33 @@ def _check_lora_maps_completely(model, path: Path) -> None:
     converted = mapper.convert(sd)
     modules = {k.split(".", 1)[0] for k in sd}
     assert len(converted.groups) == len(modules) and not converted.unmatched, converted.unmatched[:5]
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    """Killed after a save, a stage picks up from its state file and ends where an uninterrupted run ends."""
+    from tools.demo_model import train_model
+
+    cfg = train_model.TrainConfig.tiny()
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    for work in (straight, resumed):
+        train_model.train_vae(cfg, work, progress=lambda _m: None)
+        train_model.encode_pool(cfg, work, progress=lambda _m: None)
+    train_model.train_unet(cfg, straight, progress=lambda _m: None)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first_save(message: str) -> None:
+        if message.startswith(f"unet step {cfg.save_every + 1}/"):
+            raise Killed(message)
+
+    with pytest.raises(Killed):
+        train_model.train_unet(cfg, resumed, progress=kill_after_first_save)
+    assert (resumed / "unet_state.pt").is_file() and not (resumed / "unet_final.pt").exists()
+    messages: list[str] = []
+    train_model.train_unet(cfg, resumed, progress=messages.append)
+    assert messages[0] == f"unet: resuming at step {cfg.save_every}"
+    a = torch.load(straight / "unet_final.pt")["ema"]
+    b = torch.load(resumed / "unet_final.pt")["ema"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[n][k], b[n][k]) for n in a for k in a[n])
