@@ -208,14 +208,18 @@ def test_adapter_files_and_sidecars():
     from modules.networks.embedding_files import load_embedding_file
     from modules.networks.hypernetwork import Hypernetwork
 
-    for path, preview in ((LORA, LORA.with_suffix(".png")),
+    demo = builtin_model.DEMO_PATH
+    for path, preview in ((demo, demo.with_name("sd-demo-shapes-64.preview.png")),
+                          (LORA, LORA.with_suffix(".png")),
                           (HYPERNET, HYPERNET.with_name("sd-demo-sepia.preview.png")),
                           (EMBEDDING, EMBEDDING.with_name("demo-sun.preview.png"))):
         assert path.is_file() and preview.is_file()
         with Image.open(preview) as im:
             assert im.size[0] >= 64
         side = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        assert side["description"] and "preferred weight" in side and "activation text" in side
+        assert side["description"]
+        if path != demo:
+            assert "preferred weight" in side and "activation text" in side
     meta = read_safetensors_metadata(LORA)
     assert meta["ss_network_module"] == "networks.lora" and meta["ss_base_model_version"] == "sd_v1"
     hn = Hypernetwork.load(HYPERNET)

@@ -9,6 +9,9 @@
 * ``embedding``: ``models/embeddings/demo-sun.pt``, A1111's textual-inversion format (2 vectors).
   Concept: the new word "demo-sun" for a large yellow circle.
 
+* ``model-card`` (nothing trained): the base checkpoint's preview and ``.json`` for its card in the
+  Checkpoints tab.
+
 Each gets a preview image (rendered through the app engine) and a ``.json`` sidecar (description,
 activation text, preferred weight). Training is seedable and fast on a CPU (minutes); the base model is
 read through the app's own single-file loader, so the adapters fit exactly what users load.
@@ -401,9 +404,33 @@ def preview(ckpt: Path, models_root: Path, prompts: list[str], out: Path) -> Non
     _atomic(out, lambda p: grid.save(p, format="PNG"))
 
 
+MODEL_PREVIEW_PROMPTS = ("a large red circle in the center, blue background",
+                         "a large yellow star on the left, purple background",
+                         "a large green triangle at the top, white background",
+                         "a large pink diamond on the right, checkered cyan and black background")
+
+
+def write_model_card(ckpt: Path, models_root: Path, progress: Callable[[str], None], with_preview: bool = True) -> None:
+    """The base model's card in the Checkpoints tab: ``NAME.json`` (description, notes) and ``NAME.preview.png``
+    beside the checkpoint, as for a user's checkpoint."""
+    write_json(ckpt.with_suffix(".json"), {
+        "description": "Built-in demo model: one coloured shape on a background, 64x64. "
+                       "Trained with tools/demo_model/train_model.py.",
+        "sd version": "SD1",
+        "notes": "Shapes circle, square, triangle, star, diamond; colours red, orange, yellow, green, cyan, blue, "
+                 "purple, pink; small/large; on the left/right, at the top/bottom, in the center; "
+                 "'<colour> background'. Try 'a red circle on a blue background'."})
+    progress(f"wrote {ckpt.with_suffix('.json')}")
+    if with_preview:
+        out = ckpt.with_name(f"{ckpt.stem}.preview.png")
+        preview(ckpt, models_root, list(MODEL_PREVIEW_PROMPTS), out)
+        progress(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train the demo LoRA, hypernetwork and embedding.")
-    ap.add_argument("which", choices=["lora", "hypernetwork", "embedding", "all"])
+    ap.add_argument("which", choices=["lora", "hypernetwork", "embedding", "model-card", "all"],
+                    help="model-card: the base checkpoint's preview and .json for the Checkpoints tab")
     ap.add_argument("--ckpt", type=Path, default=tm.DEFAULT_OUT, help="the demo model to train against")
     ap.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models", help="where Lora/, hypernetworks/, "
                                                                                   "embeddings/ are written")
@@ -424,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     model = load_checkpoint(args.ckpt)
     base_hash, base_name = sha256_of(args.ckpt), args.ckpt.stem
     root = args.models_dir
-    which = ["lora", "hypernetwork", "embedding"] if args.which == "all" else [args.which]
+    which = ["lora", "hypernetwork", "embedding", "model-card"] if args.which == "all" else [args.which]
+    if "model-card" in which:
+        which.remove("model-card")
+        write_model_card(args.ckpt, root, progress, with_preview=not args.no_preview)
     for kind in which:
         torch.manual_seed(cfg.seed)
         if kind == "lora":
