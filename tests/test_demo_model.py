@@ -148,6 +148,13 @@ def test_fixed_seed_generation_matches_the_reference(demo_engine):
     assert circle[1] == "circle" and circle[0] >= 0.5
 
 
+def test_vae_round_trip_keeps_colours_and_most_shapes(demo_engine):
+    ceiling = evaluate.evaluate_vae_roundtrip(demo_engine, limit=40)
+    assert ceiling["captions"] == 40 and ceiling["colour_accuracy"] == 1.0
+    assert ceiling["shape_accuracy"] >= 0.75, ceiling  # all 418: 87.6 %
+    assert ceiling["shape_accuracy_by_shape"]["circle"] == 1.0
+
+
 # --- adapters -----------------------------------------------------------------------------------------
 
 _SCENES = [shapes.Scene("circle", "red", "large", "center", "blue"),

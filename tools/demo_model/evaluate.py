@@ -18,7 +18,7 @@ Adapters (each at multipliers 0, 0.5, 1, plus "none" without the adapter; 0 must
   override the position), and share whose shape is yellow, at prompt weights ``(demo-sun:w)``; weight 0 is the
   prompt without the word.
 
-    .venv/bin/python -m tools.demo_model.evaluate [--ckpt FILE] [--limit 200] [--adapters] [--json out.json]
+    .venv/bin/python -m tools.demo_model.evaluate [--ckpt FILE] [--limit 200] [--adapters] [--vae] [--json out.json]
 """
 from __future__ import annotations
 
@@ -210,6 +210,16 @@ def evaluate_base(engine: Any, limit: int | None = None, steps: int = 20) -> dic
     return {
         "captions": n,
         "steps": steps,
+        **_verdict_summary(verdicts, scenes),
+        "seconds_per_image": took / n,
+        "images": images,
+        "verdicts": verdicts,
+    }
+
+
+def _verdict_summary(verdicts: list[Judgement], scenes: list[shapes.Scene]) -> dict[str, Any]:
+    n = len(verdicts)
+    return {
         "colour_accuracy": sum(v.colour_right for v in verdicts) / n,
         "shape_accuracy": sum(v.shape_right for v in verdicts) / n,
         "mean_shape_iou": float(np.mean([v.shape_iou for v in verdicts])),
@@ -218,10 +228,26 @@ def evaluate_base(engine: Any, limit: int | None = None, steps: int = 20) -> dic
                                     for s in shapes.SHAPES},
         "shape_accuracy_by_size": {z: float(np.mean([v.shape_right for v, sc in zip(verdicts, scenes) if sc.size == z]))
                                    for z in shapes.SIZES},
-        "seconds_per_image": took / n,
-        "images": images,
-        "verdicts": verdicts,
     }
+
+
+def evaluate_vae_roundtrip(engine: Any, limit: int | None = None) -> dict[str, Any]:
+    """The same judgement on the ideal held-out pictures after the loaded model's VAE encodes and decodes them:
+    the ceiling the UNet can reach through this autoencoder."""
+    import torch
+
+    from tools.demo_model.train_model import to_images, to_tensor
+
+    vae = engine.model.vae
+    dtype = next(vae.parameters()).dtype
+    scenes = shapes.heldout_scenes(limit)
+    images: list[Image.Image] = []
+    with torch.no_grad():
+        for i in range(0, len(scenes), 64):
+            x = to_tensor([shapes.render(s) for s in scenes[i:i + 64]]).to(vae.device, dtype)
+            images += to_images(vae.decode(vae.encode(x).latent_dist.mean).sample.float())
+    verdicts = [judge(img, s) for img, s in zip(images, scenes)]
+    return {"captions": len(scenes), **_verdict_summary(verdicts, scenes)}
 
 
 def adapter_prompts(limit: int) -> list[shapes.Scene]:
@@ -301,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adapters", action="store_true", help="also measure the demo adapters")
     ap.add_argument("--adapters-only", action="store_true", help="measure the demo adapters only")
     ap.add_argument("--adapter-prompts", type=int, default=24)
+    ap.add_argument("--vae", action="store_true", help="also judge the ideal pictures after a VAE round trip "
+                                                       "(the ceiling the UNet can reach)")
     ap.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models",
                     help="folder with Lora/, hypernetworks/, embeddings/ (default: the repository's)")
     ap.add_argument("--threads", type=int, default=2)
@@ -327,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.sheet:
                 contact_sheet(base["images"], args.sheet)
             report.update({k: v for k, v in base.items() if k not in ("images", "verdicts")})
+        if args.vae:
+            ceiling = evaluate_vae_roundtrip(engine, args.limit)
+            print(f"VAE round trip of the ideal pictures: shape {ceiling['shape_accuracy']:.1%} (by shape: "
+                  + ", ".join(f"{k} {v:.0%}" for k, v in ceiling["shape_accuracy_by_shape"].items())
+                  + f"), colour {ceiling['colour_accuracy']:.1%}")
+            report["vae_roundtrip"] = ceiling
         if args.adapters or args.adapters_only:
             adapters = evaluate_adapters(engine, args.adapter_prompts, args.steps)
             for name, r in adapters.items():
