@@ -116,7 +116,7 @@ class TrainConfig:
     # distribution and loss weights change by phase (see Phase): plain min-SNR, a layout phase, a shape phase,
     # each followed by a mix. After step 10750 colours and positions were right in 99 % of held-out images but
     # shapes were blobs; a phase on t in [50, 600] helped a little (45 -> 49 %), and img2img of ideal pictures
-    # showed where they were lost: 91 % survive the VAE, 78 % denoising 0.1, 65 % denoising 0.2. Corners are
+    # showed where they were lost: 88 % survive the VAE, 78 % denoising 0.1, 65 % denoising 0.2. Corners are
     # drawn at the lowest noise levels, which min-SNR-5 weighs down; the last phase trains there at gamma 20.
     phases: tuple[Phase, ...] = (
         Phase(0, 0.0, 500, 0.0), Phase(2000, 0.5, 500, 0.1), Phase(2750, 0.5, 500, 0.5), Phase(3750, 1.0, 500, 1.0),
