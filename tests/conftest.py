@@ -40,3 +40,12 @@ def tiny_engine(tmp_path_factory):
     engine = webui.build_engine(cmd_args.parse_args(["--data-dir", str(data)], environ={}))
     engine.ensure_model()
     return engine
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium (headless), one per browser-test module; skips where Playwright or Chromium is missing."""
+    from tests.browser_harness import launch_chromium, require_playwright
+
+    with launch_chromium(require_playwright()) as b:
+        yield b

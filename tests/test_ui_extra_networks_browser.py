@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.browser_harness import launch_chromium, open_page, require_playwright, serve, shot
+from tests.browser_harness import open_page, require_playwright, serve, shot
 from tools import demo_extra_networks as demo
 
-sync_api = require_playwright()
+require_playwright()  # the whole module skips where Playwright or Chromium is missing
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +24,6 @@ def server(tmp_path_factory):
     demo.check_embeddings_without_model(engine, 768)
     with serve(demo.create_app(engine), "extra-networks") as url:
         yield SimpleNamespace(url=url, data=data, engine=engine)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_chromium(sync_api) as b:
-        yield b
 
 
 @pytest.fixture()

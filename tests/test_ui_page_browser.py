@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 
 from tests import tiny_models
-from tests.browser_harness import launch_chromium, open_page, require_playwright, serve, shot
+from tests.browser_harness import open_page, require_playwright, serve, shot
 from tools import demo_extra_networks as demo
 
-sync_api = require_playwright()
+require_playwright()  # the whole module skips where Playwright or Chromium is missing
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,6 @@ def server(tmp_path_factory):
     app = webui.create_app(engine, args)
     with serve(app, "page", start_timeout=120) as url:
         yield SimpleNamespace(url=url, data=data, engine=engine)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_chromium(sync_api) as b:
-        yield b
 
 
 @pytest.fixture()

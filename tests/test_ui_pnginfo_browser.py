@@ -13,12 +13,12 @@ from types import SimpleNamespace
 import pytest
 
 from tests import browser_harness
-from tests.browser_harness import launch_chromium, open_page, require_playwright, serve
+from tests.browser_harness import open_page, require_playwright, serve
 from tools import demo_extra_networks as demo
 
 WEBUI_PNG = "images/sdmetadata_sd-webui.png"
 
-sync_api = require_playwright()
+require_playwright()  # the whole module skips where Playwright or Chromium is missing
 shot = partial(browser_harness.shot, full_page=True)  # this file keeps whole-page screenshots
 
 
@@ -94,12 +94,6 @@ def server(tmp_path_factory):
     gr.mount_gradio_app(app, build_blocks(engine), path="/")
     with serve(app, "pnginfo") as url:
         yield SimpleNamespace(url=url, data=data)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_chromium(sync_api) as b:
-        yield b
 
 
 @pytest.fixture()

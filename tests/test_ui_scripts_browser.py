@@ -14,11 +14,11 @@ from types import SimpleNamespace
 import pytest
 
 from tests import browser_harness, tiny_models
-from tests.browser_harness import launch_chromium, open_page, require_playwright, serve
+from tests.browser_harness import open_page, require_playwright, serve
 
 REPO = Path(__file__).resolve().parents[1]
 
-sync_api = require_playwright()
+require_playwright()  # the whole module skips where Playwright or Chromium is missing
 shot = partial(browser_harness.shot, full_page=True)  # this file keeps whole-page screenshots
 
 
@@ -60,12 +60,6 @@ def server(tmp_path_factory):
     engine = webui.build_engine(cmd_args.parse_args(["--data-dir", str(data)], environ={}))
     with serve(_build_app(engine), "scripts-browser") as url:
         yield SimpleNamespace(url=url, data=data, engine=engine)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_chromium(sync_api) as b:
-        yield b
 
 
 @pytest.fixture()

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser_harness import launch_chromium, open_page, require_playwright, serve, shot
+from tests.browser_harness import open_page, require_playwright, serve, shot
 
-sync_api = require_playwright()
+require_playwright()  # the whole module skips where Playwright or Chromium is missing
 
 
 def build_app(engine):
@@ -56,12 +56,6 @@ def server(tmp_path_factory):
     engine.ensure_model()
     with serve(build_app(engine), "settings") as url:
         yield SimpleNamespace(url=url, data=data, engine=engine)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_chromium(sync_api) as b:
-        yield b
 
 
 @pytest.fixture()
