@@ -28,10 +28,10 @@ PORT_ATTEMPTS = 100
 
 
 def build_engine(args):
-    from modules.devices import DeviceConfig
-    from modules.engine import Engine
-    from modules.options import Options
-    from modules.paths import Paths
+    from modules.engine.devices import DeviceConfig
+    from modules.engine.engine import Engine
+    from modules.settings.options import Options
+    from modules.settings.paths import Paths
 
     paths = Paths.from_args(args, REPO_ROOT)
     for folder in (paths.outputs_dir, paths.cache_dir):
@@ -119,8 +119,11 @@ def create_app(engine, args):
     ``request_restart()`` stop / restart the server :func:`main` runs it on (see :class:`ServerControl`)."""
     from fastapi import FastAPI
 
-    from modules import extensions, file_serving, server_auth, upload_limits
-    from modules.api.api import mount_api, mount_internal_routes
+    from modules.scripting import extensions
+    from modules.server import file_serving
+    from modules.server import auth as server_auth
+    from modules.server import upload_limits
+    from modules.server.api.api import mount_api, mount_internal_routes
 
     auth = server_auth.AuthConfig.from_args(args)
     app = FastAPI(title="Stable Diffusion web UI API", docs_url="/docs", redoc_url="/redoc")
@@ -132,8 +135,8 @@ def create_app(engine, args):
     if not args.nowebui:
         import gradio as gr
 
-        from modules import ui
-        from modules.api.api import task_tracker
+        from modules.page import page as ui
+        from modules.server.api.api import task_tracker
 
         file_serving.add_file_routes(app, engine)  # before the mount at "/", which would catch them
         extensions.add_routes(app, engine)  # the extensions' javascript/ and style.css
@@ -251,7 +254,9 @@ def open_browser_when_started(server, url: str, opener: Callable[[str], Any] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modules import cmd_args, extensions, server_auth
+    from modules.settings import cmd_args
+    from modules.scripting import extensions
+    from modules.server import auth as server_auth
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

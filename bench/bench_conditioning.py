@@ -39,15 +39,16 @@ def main() -> None:
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from modules import cmd_args, prompt_parser
-    from modules.builtin_model import ensure_builtin_model
-    from modules.processing import Batch, Plan
-    from modules.generation_request import GenerationRequest
-    from modules import samplers
-    from modules.text_conditioning import TextConditioner
+    from modules.settings import cmd_args
+    from modules.core import prompt_parser
+    from modules.models.builtin_model import ensure_builtin_model
+    from modules.engine.pipeline import Batch, Plan
+    from modules.core.request import GenerationRequest
+    from modules.core import samplers
+    from modules.engine.conditioning import TextConditioner
 
     torch.manual_seed(0)
-    config_dir = Path(__file__).resolve().parents[1] / "modules" / "model_configs" / "sd1" / "text_encoder"
+    config_dir = Path(__file__).resolve().parents[1] / "modules" / "models" / "model_configs" / "sd1" / "text_encoder"
     clip = CLIPTextModel(CLIPTextConfig.from_pretrained(config_dir)).eval()
 
     data = Path(tempfile.mkdtemp(prefix="bench-cond-"))

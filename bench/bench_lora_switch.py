@@ -29,7 +29,7 @@ def build_sd15(device: str, dtype: torch.dtype):
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from modules import checkpoint_detect as cd
+    from modules.models import checkpoint_detect as cd
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(**{k: v for k, v in cd.shipped_config("sd1", "unet").items() if not k.startswith("_")})

@@ -35,9 +35,10 @@ def main() -> None:
     import webui
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    from modules import cmd_args, samplers
-    from modules.builtin_model import default_model
-    from modules.generation_request import GenerationRequest
+    from modules.settings import cmd_args
+    from modules.core import samplers
+    from modules.models.builtin_model import default_model
+    from modules.core.request import GenerationRequest
 
     data = Path(tempfile.mkdtemp(prefix="bench-"))
     ckpt = ns.ckpt or str(default_model(data / "cache" / "builtin"))

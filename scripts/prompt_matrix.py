@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from modules import grid_drawing, processing, rng, scripts
-from modules.generation_request import Processed, RequestError
+from modules import processing, rng, scripts
+from modules.core import grid_drawing
+from modules.core.request import Processed, RequestError
 
 TITLE = "Prompt matrix"
 

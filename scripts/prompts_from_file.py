@@ -17,7 +17,7 @@ import shlex
 from typing import Any, Callable
 
 from modules import processing, rng, scripts
-from modules.generation_request import Processed, RequestError
+from modules.core.request import Processed, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def apply_job(p: Any, job: dict[str, Any], position: str) -> Any:
         if key == "sd_model":
             pc.override_settings["sd_model_checkpoint"] = value
         elif key == "sampler_index":
-            from modules import samplers
+            from modules.core import samplers
 
             if not 0 <= value < len(samplers.SAMPLERS):
                 raise RequestError("script_args", f"--sampler_index {value}: out of range")

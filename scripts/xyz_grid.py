@@ -26,8 +26,10 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image
 
-from modules import grid_drawing, processing, rng, samplers, scripts
-from modules.generation_request import Processed, RequestError
+from modules import processing, rng, scripts
+from modules.core import grid_drawing
+from modules.core import samplers
+from modules.core.request import Processed, RequestError
 
 TITLE = "X/Y/Z plot"
 

@@ -30,7 +30,7 @@ def repo_root() -> Path:
 def tiny_engine(tmp_path_factory):
     """An Engine over a data folder holding one tiny SD1 single-file checkpoint."""
     import webui
-    from modules import cmd_args
+    from modules.settings import cmd_args
     from tests import tiny_models
 
     data = tmp_path_factory.mktemp("tiny-engine")

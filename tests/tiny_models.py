@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from modules import checkpoint_detect as cd
-from modules.checkpoint_loader import load_tokenizer, scheduler_config_for
-from modules.ldm_export import save_single_file
+from modules.models import checkpoint_detect as cd
+from modules.models.checkpoint_loader import load_tokenizer, scheduler_config_for
+from modules.models.ldm_export import save_single_file
 
 __all__ = ["tiny_sd1", "tiny_sd2", "tiny_sdxl", "write_single_file", "TINY_TEXT_WIDTH"]
 

@@ -124,11 +124,11 @@ def write_sample_data(data_dir: Path, loras: int = 24) -> Path:
 
 def make_engine(data_dir: Path) -> Any:
     """An Engine over ``data_dir`` (no model loaded; nothing is read from the hub)."""
-    from modules import cmd_args
-    from modules.devices import DeviceConfig
-    from modules.engine import Engine
-    from modules.options import Options
-    from modules.paths import Paths
+    from modules.settings import cmd_args
+    from modules.engine.devices import DeviceConfig
+    from modules.engine.engine import Engine
+    from modules.settings.options import Options
+    from modules.settings.paths import Paths
 
     args = cmd_args.parse_args(["--data-dir", str(data_dir)], environ={})
     paths = Paths.from_args(args, REPO_ROOT, environ={"SD_WEBUI_CACHE_DIR": str(data_dir / "cache")})
@@ -156,7 +156,7 @@ def build_blocks(engine: Any) -> Any:
     """A1111's layout in small: prompts on top, then "Generation" and the extra-network tabs."""
     import gradio as gr
 
-    from modules.ui_extra_networks import create_extra_networks_ui
+    from modules.page.extra_networks import create_extra_networks_ui
 
     with gr.Blocks(title="Extra networks demo") as demo:
         prompt = gr.Textbox(label="Prompt", lines=2, elem_id="txt2img_prompt")
@@ -176,7 +176,7 @@ def create_app(engine: Any) -> Any:
     import gradio as gr
     from fastapi import FastAPI
 
-    from modules.ui_extra_networks import mount_extra_networks_routes
+    from modules.page.extra_networks import mount_extra_networks_routes
 
     app = FastAPI()
     gr.mount_gradio_app(app, build_blocks(engine), path="/")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the CLIP tokenizer files shipped under modules/model_configs/clip_tokenizer/.
+"""Regenerate the CLIP tokenizer files shipped under modules/models/model_configs/clip_tokenizer/.
 
 The input is OpenAI's BPE merge list ``bpe_simple_vocab_16e6.txt.gz`` (MIT licence,
 (c) 2021 OpenAI), as shipped inside the PyPI wheels of clip-anytorch and open_clip_torch.
@@ -32,7 +32,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "modules" / "model_configs" / "clip_tokenizer"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "modules" / "models" / "model_configs" / "clip_tokenizer"
 NUM_MERGES = 49152 - 256 - 2  # 48894: CLIP's vocabulary size minus bytes and specials
 EXPECTED_VOCAB_SIZE = 49408
 

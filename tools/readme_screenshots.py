@@ -32,7 +32,7 @@ def start_app(data_dir: Path):
     import uvicorn
 
     import webui
-    from modules import cmd_args
+    from modules.settings import cmd_args
 
     # The example extension, as a user would install it, so the Extensions tab has something to show.
     shutil.copytree(REPO / "extensions-examples" / "sd-webui-example", data_dir / "extensions" / "sd-webui-example")

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from modules import fileio
-from modules.hashes import HashCache
+from modules.core import fileio
+from modules.models.hashes import HashCache
 from modules.networks import sidecars
 
 log = logging.getLogger(__name__)

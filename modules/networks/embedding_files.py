@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
-from modules import safe_load
+from modules.models import safe_load
 
 PICKLE_SUFFIXES = (".pt", ".bin")
 SAFETENSORS_SUFFIXES = (".safetensors",)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules.extra_networks import ExtraNetwork, ExtraNetworkParams
+from modules.networks.extra_networks import ExtraNetwork, ExtraNetworkParams
 
 
 class ExtraNetworkHypernet(ExtraNetwork):

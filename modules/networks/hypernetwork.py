@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from modules.safe_load import CheckpointLoadError, torch_load_safe
+from modules.models.safe_load import CheckpointLoadError, torch_load_safe
 
 __all__ = [
     "HypernetworkLoadError",

@@ -58,7 +58,7 @@ def read_state_dict(path: Path, *, allow_unsafe_pickle: bool = False) -> tuple[d
             for key in f.keys():
                 tensors[key] = f.get_tensor(key)
         return tensors, metadata
-    from modules.safe_load import torch_load_safe
+    from modules.models.safe_load import torch_load_safe
 
     data = torch_load_safe(path, allow_unsafe_pickle=allow_unsafe_pickle)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):

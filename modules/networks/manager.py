@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from modules.extra_networks import ExtraNetworkParams
+from modules.networks.extra_networks import ExtraNetworkParams
 from modules.networks.catalog import NetworkCatalog, NetworkEntry
 from modules.networks.embeddings import Embedding, EmbeddingDatabase, embedding_from_data
 from modules.networks.hypernet_attention import HypernetworkPatch

@@ -175,7 +175,7 @@ def build_engine(ckpt: Path | None, data_dir: Path, models_root: Path = REPO_ROO
     """An Engine on a scratch data folder; the adapters come from ``models_root``. Without ``ckpt`` the
     engine picks its default (the shipped demo model, as on a fresh install)."""
     import webui
-    from modules import cmd_args
+    from modules.settings import cmd_args
 
     argv = ["--data-dir", str(data_dir), "--lora-dir", str(models_root / "Lora"),
             "--hypernetwork-dir", str(models_root / "hypernetworks"),
@@ -188,7 +188,7 @@ def build_engine(ckpt: Path | None, data_dir: Path, models_root: Path = REPO_ROO
 
 
 def generate(engine: Any, prompts: list[str], seeds: list[int], *, steps: int = 20, batch: int = 16) -> list[Image.Image]:
-    from modules.generation_request import GenerationRequest
+    from modules.core.request import GenerationRequest
 
     size = engine.native_size() if hasattr(engine, "native_size") else (64, 64)
     out: list[Image.Image] = []

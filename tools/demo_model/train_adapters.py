@@ -442,8 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     cfg = AdapterConfig.tiny() if args.tiny else AdapterConfig()
 
-    from modules.checkpoint_loader import load_checkpoint
-    from modules.ldm_export import write_safetensors
+    from modules.models.checkpoint_loader import load_checkpoint
+    from modules.models.ldm_export import write_safetensors
 
     def progress(msg: str) -> None:
         print(time.strftime("%H:%M:%S"), msg, flush=True)

@@ -142,7 +142,7 @@ class TrainConfig:
 def component_configs(arch: Arch, resolution: int = shapes.RESOLUTION) -> dict[str, dict]:
     """diffusers / transformers configs, from the shipped SD1 configs with the demo's widths: exactly what
     ``modules.checkpoint_detect`` infers back from the file's shapes."""
-    from modules import checkpoint_detect as cd
+    from modules.models import checkpoint_detect as cd
 
     n = len(arch.unet_channels)
     unet = cd.shipped_config("sd1", "unet")
@@ -178,7 +178,7 @@ def build_unet_and_text(arch: Arch, resolution: int = shapes.RESOLUTION):
 
 
 def tokenizer():
-    from modules.checkpoint_loader import load_tokenizer
+    from modules.models.checkpoint_loader import load_tokenizer
 
     return load_tokenizer("sd1")
 
@@ -196,7 +196,7 @@ def token_ids(tok, texts: list[str]) -> torch.Tensor:
 
 def ddpm_alphas_cumprod() -> torch.Tensor:
     """SD1's training schedule: scaled_linear betas 0.00085 .. 0.012 over 1000 steps."""
-    from modules import checkpoint_detect as cd
+    from modules.models import checkpoint_detect as cd
 
     cfg = cd.shipped_config("sd1", "scheduler")
     betas = torch.linspace(cfg["beta_start"] ** 0.5, cfg["beta_end"] ** 0.5, cfg["num_train_timesteps"],
@@ -578,7 +578,7 @@ def load_components(cfg: TrainConfig, work: Path, ema_file: str = "unet_final.pt
 
 def export(cfg: TrainConfig, work: Path, out: Path, *, ema_file: str = "unet_final.pt",
            extra_metadata: dict[str, str] | None = None) -> Path:
-    from modules.ldm_export import save_single_file
+    from modules.models.ldm_export import save_single_file
 
     comps = load_components(cfg, work, ema_file)
     meta = {

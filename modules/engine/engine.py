@@ -1,0 +1,415 @@
+"""The Engine: the one object that owns the loaded model, its options and the job state.
+
+Every door (web UI, HTTP API, scripts) holds a reference to one Engine and calls
+`engine.generate(request)`; nothing here knows about Gradio or FastAPI.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from PIL import Image
+
+from modules.core import img2img_ops
+from modules.engine import live_preview
+from modules.core import prompt_parser
+from modules.core import samplers
+from modules.engine.devices import DeviceConfig, torch_gc
+from modules.networks.extra_networks import ExtraNetworkRegistry
+from modules.core.request import GenerationRequest, Processed
+from modules.engine.job_state import JobState
+from modules.engine.sampling import SamplingInputs
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+class Engine:
+    def __init__(self, *, args: Any, paths: Any, options: Any, devices: DeviceConfig) -> None:
+        from modules.models.checkpoints import CheckpointRegistry
+        from modules.scripting.extensions import ExtensionManager
+        from modules.models.hashes import HashCache
+        from modules.scripting.callbacks import CallbackRegistry
+        from modules.scripting.scripts import ScriptManager
+        from modules.core.styles import StyleDatabase
+        from modules.models.upscalers import UpscalerRegistry
+        from modules.models.vae_list import VaeRegistry
+
+        self.args = args
+        self.paths = paths
+        self.options = options
+        self.devices = devices
+        self.state = JobState()
+        self.hash_cache = HashCache(Path(paths.cache_dir) / "hashes.json", enabled=not getattr(args, "no_hashing", False))
+        self.checkpoints = CheckpointRegistry(paths, self.hash_cache, getattr(args, "ckpt", None))
+        self.vaes = VaeRegistry(paths)
+        self.styles = StyleDatabase(list(paths.styles_files))
+        self.upscalers = UpscalerRegistry(Path(paths.models_dir))
+        self.extra_networks = ExtraNetworkRegistry()
+        self.networks = self._make_network_manager()
+        self.model: Any = None  # checkpoint_loader.LoadedModel
+        self.checkpoint_info: Any = None
+        self.vae_info: dict[str, str] | None = None
+        self.conditioner: Any = None
+        self._baked_vae_state: dict[str, torch.Tensor] | None = None
+        self._loaded_vae_path: Path | None = None
+        self._latent_rgb: torch.Tensor | None = None
+        self._model_lock = threading.RLock()
+        self._cond_cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._model_generation = 0
+        self.builtin_checkpoint: Path | None = None
+        # Extensions and scripts (spec §12): discovered here, imported on first use or by webui.build_engine.
+        self.callbacks = CallbackRegistry()
+        self.extensions = ExtensionManager(paths, options, args)
+        self.scripts = ScriptManager(self)
+
+    def _make_network_manager(self) -> Any:
+        from modules.networks.extra_networks_hypernet import ExtraNetworkHypernet
+        from modules.networks.extra_networks_lora import ExtraNetworkLora
+        from modules.networks.manager import NetworkManager
+
+        paths = self.paths
+        manager = NetworkManager(
+            lora_dirs=paths.lora_dirs, hypernetwork_dirs=paths.hypernetwork_dirs, embeddings_dirs=paths.embeddings_dirs,
+            cache_dir=Path(paths.cache_dir), hash_cache=self.hash_cache, options=self.options,
+            allow_unsafe_pickle=bool(getattr(self.args, "disable_safe_unpickle", False)))
+        for handler in (ExtraNetworkLora(manager), ExtraNetworkHypernet(manager)):
+            self.extra_networks.register(handler, aliases=handler.aliases)
+        return manager
+
+    # --- doors call this -----------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> Processed:
+        """The request's selected script (``script_name``) or ``process_images``, with the always-on scripts."""
+        return self.scripts.generate(request)
+
+    # --- checkpoints ---------------------------------------------------------------
+    def refresh_checkpoints(self) -> None:
+        self.checkpoints.refresh()
+        self.vaes.refresh()
+
+    def available_checkpoints(self) -> list[Any]:
+        items = self.checkpoints.list()
+        if not items:
+            items = [self._builtin_info()]
+        return items
+
+    def _builtin_info(self) -> Any:
+        """The default checkpoint when the checkpoint folders are empty: the shipped demo model (or, if its
+        file is missing, the generated placeholder)."""
+        from modules.models.builtin_model import default_model
+
+        # Under the model lock: building the placeholder patches torch globally (meta-device init),
+        # which must never overlap with a checkpoint load in another thread.
+        with self._model_lock:
+            if self.builtin_checkpoint is None:
+                self.builtin_checkpoint = default_model(Path(self.paths.cache_dir) / "builtin")
+        return self.checkpoints.info_for_path(self.builtin_checkpoint)
+
+    def native_size(self) -> tuple[int, int]:
+        """(width, height) the UI should default to: the loaded model's native size, else the size the
+        checkpoint that would load declares in its header (512 x 512 when nothing says)."""
+        from modules.models import checkpoint_loader
+
+        size = getattr(self.model, "native_size", None) if self.model is not None else None
+        if size is None:
+            try:
+                info = self.resolve_checkpoint(self.options.get("sd_model_checkpoint") or None)
+                size = checkpoint_loader.native_size_of_file(info.filename)
+            except Exception as exc:  # noqa: BLE001 - a default size must never fail the page
+                log.debug("native size of the default checkpoint unknown: %s", exc)
+        if size is None:
+            return 512, 512
+        if isinstance(size, int):
+            return size, size
+        return int(size[0]), int(size[1])
+
+    def resolve_checkpoint(self, name: str | None) -> Any:
+        if name:
+            info = self.checkpoints.get_closest(name)
+            if info is not None:
+                return info
+            builtin = self._builtin_info()
+            if name in (builtin.title, builtin.name, builtin.name_for_extra, builtin.model_name):
+                return builtin
+            raise ModelLoadError(f"checkpoint {name!r} not found; available: {', '.join(c.title for c in self.available_checkpoints())}")
+        return self.available_checkpoints()[0]
+
+    def ensure_model(self) -> None:
+        """Load the checkpoint and VAE the options ask for, if not loaded already."""
+        with self._model_lock:
+            wanted = self.resolve_checkpoint(self.options.get("sd_model_checkpoint") or None)
+            if self.checkpoint_info is None or Path(wanted.filename) != Path(self.checkpoint_info.filename) or self.model is None:
+                self.load_checkpoint(wanted)
+            self._apply_vae_setting()
+
+    def load_checkpoint(self, info: Any) -> None:
+        from modules.models import checkpoint_loader
+
+        with self._model_lock:
+            previous = self.checkpoint_info
+            self._unload()
+            try:
+                model = checkpoint_loader.load_any(
+                    Path(info.filename),
+                    device=self.devices.device if self.devices.offload == "none" else torch.device("cpu"),
+                    dtype=self.devices.dtype,
+                    vae_dtype=self.devices.vae_dtype,
+                    allow_unsafe_pickle=bool(getattr(self.args, "disable_safe_unpickle", False)),
+                )
+            except Exception as exc:
+                log.error("Could not load checkpoint %s: %s", info.filename, exc)
+                if previous is not None and Path(previous.filename) != Path(info.filename):
+                    # The user keeps the model they had.
+                    try:
+                        self.load_checkpoint(previous)
+                    except Exception:  # pragma: no cover - the previous file vanished meanwhile
+                        log.exception("Could not reload the previous checkpoint %s", previous.filename)
+                raise
+            self._install(model, info)
+
+    def _install(self, model: Any, info: Any) -> None:
+        from modules.engine.conditioning import TextConditioner
+
+        self.model = model
+        self.checkpoint_info = info
+        self.checkpoints.calculate_hash(info)
+        self._baked_vae_state = {k: v.detach().to("cpu", copy=True) for k, v in model.vae.state_dict().items()}
+        self._loaded_vae_path = None
+        self.vae_info = None
+        self.conditioner = TextConditioner(model.family, model.tokenizers, model.text_encoders, self.conditioning_options(None))
+        self._latent_rgb = None
+        self._model_generation += 1
+        self._cond_cache.clear()
+        self._apply_offload()
+        self.networks.attach(model)
+        # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint).
+        self.options.set("sd_model_checkpoint", info.title, run_callbacks=False)
+        log.info("Loaded %s (%s, %s) on %s", info.title, model.family, model.prediction_type, self.devices.describe())
+
+    def _apply_offload(self) -> None:
+        if self.devices.offload == "none":
+            return
+        from accelerate import cpu_offload, cpu_offload_with_hook
+
+        device = self.devices.device
+        modules = [*self.model.text_encoders, self.model.unet, self.model.vae]
+        if self.devices.offload == "sequential":
+            for module in modules:
+                cpu_offload(module, execution_device=device)
+        else:
+            hook = None
+            for module in modules:
+                _, hook = cpu_offload_with_hook(module, execution_device=device, prev_module_hook=hook)
+
+    def _unload(self) -> None:
+        self.networks.detach()
+        self.model = None
+        self.conditioner = None
+        self.checkpoint_info = None
+        self._baked_vae_state = None
+        self._cond_cache.clear()
+        torch_gc()
+
+    def unload(self) -> None:
+        with self._model_lock:
+            self._unload()
+
+    def reload(self) -> None:
+        with self._model_lock:
+            info = self.checkpoint_info or self.resolve_checkpoint(self.options.get("sd_model_checkpoint") or None)
+            self._unload()
+            self.load_checkpoint(info)
+
+    # --- VAE -----------------------------------------------------------------------
+    def _apply_vae_setting(self) -> None:
+        from modules.models import checkpoint_loader
+
+        setting = self.options.get("sd_vae") or "Automatic"
+        found, _source = self.vaes.resolve_vae(
+            str(self.checkpoint_info.filename),
+            setting,
+            vae_path_arg=getattr(self.args, "vae_path", None),
+            overrides_per_model=bool(self.options.get("sd_vae_overrides_per_model_preferences")),
+        )
+        path = Path(found) if found else None
+        if path == self._loaded_vae_path:
+            return
+        vae = self.model.vae
+        if path is None:
+            vae.load_state_dict(self._baked_vae_state)
+            self.vae_info = None
+        else:
+            state = checkpoint_loader.load_vae(Path(path), allow_unsafe_pickle=bool(getattr(self.args, "disable_safe_unpickle", False)))
+            checkpoint_loader.apply_vae(vae, state)
+            sha = self.hash_cache.get_sha256(Path(path), f"vae/{Path(path).name}")
+            self.vae_info = {"name": Path(path).name, "hash": sha[:10] if sha else None}
+        self._loaded_vae_path = path
+        self._latent_rgb = None
+
+    # --- conditioning --------------------------------------------------------------
+    def conditioning_options(self, clip_skip: int | None) -> Any:
+        from modules.engine.conditioning import ConditioningOptions
+
+        return ConditioningOptions(
+            comma_padding_backtrack=int(self.options.get("comma_padding_backtrack")),
+            emphasis=str(self.options.get("emphasis")),
+            clip_skip=int(clip_skip or self.options.get("CLIP_stop_at_last_layers") or 1),
+            sdxl_clip_l_skip=bool(self.options.get("sdxl_clip_l_skip")),
+        )
+
+    def conditioning(self, plan: Any, batch: Any, *, steps: int, hires_steps: int | None, sampler: Any) -> tuple[Any, Any, Any]:
+        """(cond, uncond, empty chunk) for a batch; embeddings found in its prompts are added to
+        `plan.used_embeddings` (for "TI hashes"), from the cache too."""
+        req = plan.request
+        cond_opts = self.conditioning_options(plan.clip_skip)
+        self.conditioner.options = cond_opts
+        lookup = _RecordingLookup(self.networks.prepare_embeddings(rescan=False))
+        self.conditioner.embeddings = lookup
+        total = samplers.total_denoiser_calls(sampler, steps)
+        hires_total = samplers.total_denoiser_calls(sampler, hires_steps) if hires_steps else None
+        use_old = bool(self.options.get("use_old_scheduling"))
+        key = (
+            tuple(batch.prompts), tuple(batch.negative_prompts), total, hires_total, use_old, req.width, req.height,
+            tuple(vars(cond_opts).items()), self._model_generation, lookup.db.version,
+            self.networks.text_encoder_signature(),
+        )
+        hit = self._cond_cache.get(key)
+        if hit is not None:
+            self._cond_cache.move_to_end(key)
+            conds, used = hit
+        else:
+            with torch.no_grad():
+                c = prompt_parser.get_multicond_learned_conditioning(
+                    self.conditioner, prompt_parser.SdConditioning(batch.prompts, width=req.width, height=req.height),
+                    total, hires_total, use_old)
+                uc = prompt_parser.get_learned_conditioning(
+                    self.conditioner,
+                    prompt_parser.SdConditioning(batch.negative_prompts, is_negative_prompt=True, width=req.width,
+                                                 height=req.height),
+                    total, hires_total, use_old)
+                empty = self.conditioner.empty_chunk()
+            conds, used = (c, uc, empty), tuple(lookup.used.values())
+            self._cond_cache[key] = (conds, used)
+            while len(self._cond_cache) > 4:
+                self._cond_cache.popitem(last=False)
+        for embedding in used:
+            plan.used_embeddings.setdefault(embedding.name, embedding)
+        return conds
+
+    def network_infotext_params(self, used_embeddings: Any = ()) -> dict[str, Any]:
+        """`Lora hashes` and `TI hashes` for the infotext of the running generation."""
+        return self.networks.infotext_params(used_embeddings)
+
+    def after_generation(self) -> None:
+        """Hook run after every generation, failed or interrupted ones too. The adapters stay applied: the next
+        request's activation makes the weights exactly what it asks for, touching only what differs."""
+
+    def sampling_inputs(self, conds: tuple[Any, Any, Any], cfg_scale: float, width: int, height: int, n: int) -> SamplingInputs:
+        c, uc, empty = conds
+        time_ids = None
+        if self.model.family == "sdxl":
+            row = torch.tensor([height, width, 0, 0, height, width], dtype=torch.float32)
+            time_ids = row.unsqueeze(0).repeat(n, 1).to(self.devices.device)
+        return SamplingInputs(cond=c, uncond=uc, cfg_scale=cfg_scale, empty_chunk=empty, time_ids=time_ids)
+
+    # --- VAE encode / decode -------------------------------------------------------
+    @contextmanager
+    def _vae_precision(self) -> Iterator[torch.nn.Module]:
+        vae = self.model.vae
+        dtype = next(vae.parameters()).dtype
+        upcast = dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            yield vae
+        finally:
+            if upcast:
+                vae.to(dtype)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        with self._vae_precision() as vae:
+            cfg = vae.config
+            x = latents / cfg.scaling_factor + (getattr(cfg, "shift_factor", None) or 0.0)
+            dtype = next(vae.parameters()).dtype
+            images = [vae.decode(x[i:i + 1].to(vae.device if hasattr(vae, "device") else x.device, dtype)).sample for i in range(x.shape[0])]
+        return img2img_ops.tensor_to_images(torch.cat(images).float())
+
+    @torch.no_grad()
+    def encode(self, images: list[Image.Image]) -> torch.Tensor:
+        with self._vae_precision() as vae:
+            cfg = vae.config
+            dtype = next(vae.parameters()).dtype
+            device = self.devices.device
+            x = img2img_ops.image_to_tensor(images).to(device, dtype)
+            # The distribution's mean rather than a sample: the same init image gives the same latents.
+            lat = torch.cat([vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])]).float()
+        return (lat - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
+
+    def inpaint_cond(self, images: list[Image.Image], mask: Image.Image | None) -> torch.Tensor:
+        """Mask + masked-image latents for 9-channel inpainting UNets (A1111's conditioning image)."""
+        import numpy as np
+
+        w, h = images[0].size
+        if mask is None:
+            m = torch.ones((1, 1, h, w))
+        else:
+            m = torch.from_numpy(np.array(mask.convert("L"), dtype=np.float32) / 255.0)[None, None]
+            m = (m >= 0.5).float()
+        pixels = img2img_ops.image_to_tensor(images)
+        masked = pixels * (1 - m)
+        masked_latents = self.encode(img2img_ops.tensor_to_images(masked))
+        m_lat = torch.nn.functional.interpolate(m, size=(h // 8, w // 8)).to(masked_latents)
+        return torch.cat([m_lat.expand(masked_latents.shape[0], -1, -1, -1), masked_latents], dim=1)
+
+    def blank_inpaint_cond(self, n: int, height: int, width: int) -> torch.Tensor:
+        gray = [Image.new("RGB", (width, height), (127, 127, 127))] * n
+        return self.inpaint_cond(gray, None)
+
+    # --- misc ------------------------------------------------------------------------
+    @contextmanager
+    def tiling(self, enabled: bool) -> Iterator[None]:
+        if not enabled:
+            yield
+            return
+        convs = [m for model in (self.model.unet, self.model.vae) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        before = [m.padding_mode for m in convs]
+        for m in convs:
+            m.padding_mode = "circular"
+        try:
+            yield
+        finally:
+            for m, mode in zip(convs, before):
+                m.padding_mode = mode
+
+    def preview_image(self, latent: torch.Tensor) -> Image.Image:
+        """The live preview of one latent: the ``show_progress_type`` setting picks a full VAE decode or the cheap
+        linear latent->RGB projection (fitted once per loaded VAE)."""
+        if self.options.get("show_progress_type") == "Full":
+            return self.decode(latent[None])[0]
+        if self._latent_rgb is None:
+            with self._vae_precision() as vae:
+                self._latent_rgb = live_preview.fit_latent_to_rgb(vae, latent.shape[0])
+        return live_preview.latent_to_rgb_image(latent, self._latent_rgb)
+
+
+class _RecordingLookup:
+    """Embedding lookup for the conditioner that remembers, in first-use order, which embeddings it found."""
+
+    def __init__(self, db: Any):
+        self.db = db
+        self.used: dict[str, Any] = {}
+
+    def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int]:
+        embedding, length = self.db.find_embedding_at_position(tokens, offset)
+        if embedding is not None:
+            self.used.setdefault(embedding.name, embedding)
+        return embedding, length

@@ -1,0 +1,750 @@
+"""process_images: the one generation function behind the UI, the API and the scripts.
+
+It turns a GenerationRequest into images and infotexts with A1111's semantics: seeds,
+prompt schedules and AND, extra-network tags, txt2img / img2img / inpainting, hires fix,
+saving with infotext. The model itself is owned by the Engine passed in.
+
+``process_images(p)`` (A1111's form, ``p`` a :class:`StableDiffusionProcessing`) and
+``process_images(engine, request)`` are the same call. With ``p.scripts`` set, the always-on scripts'
+hooks run at A1111's points (before_process, process, before_process_batch, process_batch, before_hr,
+postprocess_batch, postprocess_batch_list, postprocess_image, postprocess). A process_images called from
+inside another (a script's grid cells) joins the job of the outer one instead of queueing behind it.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from modules.networks import extra_networks
+from modules.core import img2img_ops
+from modules.core import infotext
+from modules.core import masking
+from modules.core import prompt_parser
+from modules.engine import rng
+from modules.core import samplers
+from modules.models import upscalers
+from modules.core.request import GenerationRequest, Processed, RequestError
+from modules.engine.job_state import GenerationInterrupted
+from modules.scripting.processing_object import (StableDiffusionProcessing, StableDiffusionProcessingImg2Img,  # noqa: F401
+                                       StableDiffusionProcessingTxt2Img, as_processing)
+from modules.core.prompt_comments import strip_comments
+from modules.engine.sampling import InpaintBlend, SamplingInputs, sample
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+
+APP_VERSION = "sd-webui-diffusers 0.1.0"
+
+# ids of the engines whose queue this thread / task already holds: a nested process_images joins that job.
+_HELD: ContextVar[frozenset] = ContextVar("processing_held_engines", default=frozenset())
+
+
+@dataclass
+class Batch:
+    """What one sampler run (one n_iter step) works on."""
+
+    index: int
+    prompts: list[str]  # tags stripped, for conditioning
+    negative_prompts: list[str]
+    seeds: list[int]
+    subseeds: list[int]
+
+
+@dataclass
+class Plan:
+    """Everything resolved from the request before the first step runs."""
+
+    request: GenerationRequest
+    sampler: samplers.SamplerInfo
+    schedule: samplers.ScheduleInfo
+    schedule_label: str
+    clip_skip: int
+    all_prompts: list[str]  # with tags, as the infotext keeps them
+    all_negative_prompts: list[str]
+    cond_prompts: list[str]  # tags stripped
+    all_seeds: list[int]
+    all_subseeds: list[int]
+    seed: int
+    subseed: int
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    network_data: dict = field(default_factory=dict)
+    used_embeddings: dict[str, Any] = field(default_factory=dict)  # found while conditioning, for "TI hashes"
+    late_params: dict[str, Any] = field(default_factory=dict)  # infotext keys A1111 writes after the networks'
+    processing: Any = None  # the StableDiffusionProcessing being run (scripts' hooks get it)
+    hooks: Any = None  # sampling callbacks (on_cfg_denoiser...) bound to this run, or None
+
+
+def process_images(engine_or_p: Any, req: GenerationRequest | None = None) -> Processed:
+    """Generate what ``p`` (or ``engine`` + ``req``) asks for; see the module docstring."""
+    p = as_processing(engine_or_p, req)
+    if p.scripts is not None:
+        p.scripts.before_process(p)
+    engine = p.engine
+    with generation_job(engine, p.request):
+        try:
+            processed = _process(p)
+        finally:
+            engine.after_generation()
+        if p.scripts is not None:
+            p.scripts.postprocess(p, processed)
+    return processed
+
+
+@contextmanager
+def _queue_turn(engine: "Engine") -> Iterator[bool]:
+    """Wait for this engine's turn; yields True when this context already has it (a nested call)."""
+    held = _HELD.get()
+    if id(engine) in held:
+        yield True
+        return
+    with engine.state.queue.hold():
+        token = _HELD.set(held | {id(engine)})
+        try:
+            yield False
+        finally:
+            _HELD.reset(token)
+
+
+@contextmanager
+def generation_job(engine: "Engine", req: GenerationRequest) -> Iterator[None]:
+    """The queue turn, the request's setting overrides, the model and the job state around one generation.
+
+    Nested inside another job (a script's cells), the outer job's turn and state are kept: the job count
+    grows if the cells need more than the script announced, and an interrupt stops the whole script."""
+    req.validate()
+    with _queue_turn(engine) as nested, ExitStack() as stack:
+        if req.override_settings:
+            if req.override_settings_restore_afterwards:
+                stack.enter_context(engine.options.override(**req.override_settings))
+            else:
+                for key, value in req.override_settings.items():
+                    engine.options.set(key, value)
+        engine.ensure_model()
+        scripts = getattr(engine, "scripts", None)
+        if scripts is not None:
+            scripts.check_model_loaded()
+        state = engine.state
+        if nested:
+            state.job_count = max(state.job_count, state.job_no + req.n_iter)
+            yield
+            return
+        state.begin("img2img" if req.is_img2img else "txt2img", req.n_iter, req.id_task)
+        try:
+            yield
+        finally:
+            state.end()
+
+
+def _process(p: StableDiffusionProcessing) -> Processed:
+    engine, req, runner = p.engine, p.request, p.scripts
+    opts = engine.options
+    plan = _plan(engine, req)
+    plan.processing = p
+    p.plan = plan
+    callbacks = getattr(engine, "callbacks", None)
+    if callbacks is not None and any(callbacks.has(k) for k in ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg")):
+        plan.hooks = callbacks.bound(p.failed_callbacks)
+    if runner is not None:
+        runner.process(p)  # may change p.all_prompts / p.all_seeds / p.extra_generation_params
+    engine.networks.refresh(["embedding"])  # embedding files added or changed since the last generation
+    plan.late_params.update(req.extra_generation_params)
+
+    images: list[Image.Image] = []
+    infotexts: list[str] = []
+    done: list[int] = []  # index into all_* of each returned image (skipped batches leave gaps)
+    saved: list[str] = []
+    interrupted = False
+    active_networks: Any = None
+    batch_size = req.batch_size
+    total = len(plan.all_prompts)
+    for n in range(req.n_iter):
+        lo, hi = n * batch_size, min((n + 1) * batch_size, total)
+        if lo >= hi:
+            break
+        p.iteration = n
+        p.prompts, p.negative_prompts = list(plan.all_prompts[lo:hi]), list(plan.all_negative_prompts[lo:hi])
+        p.seeds, p.subseeds = list(plan.all_seeds[lo:hi]), list(plan.all_subseeds[lo:hi])
+        if runner is not None:
+            runner.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+        # The first prompt's tags decide the batch's networks (A1111): re-activate only when they change.
+        cond_prompts, network_data = extra_networks.parse_prompts(p.prompts)
+        plan.cond_prompts[lo:hi] = cond_prompts
+        if not req.disable_extra_networks and network_data != active_networks:
+            for warning in engine.extra_networks.activate(engine, network_data) or []:
+                if warning not in plan.warnings:
+                    plan.warnings.append(warning)
+            active_networks = plan.network_data = network_data
+        if runner is not None:
+            kwargs = dict(batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+            runner.after_extra_networks_activate(p, extra_network_data=network_data, **kwargs)
+            runner.process_batch(p, **kwargs)
+        batch = Batch(n, cond_prompts, p.negative_prompts, p.seeds, p.subseeds)
+        try:
+            batch_images = _run_batch(engine, plan, batch)
+        except GenerationInterrupted as exc:
+            if exc.skipped:
+                engine.state.next_job()
+                continue
+            interrupted = True
+            break
+        if runner is not None:
+            batch_images = runner.postprocess_batch_images(p, batch_images, batch_number=n)
+        for i, image in enumerate(batch_images):
+            index = min(lo + i, total - 1)
+            p.batch_index = i
+            if runner is not None:
+                image = runner.postprocess_image_one(p, image)
+            text = create_infotext(engine, plan, index)
+            image.info["parameters"] = text
+            images.append(image)
+            infotexts.append(text)
+            done.append(index)
+            engine.state.add_result(image, text)
+            if opts.get("samples_save") and not req.do_not_save_samples:
+                saved.append(str(_save(engine, image, plan, index, text, grid=False)))
+        engine.state.next_job()
+
+    grid_saved = None
+    if len(images) > 1 and opts.get("grid_save") and not req.do_not_save_grid:
+        from modules.core import image_files
+
+        grid = image_files.image_grid(images)
+        grid_saved = _save(engine, grid, plan, 0, create_infotext(engine, plan, 0), grid=True)
+    if infotexts and engine.paths.params_txt is not None:
+        from modules.core import image_files
+
+        image_files.write_params_txt(engine.paths.params_txt, infotexts[0])
+
+    processed = Processed(
+        images=images,
+        infotexts=infotexts,
+        seeds=[plan.all_seeds[i] for i in done],
+        subseeds=[plan.all_subseeds[i] for i in done],
+        prompts=[plan.all_prompts[i] for i in done],
+        negative_prompts=[plan.all_negative_prompts[i] for i in done],
+        request=req,
+        seed=plan.seed,
+        subseed=plan.subseed,
+        info={},
+        warnings=plan.warnings,
+        saved_paths=saved + ([str(grid_saved)] if grid_saved else []),
+        interrupted=interrupted,
+    )
+    processed.info = processed_js(engine, plan, processed)
+    return processed
+
+
+# --- planning --------------------------------------------------------------------------
+
+def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
+    opts = engine.options
+    try:
+        sampler, schedule = samplers.resolve_sampler(req.sampler_name, req.scheduler)
+    except ValueError as exc:
+        raise RequestError("sampler_name", str(exc)) from exc
+    if req.enable_hr and not req.is_img2img:
+        for name in ("hr_sampler_name",):
+            value = getattr(req, name)
+            if value and value != "Use same sampler":
+                try:
+                    samplers.resolve_sampler(value, req.hr_scheduler if req.hr_scheduler not in (None, "Use same scheduler") else None)
+                except ValueError as exc:
+                    raise RequestError(name, str(exc)) from exc
+        if req.hr_upscaler and not engine.upscalers.exists(req.hr_upscaler):
+            raise RequestError("hr_upscaler", f"unknown upscaler {req.hr_upscaler!r}; choose one of {', '.join(engine.upscalers.hr_choices())}")
+
+    # A list prompt / negative prompt (A1111 scripts set them) gives the number of images; otherwise
+    # n_iter * batch_size copies of the one prompt.
+    total = req.n_iter * req.batch_size
+    for value in (req.prompt, req.negative_prompt):
+        if isinstance(value, (list, tuple)):
+            total = len(value)
+            break
+    all_seeds, seed = _seed_list(req.seed, total, increment=req.subseed_strength == 0)
+    all_subseeds, subseed = _seed_list(req.subseed, total, increment=True)
+
+    add_networks = not req.disable_extra_networks
+    prepared: dict[tuple[str, bool], str] = {}  # one prompt text is styled once, however many images use it
+
+    def prepare(text: str, negative: bool) -> str:
+        key = (text, negative)
+        if key not in prepared:
+            out = (engine.styles.apply_negative_styles_to_prompt if negative else engine.styles.apply_styles_to_prompt)(
+                text, req.styles)
+            if opts.get("enable_prompt_comments"):
+                out = strip_comments(out)
+            if add_networks and not negative:
+                out = extra_networks.add_default_networks(
+                    out, opts.get("sd_lora"), opts.get("sd_hypernetwork"),
+                    float(opts.get("extra_networks_default_multiplier") or 1.0))
+            prepared[key] = out
+        return prepared[key]
+
+    all_prompts = [prepare(t, False) for t in _text_list(req.prompt, total)]
+    all_negative = [prepare(t, True) for t in _text_list(req.negative_prompt, total)]
+    prompt, negative = (all_prompts[0], all_negative[0]) if total else ("", "")
+    cond_prompts, network_data = extra_networks.parse_prompts(all_prompts)
+
+    clip_skip = int(req.clip_skip or opts.get("CLIP_stop_at_last_layers") or 1)
+    plan = Plan(
+        request=req,
+        sampler=sampler,
+        schedule=schedule,
+        schedule_label=samplers.infotext_schedule_label(sampler, schedule),
+        clip_skip=clip_skip,
+        all_prompts=all_prompts,
+        all_negative_prompts=all_negative,
+        cond_prompts=cond_prompts,
+        all_seeds=all_seeds,
+        all_subseeds=all_subseeds,
+        seed=seed,
+        subseed=subseed,
+        network_data=network_data,
+    )
+    emphasis = opts.get("emphasis")
+    if emphasis != "Original" and any(c in prompt + negative for c in "(["):
+        plan.late_params["Emphasis"] = emphasis
+    if opts.get("use_old_scheduling"):
+        plan.late_params["Old prompt editing timelines"] = True
+    if req.enable_hr and not req.is_img2img:
+        _hires_infotext(plan, req)
+    return plan
+
+
+def _text_list(value: Any, total: int) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value] or [""]
+        return [items[i % len(items)] for i in range(total)]
+    return [value or ""] * total
+
+
+def _seed_list(value: Any, total: int, *, increment: bool) -> tuple[list[int], int]:
+    """(a seed per image, the first seed): a list gives each image its own (-1 entries drawn at random)."""
+    if isinstance(value, (list, tuple)):
+        seeds = [rng.fix_seed(int(v)) for v in value] or [rng.fix_seed(-1)]
+        return [seeds[i % len(seeds)] for i in range(total)], seeds[0]
+    seed = rng.fix_seed(value)
+    return [seed + (i if increment else 0) for i in range(total)], seed
+
+
+def _hires_infotext(plan: Plan, req: GenerationRequest) -> None:
+    p = plan.extra_params
+    if req.hr_resize_x == 0 and req.hr_resize_y == 0:
+        p["Hires upscale"] = req.hr_scale
+    else:
+        p["Hires resize"] = f"{req.hr_resize_x}x{req.hr_resize_y}"
+    if req.hr_second_pass_steps:
+        p["Hires steps"] = req.hr_second_pass_steps
+    p["Hires upscaler"] = req.hr_upscaler or "Latent"
+    if req.hr_sampler_name and req.hr_sampler_name not in ("Use same sampler", plan.sampler.name):
+        p["Hires sampler"] = req.hr_sampler_name
+    if req.hr_scheduler and req.hr_scheduler not in ("Use same scheduler", plan.schedule.label):
+        p["Hires schedule type"] = req.hr_scheduler
+    if req.hr_prompt and req.hr_prompt != req.prompt:
+        p["Hires prompt"] = req.hr_prompt
+    if req.hr_negative_prompt and req.hr_negative_prompt != req.negative_prompt:
+        p["Hires negative prompt"] = req.hr_negative_prompt
+
+
+# --- one batch -------------------------------------------------------------------------
+
+def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
+    req = plan.request
+    model = engine.model
+    assert model is not None
+    device = engine.devices.device
+    width, height = req.width, req.height
+
+    with engine.tiling(req.tiling):
+        if req.is_img2img:
+            init = _prepare_img2img(engine, plan, batch)
+            latents = _img2img_sample(engine, plan, batch, init)
+            images = engine.decode(latents)
+            return [_finish_img2img(img, init, i) for i, img in enumerate(images)]
+
+        noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, height // 8, width // 8))
+        steps = req.steps
+        conds = engine.conditioning(plan, batch, steps=steps, hires_steps=None, sampler=plan.sampler)
+        scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config, noise_seeds=batch.seeds)
+        scheduler.set_timesteps(steps, device=device)
+        latents = noise_rng.first() * scheduler.init_noise_sigma
+        inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
+        if model.is_inpainting:
+            inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), height, width)
+        inputs.callbacks = plan.hooks
+        latents = _sample(engine, scheduler, latents, scheduler.timesteps, inputs, noise_rng, f"Sampling ({plan.sampler.name})")
+
+        if req.enable_hr:
+            p = plan.processing
+            if p is not None and p.scripts is not None:
+                p.scripts.before_hr(p)
+            latents = _hires_pass(engine, plan, batch, latents)
+        return engine.decode(latents)
+
+
+def _sample(engine: "Engine", scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, inputs: SamplingInputs,
+            noise_rng: rng.ImageRNG, desc: str) -> torch.Tensor:
+    total = len(timesteps)
+    state = engine.state
+    every = int(engine.options.get("show_progress_every_n_steps") or 0)
+    live = bool(engine.options.get("live_previews_enable")) and every > 0
+
+    def on_step(step: int, total_steps: int, x: torch.Tensor) -> None:
+        state.set_step(step, total_steps)
+        if live and (step % every == 0 or step == total_steps):
+            state.current_preview = engine.preview_image(x[0])
+            state.current_preview_step = step
+
+    state.set_step(0, total)
+    with tqdm(total=total, desc=desc, disable=not engine.options.get("show_progressbar"), leave=False) as bar:
+        return sample(
+            engine.model.unet,
+            scheduler,
+            latents,
+            timesteps,
+            inputs,
+            generators=noise_rng.generators,
+            check=state.check,
+            on_step=on_step,
+            progress_bar=bar,
+        )
+
+
+def _make_rng(engine: "Engine", plan: Plan, batch: Batch, shape: tuple[int, ...]) -> rng.ImageRNG:
+    req = plan.request
+    return rng.ImageRNG(
+        shape=shape,
+        seeds=batch.seeds,
+        subseeds=batch.subseeds,
+        subseed_strength=req.subseed_strength,
+        seed_resize_from_h=req.seed_resize_from_h,
+        seed_resize_from_w=req.seed_resize_from_w,
+        source=engine.options.get("randn_source"),
+        device=engine.devices.device,
+        eta_noise_seed_delta=int(engine.options.get("eta_noise_seed_delta") or 0) if plan.sampler.uses_ensd else 0,
+    )
+
+
+# --- hires fix -------------------------------------------------------------------------
+
+def hires_target_size(req: GenerationRequest) -> tuple[int, int, int, int]:
+    """(upscale_w, upscale_h, final_w, final_h) as A1111 computes them."""
+    if req.hr_resize_x == 0 and req.hr_resize_y == 0:
+        w, h = int(req.width * req.hr_scale), int(req.height * req.hr_scale)
+        return w, h, w, h
+    if req.hr_resize_y == 0:
+        w = req.hr_resize_x
+        h = req.hr_resize_x * req.height // req.width
+        return w, h, w, h
+    if req.hr_resize_x == 0:
+        h = req.hr_resize_y
+        w = req.hr_resize_y * req.width // req.height
+        return w, h, w, h
+    src_ratio = req.width / req.height
+    dst_ratio = req.hr_resize_x / req.hr_resize_y
+    if src_ratio < dst_ratio:
+        w, h = req.hr_resize_x, req.hr_resize_x * req.height // req.width
+    else:
+        w, h = req.hr_resize_y * req.width // req.height, req.hr_resize_y
+    return w, h, req.hr_resize_x, req.hr_resize_y
+
+
+def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tensor) -> torch.Tensor:
+    req = plan.request
+    model = engine.model
+    up_w, up_h, final_w, final_h = hires_target_size(req)
+    up_w, up_h = up_w // 8 * 8, up_h // 8 * 8
+    final_w, final_h = final_w // 8 * 8, final_h // 8 * 8
+    upscaler = req.hr_upscaler or "Latent"
+    if upscaler.startswith("Latent"):
+        latents = upscalers.upscale_latent(latents, upscaler, up_w, up_h)
+    else:
+        images = engine.decode(latents)
+        images = [engine.upscalers.upscale_to(img, upscaler, up_w, up_h) for img in images]
+        latents = engine.encode(images)
+    if (up_w, up_h) != (final_w, final_h):
+        # Both resize fields given with another aspect: crop the centre as A1111 does.
+        top, left = (up_h - final_h) // 16, (up_w - final_w) // 16
+        latents = latents[:, :, top:top + final_h // 8, left:left + final_w // 8]
+
+    sampler, schedule = plan.sampler, plan.schedule
+    if req.hr_sampler_name and req.hr_sampler_name != "Use same sampler":
+        hr_sched = None if req.hr_scheduler in (None, "Use same scheduler") else req.hr_scheduler
+        sampler, schedule = samplers.resolve_sampler(req.hr_sampler_name, hr_sched)
+    elif req.hr_scheduler and req.hr_scheduler != "Use same scheduler":
+        sampler, schedule = samplers.resolve_sampler(plan.sampler.name, req.hr_scheduler)
+    steps = req.hr_second_pass_steps or req.steps
+    hr_batch = batch
+    if req.hr_prompt or req.hr_negative_prompt:
+        hr_prompts, _ = extra_networks.parse_prompts([req.hr_prompt or p for p in plan.all_prompts[: len(batch.seeds)]])
+        hr_neg = [req.hr_negative_prompt or n for n in batch.negative_prompts]
+        hr_batch = Batch(batch.index, hr_prompts, hr_neg, batch.seeds, batch.subseeds)
+    conds = engine.conditioning(plan, hr_batch, steps=req.steps, hires_steps=steps, sampler=sampler)
+    scheduler = samplers.build_scheduler(sampler, schedule, model.scheduler_config, noise_seeds=batch.seeds)
+    timesteps = img2img_timesteps(scheduler, steps, req.denoising_strength, engine.devices.device)
+    noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, final_h // 8, final_w // 8))
+    noise = noise_rng.first()
+    start = scheduler.add_noise(latents, noise, timesteps[:1]) if len(timesteps) else latents
+    inputs = engine.sampling_inputs(conds, req.cfg_scale, final_w, final_h, len(batch.seeds))
+    if model.is_inpainting:
+        inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), final_h, final_w)
+    inputs.callbacks = plan.hooks
+    return _sample(engine, scheduler, start, timesteps, inputs, noise_rng, "Hires fix")
+
+
+def img2img_timesteps(scheduler: Any, steps: int, strength: float, device: torch.device) -> torch.Tensor:
+    """A1111: t_enc = int(min(strength, 0.999) * steps); the last t_enc + 1 steps are run."""
+    scheduler.set_timesteps(steps, device=device)
+    t_enc = int(min(strength, 0.999) * steps)
+    t_start = max(steps - t_enc - 1, 0)
+    order = getattr(scheduler, "order", 1)
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(t_start * order)
+    return scheduler.timesteps[t_start * order:]
+
+
+# --- img2img / inpainting ----------------------------------------------------------------
+
+@dataclass
+class Img2ImgInit:
+    images: list[Image.Image]  # RGB images to encode, one per batch row
+    mask: Image.Image | None  # processing-size L mask, white = regenerate
+    overlays: list[Image.Image | None]
+    paste_to: tuple[int, int, int, int] | None
+
+
+def _prepare_img2img(engine: "Engine", plan: Plan, batch: Batch) -> Img2ImgInit:
+    req = plan.request
+    width, height = req.width, req.height
+    n = len(batch.seeds)
+    sources = [req.init_images[(batch.index * req.batch_size + i) % len(req.init_images)] for i in range(n)]
+    if req.mask is None:
+        images = [img2img_ops.flatten(img) for img in sources]
+        if req.resize_mode != 3:
+            images = [img2img_ops.resize_image(req.resize_mode, img, width, height) for img in images]
+        return Img2ImgInit([img.convert("RGB") for img in images], None, [None] * n, None)
+    prepared = [
+        masking.prepare_inpaint(
+            img, req.mask, width=width, height=height, resize_mode=req.resize_mode,
+            mask_blur_x=req.mask_blur_x, mask_blur_y=req.mask_blur_y, invert=bool(req.inpainting_mask_invert),
+            inpainting_fill=req.inpainting_fill, inpaint_full_res=req.inpaint_full_res,
+            inpaint_full_res_padding=req.inpaint_full_res_padding,
+        )
+        for img in sources
+    ]
+    first = prepared[0]
+    for key, value in first.extra_params.items():
+        plan.extra_params.setdefault(key, value)
+    if first.comment and first.comment not in plan.warnings:
+        plan.warnings.append(first.comment)
+    return Img2ImgInit([p.image.convert("RGB") for p in prepared], first.latent_mask, [p.overlay for p in prepared], first.paste_to)
+
+
+def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgInit) -> torch.Tensor:
+    req = plan.request
+    model = engine.model
+    device = engine.devices.device
+    width, height = req.width, req.height
+    init_latents = engine.encode(init.images)
+    if init_latents.shape[-2:] != (height // 8, width // 8):  # "Just resize (latent upscale)"
+        init_latents = upscalers.upscale_latent(init_latents, "Latent", width, height)
+    noise_rng = _make_rng(engine, plan, batch, tuple(init_latents.shape[1:]))
+    noise = noise_rng.first()
+    latent_mask = None
+    if init.mask is not None:
+        latent_mask = masking.mask_to_latent(init.mask, height // 8, width // 8).to(device, torch.float32)
+        latent_mask = latent_mask.expand(init_latents.shape[0], 1, -1, -1)
+        init_latents = masking.fill_latent(init_latents, latent_mask, req.inpainting_fill, noise)
+    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=None, sampler=plan.sampler)
+    scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config, noise_seeds=batch.seeds)
+    timesteps = img2img_timesteps(scheduler, req.steps, req.denoising_strength, device)
+    multiplier = req.initial_noise_multiplier if req.initial_noise_multiplier is not None else float(engine.options.get("initial_noise_multiplier") or 1.0)
+    if multiplier != 1.0:
+        plan.extra_params["Noise multiplier"] = multiplier
+    latents = scheduler.add_noise(init_latents, noise * multiplier, timesteps[:1]) if len(timesteps) else init_latents
+    inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
+    if model.is_inpainting:
+        inputs.inpaint_cond = engine.inpaint_cond(init.images, init.mask)
+    elif latent_mask is not None:
+        inputs.blend = InpaintBlend(init_latents=init_latents, mask=latent_mask, noise=noise)
+    inputs.callbacks = plan.hooks
+    return _sample(engine, scheduler, latents, timesteps, inputs, noise_rng, f"img2img ({plan.sampler.name})")
+
+
+def _finish_img2img(image: Image.Image, init: Img2ImgInit, i: int) -> Image.Image:
+    if init.overlays[i] is None:
+        return image
+    return masking.apply_overlay(image, init.paste_to, init.overlays[i])
+
+
+# --- infotext and files ----------------------------------------------------------------
+
+def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
+    req = plan.request
+    opts = engine.options
+    ckpt = engine.checkpoint_info
+    vae = engine.vae_info
+    uses_denoising = req.is_img2img or req.enable_hr
+    fields: dict[str, Any] = {
+        "Steps": req.steps,
+        "Sampler": plan.sampler.name,
+        "Schedule type": plan.schedule_label,
+        "CFG scale": req.cfg_scale,
+        "Seed": plan.all_seeds[index],
+        "Size": f"{req.width}x{req.height}",
+        "Model hash": ckpt.shorthash if ckpt is not None and opts.get("add_model_hash_to_info") else None,
+        "Model": ckpt.name_for_extra if ckpt is not None and opts.get("add_model_name_to_info") else None,
+        "VAE hash": vae.get("hash") if vae and opts.get("add_vae_hash_to_info") else None,
+        "VAE": vae.get("name") if vae and opts.get("add_vae_name_to_info") else None,
+        "Variation seed": plan.all_subseeds[index] if req.subseed_strength != 0 else None,
+        "Variation seed strength": req.subseed_strength if req.subseed_strength != 0 else None,
+        "Seed resize from": f"{req.seed_resize_from_w}x{req.seed_resize_from_h}" if req.seed_resize_from_w > 0 and req.seed_resize_from_h > 0 else None,
+        "Denoising strength": req.denoising_strength if uses_denoising else None,
+        "Clip skip": plan.clip_skip if plan.clip_skip > 1 else None,
+        "ENSD": opts.get("eta_noise_seed_delta") if opts.get("eta_noise_seed_delta") and plan.sampler.uses_ensd else None,
+        "RNG": opts.get("randn_source") if opts.get("randn_source") != "GPU" else None,
+        "Tiling": "True" if req.tiling else None,
+        "Version": APP_VERSION if opts.get("add_version_to_infotext") else None,
+    }
+    # Scripts may add to extra_generation_params until the image is done (process_batch, postprocess_image).
+    extra = {**plan.extra_params, **engine.network_infotext_params(plan.used_embeddings.values()), **plan.late_params,
+             **req.extra_generation_params}
+    params = infotext.build_generation_params(fields, extra)
+    return infotext.create_infotext(plan.all_prompts[index], plan.all_negative_prompts[index], params)
+
+
+def _filename_tags(engine: "Engine", plan: Plan, index: int) -> dict[str, Any]:
+    from modules.settings import output_paths
+
+    req, opts, ckpt = plan.request, engine.options, engine.checkpoint_info
+    return output_paths.filename_tags(
+        seed=plan.all_seeds[index], prompt=plan.all_prompts[index], negative_prompt=plan.all_negative_prompts[index],
+        steps=req.steps, cfg_scale=req.cfg_scale, width=req.width, height=req.height, sampler=plan.sampler.name,
+        scheduler=plan.schedule_label, model_name=getattr(ckpt, "model_name", None),
+        model_hash=getattr(ckpt, "shorthash", None), styles=list(req.styles), clip_skip=plan.clip_skip,
+        denoising=req.denoising_strength if req.is_img2img or req.enable_hr else None,
+        batch_number=index % req.batch_size, generation_number=index, job_timestamp=engine.state.job_timestamp,
+        max_prompt_words=int(opts.get("directories_max_prompt_words") or 8))
+
+
+def _save(engine: "Engine", image: Image.Image, plan: Plan, index: int, text: str, *, grid: bool) -> Any:
+    from modules.core import image_files
+    from modules.settings import output_paths
+
+    req = plan.request
+    opts = engine.options
+    directory, pattern = output_paths.save_location(engine, is_img2img=req.is_img2img, grid=grid,
+                                                    tags=_filename_tags(engine, plan, index))
+    return image_files.save_image(
+        image,
+        directory,
+        seed=plan.all_seeds[index],
+        tags=_filename_tags(engine, plan, index),
+        infotext=text if opts.get("enable_pnginfo") else None,
+        extension=opts.get("grid_format" if grid else "samples_format") or "png",
+        jpeg_quality=int(opts.get("jpeg_quality") or 80),
+        webp_lossless=bool(opts.get("webp_lossless")),
+        save_txt=bool(opts.get("save_txt")) and not grid,
+        basename_prefix="grid" if grid else "",
+        basename_pattern=pattern,
+        callbacks=getattr(engine, "callbacks", None),
+        p=plan.processing,
+    )
+
+
+def save_grid(p: StableDiffusionProcessing, image: Image.Image, text: str) -> str | None:
+    """Save a script's grid (X/Y/Z plot, prompt matrix) the way process_images saves its grids: only with the
+    ``grid_save`` setting and unless ``p.do_not_save_grid``; returns the path or None."""
+    from modules.core import image_files
+
+    engine, req = p.engine, p.request
+    opts = engine.options
+    if not opts.get("grid_save") or req.do_not_save_grid:
+        return None
+    from modules.settings import output_paths
+
+    seed = req.seed[0] if isinstance(req.seed, (list, tuple)) and req.seed else req.seed
+    directory, _ = output_paths.save_location(engine, is_img2img=req.is_img2img, grid=True,
+                                              tags={"date": datetime.date.today().isoformat(), "seed": seed})
+    path = image_files.save_image(
+        image, directory, seed=seed, infotext=text if opts.get("enable_pnginfo") else None,
+        extension=opts.get("grid_format") or "png", jpeg_quality=int(opts.get("jpeg_quality") or 80),
+        basename_prefix="grid", basename_pattern="", callbacks=getattr(engine, "callbacks", None), p=p)
+    return str(path)
+
+
+def combined_processed(p: StableDiffusionProcessing, parts: list[Processed], grids: list[Image.Image],
+                       grid_infotexts: list[str], include_images: bool = True) -> Processed:
+    """One result for a script that ran several generations: ``grids`` first (A1111's
+    ``index_of_first_image``), then every part's images when ``include_images``. Seeds, prompts and
+    infotexts stay aligned with the images after the grids."""
+    images = [img for part in parts for img in part.images] if include_images else []
+    infotexts = [t for part in parts for t in part.infotexts] if include_images else []
+    seeds = [s for part in parts for s in part.seeds] if include_images else []
+    subseeds = [s for part in parts for s in part.subseeds] if include_images else []
+    prompts = [t for part in parts for t in part.prompts] if include_images else []
+    negatives = [t for part in parts for t in part.negative_prompts] if include_images else []
+    first = parts[0] if parts else None
+    warnings: list[str] = []
+    for part in parts:
+        warnings += [w for w in part.warnings if w not in warnings]
+    info = dict(first.info) if first is not None else {}
+    info.update({"all_prompts": prompts, "all_negative_prompts": negatives, "all_seeds": seeds,
+                 "all_subseeds": subseeds, "index_of_first_image": len(grids),
+                 "infotexts": list(grid_infotexts) + infotexts, "warnings": warnings})
+    return Processed(
+        images=list(grids) + images, infotexts=list(grid_infotexts) + infotexts, seeds=seeds, subseeds=subseeds,
+        prompts=prompts, negative_prompts=negatives, request=p.request,
+        seed=first.seed if first is not None else -1, subseed=first.subseed if first is not None else -1,
+        info=info, warnings=warnings, saved_paths=[path for part in parts for path in part.saved_paths],
+        index_of_first_image=len(grids), interrupted=any(part.interrupted for part in parts))
+
+
+def processed_js(engine: "Engine", plan: Plan, processed: Processed) -> dict[str, Any]:
+    req = plan.request
+    ckpt = engine.checkpoint_info
+    vae = engine.vae_info or {}
+    return {
+        "prompt": plan.all_prompts[0] if plan.all_prompts else req.prompt,
+        "all_prompts": processed.prompts,
+        "negative_prompt": plan.all_negative_prompts[0] if plan.all_negative_prompts else req.negative_prompt,
+        "all_negative_prompts": processed.negative_prompts,
+        "seed": plan.seed,
+        "all_seeds": processed.seeds,
+        "subseed": plan.subseed,
+        "all_subseeds": processed.subseeds,
+        "subseed_strength": req.subseed_strength,
+        "width": req.width,
+        "height": req.height,
+        "sampler_name": plan.sampler.name,
+        "cfg_scale": req.cfg_scale,
+        "steps": req.steps,
+        "batch_size": req.batch_size,
+        "restore_faces": False,
+        "face_restoration_model": None,
+        "sd_model_name": ckpt.name_for_extra if ckpt else None,
+        "sd_model_hash": ckpt.shorthash if ckpt else None,
+        "sd_vae_name": vae.get("name"),
+        "sd_vae_hash": vae.get("hash"),
+        "seed_resize_from_w": req.seed_resize_from_w,
+        "seed_resize_from_h": req.seed_resize_from_h,
+        "denoising_strength": req.denoising_strength,
+        "extra_generation_params": {k: v for k, v in plan.extra_params.items() if isinstance(v, (str, int, float, bool))},
+        "index_of_first_image": processed.index_of_first_image,
+        "infotexts": processed.infotexts,
+        "styles": list(req.styles),
+        "job_timestamp": engine.state.job_timestamp,
+        "clip_skip": plan.clip_skip,
+        "is_using_inpainting_conditioning": bool(engine.model and engine.model.is_inpainting),
+        "version": APP_VERSION,
+        "warnings": processed.warnings,
+    }
