@@ -4,6 +4,6 @@ from modules.scripting.processing_object import (  # noqa: F401
     StableDiffusionProcessingImg2Img, as_processing,
 )
 from modules.engine.pipeline import (  # noqa: F401
-    APP_VERSION, Batch, Plan, process_images, generation_job, hires_target_size, img2img_timesteps,
+    APP_VERSION, Batch, Plan, process_images, generation_job, hires_target_size,
     Img2ImgInit, create_infotext, save_grid, combined_processed, processed_js,
 )

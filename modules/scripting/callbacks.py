@@ -20,6 +20,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+# The CFG parameter objects are built by the engine's denoiser; extensions import them from here (A1111's names).
+from modules.engine.cfg_params import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 # kind -> what it is for (A1111's names without the ``on_`` prefix).
@@ -60,41 +63,6 @@ class ImageSaveParams:
     p: Any  # the processing object, or None
     filename: str  # the full path it is saved to
     pnginfo: dict[str, Any]  # text chunks; "parameters" holds the infotext
-
-
-@dataclass
-class CFGDenoiserParams:
-    """Before a UNet call. ``x`` is the whole batch given to the UNet (conditional rows, then unconditional
-    ones), ``sigma`` the diffusers timestep of the step; changing ``x``, ``text_cond`` or ``text_uncond``
-    changes what the UNet gets."""
-
-    x: Any
-    image_cond: Any
-    sigma: Any
-    sampling_step: int
-    total_sampling_steps: int
-    text_cond: Any
-    text_uncond: Any
-    denoiser: Any = None
-
-
-@dataclass
-class CFGDenoisedParams:
-    """After a UNet call: ``x`` is its output for the whole batch (may be replaced)."""
-
-    x: Any
-    sampling_step: int
-    total_sampling_steps: int
-    inner_model: Any = None
-
-
-@dataclass
-class AfterCFGCallbackParams:
-    """After guidance: ``x`` is the guided prediction, one row per image (may be replaced)."""
-
-    x: Any
-    sampling_step: int
-    total_sampling_steps: int
 
 
 @dataclass
