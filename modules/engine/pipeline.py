@@ -169,6 +169,9 @@ def _process(p: StableDiffusionProcessing) -> Processed:
         lo, hi = n * batch_size, min((n + 1) * batch_size, total)
         if lo >= hi:
             break
+        if engine.state.interrupted:  # A1111: an interrupt ends the run after the batch it cut short
+            interrupted = True
+            break
         p.iteration = n
         p.prompts, p.negative_prompts = list(plan.all_prompts[lo:hi]), list(plan.all_negative_prompts[lo:hi])
         p.seeds, p.subseeds = list(plan.all_seeds[lo:hi]), list(plan.all_subseeds[lo:hi])
@@ -212,6 +215,7 @@ def _process(p: StableDiffusionProcessing) -> Processed:
                 saved.append(str(_save(engine, image, plan, index, text, grid=False)))
         engine.state.next_job()
 
+    interrupted = interrupted or engine.state.interrupted
     grid_saved = None
     if len(images) > 1 and opts.get("grid_save") and not req.do_not_save_grid:
         from modules.core import image_files
