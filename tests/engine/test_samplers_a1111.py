@@ -492,3 +492,16 @@ def test_interrupt_keeps_the_last_conditional_prediction(world, sampler_name):
         a = world["abar"][sigma_in[:2].long()].view(-1, 1, 1, 1)
         expected = (x_in[:2] - (1 - a).sqrt() * out[:2]) / a.sqrt()
     assert torch.allclose(kept, expected)
+
+
+def test_seed_resize_noise_follows_a1111():
+    """'Resize seed from': the old-size noise from a fresh generator of the seed, pasted centred into the image
+    generator's first full-size draw; later step noise continues that generator."""
+    r = ImageRNG(shape=(4, 8, 8), seeds=[5], subseeds=[5], seed_resize_from_h=32, seed_resize_from_w=32, source="CPU")
+    out = r.first()[0]
+    small = torch.randn((4, 4, 4), generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    expected = torch.randn((4, 8, 8), generator=g)
+    expected[:, 2:6, 2:6] = small
+    assert torch.equal(out, expected)
+    assert torch.equal(r.next()[0], torch.randn((4, 8, 8), generator=g))
