@@ -505,3 +505,30 @@ def test_seed_resize_noise_follows_a1111():
     expected[:, 2:6, 2:6] = small
     assert torch.equal(out, expected)
     assert torch.equal(r.next()[0], torch.randn((4, 8, 8), generator=g))
+
+
+def test_cfg_callbacks_see_sigmas_and_a1111_shaped_objects(world):
+    seen = []
+
+    class Callbacks:
+        def has(self, kind):
+            return True
+
+        def run(self, kind, params):
+            seen.append((kind, params))
+
+    sampler = make_sampler(world, names.find_sampler("Euler"), "karras", _rng_after_first())
+    sampler.model_wrap_cfg.inputs = SamplingInputs(cond=world["cond"], uncond=world["uncond"], cfg_scale=CFG,
+                                                   empty_chunk=world["empty"], callbacks=Callbacks())
+    with torch.no_grad():
+        sampler.sample(_rng().first(), 3)
+    sigmas, _ = build_sigmas(names.find_sampler("Euler"), names.find_schedule("Karras"), 3, sampler.model_wrap.schedule)
+    before = [p for k, p in seen if k == "cfg_denoiser"]
+    assert [p.sigma.tolist() for p in before] == [[s.item()] * 4 for s in sigmas[:3]]  # 2 cond + 2 uncond rows
+    assert all(p.denoiser is sampler.model_wrap_cfg and p.x.shape == (4, *SHAPE) for p in before)
+    assert [p.total_sampling_steps for p in before] == [3, 3, 3]
+    assert [k for k, _ in seen] == ["cfg_denoiser", "cfg_denoised", "cfg_after_cfg"] * 3
+    assert [p.x.shape[0] for k, p in seen if k == "cfg_after_cfg"] == [2, 2, 2]
+    # A1111's KDiffusionSampler shape
+    assert sampler.model_wrap_cfg.inner_model is sampler.model_wrap and sampler.config.name == "Euler"
+    assert sampler.model_wrap_cfg.step == 3 and sampler.last_latent.shape == (2, *SHAPE)
