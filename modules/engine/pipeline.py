@@ -583,10 +583,10 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
         # "latent noise" fills with the seeds' own noise, drawn from fresh generators as A1111 does
         fill_noise = _make_rng(engine, plan, batch, tuple(init_latents.shape[1:])).first()
         init_latents = masking.fill_latent(init_latents, latent_mask, req.inpainting_fill, fill_noise)
-        if not model.is_inpainting:
-            cfg = run.sampler.model_wrap_cfg
-            cfg.nmask = latent_mask.expand_as(init_latents)
-            cfg.mask = 1.0 - cfg.nmask
+        # A1111 blends under the mask for every model, 9-channel inpainting models included
+        cfg = run.sampler.model_wrap_cfg
+        cfg.nmask = latent_mask.expand_as(init_latents)
+        cfg.mask = 1.0 - cfg.nmask
     multiplier = req.initial_noise_multiplier if req.initial_noise_multiplier is not None else float(engine.options.get("initial_noise_multiplier") or 1.0)
     noise = run.noise
     if multiplier != 1.0:

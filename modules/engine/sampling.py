@@ -259,8 +259,8 @@ class Sampler:
             abar = self.model_wrap.alphas_cumprod.to(x.device)
             a = abar[timesteps[t_enc]]
             xi = x * torch.sqrt(a) + noise * torch.sqrt(1 - a)
-            if len(sched) < 2 and self.config.name != "UniPC":
-                return x  # A1111 runs no step at all here; it hands back the init latent
+            if len(sched) == 0 and self.config.name == "UniPC":
+                return xi  # no step to run (A1111's UniPC would fail here)
             return self._launch(t_enc + 1, self._timestep_call(xi, sched, True, t_enc + 1), x)
         sigmas = self.get_sigmas(total_steps)
         sched = sigmas[total_steps - t_enc - 1:]
