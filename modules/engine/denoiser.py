@@ -22,7 +22,7 @@ import torch
 
 from modules.core import prompt_parser
 from modules.core.sampling.discrete import DiscreteSchedule, LCMSchedule
-from modules.engine.cfg_params import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams
+from modules.engine.hooks import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams, SamplingCallbacks
 
 Cond = Union[torch.Tensor, dict]
 
@@ -188,8 +188,8 @@ class SamplingInputs:
     empty_chunk: Cond  # one empty-prompt chunk, for the "Pad prompt/negative prompt" setting
     time_ids: torch.Tensor | None = None  # SDXL micro-conditioning, one row per image
     inpaint_cond: torch.Tensor | None = None  # mask + masked-image latents for 9-channel UNets, one row per image
-    # on_cfg_denoiser / on_cfg_denoised / on_cfg_after_cfg: an object with run(kind, params) and has(kind)
-    callbacks: Any = None
+    # on_cfg_denoiser / on_cfg_denoised / on_cfg_after_cfg, or None when nobody listens
+    callbacks: SamplingCallbacks | None = None
 
 
 @dataclass

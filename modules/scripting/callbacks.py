@@ -1,7 +1,7 @@
 """A1111's ``script_callbacks`` (spec §12.3): extension code registers functions that the app calls at set points.
 
 Extension modules call ``script_callbacks.on_<name>(fn, name=None)`` at import time, as in A1111. The
-functions land in the :class:`CallbackRegistry` that the Engine owns (``engine.callbacks``): the loader
+functions land in the :class:`CallbackRegistry` of the script host (``host.callbacks``): the loader
 makes that registry *active* (a ``ContextVar``) while it imports an extension, and a registry running its
 callbacks makes itself active again, so a callback may register another. Called anywhere else, ``on_*``
 raises :class:`CallbackRegistrationError` (there is no global registry to fall back on).
@@ -19,9 +19,6 @@ from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
-
-# The CFG parameter objects are built by the engine's denoiser; extensions import them from here (A1111's names).
-from modules.engine.cfg_params import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +53,9 @@ class CallbackRegistrationError(RuntimeError):
 
 
 # --- A1111's parameter objects -------------------------------------------------------------------
-
-@dataclass
-class ImageSaveParams:
-    image: Any  # PIL image about to be / that was saved
-    p: Any  # the processing object, or None
-    filename: str  # the full path it is saved to
-    pnginfo: dict[str, Any]  # text chunks; "parameters" holds the infotext
+# Those the engine and the core fill are defined there, and are A1111's names here too.
+from modules.core.image_files import ImageSaveParams  # noqa: E402,F401
+from modules.engine.hooks import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams  # noqa: E402,F401
 
 
 @dataclass

@@ -48,8 +48,8 @@ def _reference(engine, monkeypatch, sampler_name: str, schedule: str) -> np.ndar
     plan = Plan(request=req, sampler=sampler, schedule=sched, schedule_label=sched.label, clip_skip=1,
                 all_prompts=[PROMPT] * 2, all_negative_prompts=[NEGATIVE] * 2, cond_prompts=[PROMPT] * 2,
                 all_seeds=SEEDS, all_subseeds=SEEDS, seed=SEEDS[0], subseed=SEEDS[0])
-    c, uc, _ = engine.conditioning(plan, Batch(0, [PROMPT] * 2, [NEGATIVE] * 2, SEEDS, SEEDS), steps=STEPS,
-                                   hires_steps=None, sampler=sampler)
+    batch = Batch(0, [PROMPT] * 2, [NEGATIVE] * 2, SEEDS, SEEDS, cond_prompts=[PROMPT] * 2)
+    c, uc, _ = engine.conditioning(plan, batch, steps=STEPS, hires_steps=None, sampler=sampler)
     _, cond = prompt_parser.reconstruct_multicond_batch(c, 0)
     uncond = prompt_parser.reconstruct_cond_batch(uc, 0)
     inner = kext.CompVisDenoiser(RefLDM(model.unet, alphas_cumprod(model.scheduler_config)))
