@@ -87,3 +87,55 @@ def test_txt2img_pixels_are_a1111s(demo, monkeypatch, sampler_name, schedule):
     diff = np.abs(ours.astype(int) - ref.astype(int))
     assert diff.max() <= 1, (diff.max(), diff.mean())
     assert diff.mean() < 0.01
+
+
+def test_hires_fix_is_an_img2img_pass_of_exactly_its_steps(demo, monkeypatch):
+    """Hires fix: the first pass, the latent upscale, then A1111's sample_img2img with the hires steps given
+    explicitly, which always means "exactly that many steps" (a steps/denoising-long schedule), with fresh noise
+    from the seeds at the new size."""
+    from modules.models import upscalers
+
+    hr_steps, denoising = 4, 0.5
+    out = demo.generate(GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=STEPS, width=64, height=64,
+                                          sampler_name="Euler a", cfg_scale=CFG, seed=SEEDS[0], batch_size=2,
+                                          enable_hr=True, hr_scale=1.5, hr_upscaler="Latent",
+                                          hr_second_pass_steps=hr_steps, denoising_strength=denoising,
+                                          do_not_save_samples=True, do_not_save_grid=True))
+    ours = np.stack([np.asarray(img.convert("RGB")) for img in out.images])
+    assert ours.shape == (2, 96, 96, 3)
+
+    model = demo.model
+    sampler, sched = names.resolve_sampler("Euler a", "Automatic")
+    req = GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=STEPS, width=64, height=64)
+    plan = Plan(request=req, sampler=sampler, schedule=sched, schedule_label=sched.label, clip_skip=1,
+                all_prompts=[PROMPT] * 2, all_negative_prompts=[NEGATIVE] * 2, cond_prompts=[PROMPT] * 2,
+                all_seeds=SEEDS, all_subseeds=SEEDS, seed=SEEDS[0], subseed=SEEDS[0])
+    batch = Batch(0, [PROMPT] * 2, [NEGATIVE] * 2, SEEDS, SEEDS, cond_prompts=[PROMPT] * 2)
+    c, uc, _ = demo.conditioning(plan, batch, steps=STEPS, hires_steps=None, sampler=sampler)
+    _, cond = prompt_parser.reconstruct_multicond_batch(c, 0)
+    uncond = prompt_parser.reconstruct_cond_batch(uc, 0)
+    inner = kext.CompVisDenoiser(RefLDM(model.unet, alphas_cumprod(model.scheduler_config)))
+
+    def cfg(x, sigma, **_):
+        out = inner(torch.cat([x, x]), torch.cat([sigma, sigma]), cond=torch.cat([cond, uncond]))
+        return out[2:].clone() + (out[:2] - out[2:]) * (1.0 * CFG)
+
+    with torch.no_grad():
+        rng = ImageRNG(shape=(4, 8, 8), seeds=SEEDS, subseeds=SEEDS, source="CPU")
+        sigmas = inner.get_sigmas(STEPS)
+        x = rng.first() * sigmas[0]
+        monkeypatch.setattr(ks, "torch", kdiffusion_ref.TorchHijack(rng))
+        z = ks.sample_euler_ancestral(cfg, x, sigmas, disable=True)
+        z = upscalers.upscale_latent(z, "Latent", 96, 96)
+        total = int(hr_steps / denoising)
+        sched_hr = inner.get_sigmas(total)[total - (hr_steps - 1) - 1:]
+        rng_hr = ImageRNG(shape=(4, 12, 12), seeds=SEEDS, subseeds=SEEDS, source="CPU")
+        xi = z + rng_hr.first() * sched_hr[0]
+        monkeypatch.setattr(ks, "torch", kdiffusion_ref.TorchHijack(rng_hr))
+        z = ks.sample_euler_ancestral(cfg, xi, sched_hr, disable=True)
+        vae = model.vae
+        pics = torch.cat([vae.decode(1.0 / vae.config.scaling_factor * z[i:i + 1]).sample for i in range(2)])
+    pics = torch.clamp((pics + 1.0) / 2.0, min=0.0, max=1.0)
+    ref = (255.0 * np.moveaxis(pics.numpy(), 1, 3)).astype(np.uint8)
+    diff = np.abs(ours.astype(int) - ref.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
