@@ -441,10 +441,11 @@ class Engine:
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         with self._vae_precision() as vae:
             cfg = vae.config
-            x = latents / cfg.scaling_factor + (getattr(cfg, "shift_factor", None) or 0.0)
+            # 1/scale · z as LDM's decode_first_stage writes it; one image at a time, as A1111 decodes
+            x = 1.0 / cfg.scaling_factor * latents + (getattr(cfg, "shift_factor", None) or 0.0)
             dtype = next(vae.parameters()).dtype
             images = [vae.decode(x[i:i + 1].to(vae.device if hasattr(vae, "device") else x.device, dtype)).sample for i in range(x.shape[0])]
-        return img2img_ops.tensor_to_images(torch.cat(images).float())
+        return img2img_ops.tensor_to_images(torch.cat(images).float(), truncate=True)
 
     @torch.no_grad()
     def encode(self, images: list[Image.Image]) -> torch.Tensor:
