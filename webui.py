@@ -33,6 +33,9 @@ def build_engine(args):
     from modules.settings.options import Options
     from modules.settings.paths import Paths
 
+    from modules.core import request_bounds
+
+    request_bounds.configure(args)
     paths = Paths.from_args(args, REPO_ROOT)
     for folder in (paths.outputs_dir, paths.cache_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)

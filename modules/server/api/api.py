@@ -25,6 +25,7 @@ from modules.core import image_files
 from modules.core import infotext
 from modules.engine import postprocessing
 from modules.server.api import convert, models, routes_info, routes_internal
+from modules.server.api.json_values import printable
 from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
 
@@ -34,15 +35,16 @@ log = logging.getLogger(__name__)
 # ---- errors, middleware ----------------------------------------------------------------------------
 
 def _safe_json(value: Any) -> Any:
+    # An error may echo what the client sent: NaN, a lone surrogate or bytes must not break the answer.
     try:
-        return jsonable_encoder(value)
-    except Exception:  # e.g. undecodable bytes echoed in a validation error
-        return str(value)
+        return printable(jsonable_encoder(value))
+    except Exception:
+        return printable(str(value))
 
 
 def _error(status: int, exc: Exception, detail: Any = "", headers: dict[str, str] | None = None) -> JSONResponse:
     # A1111's error body shape.
-    body = {"error": type(exc).__name__, "detail": _safe_json(detail), "body": "", "errors": str(exc)}
+    body = {"error": type(exc).__name__, "detail": _safe_json(detail), "body": "", "errors": printable(str(exc))}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
@@ -82,25 +84,20 @@ def _install_middleware(app: FastAPI, api_log: bool) -> None:
 # ---- generation ------------------------------------------------------------------------------------
 
 def check_scripts(engine: Any, payload: models._Common, *, img2img: bool) -> None:
-    """``script_name`` / ``alwayson_scripts`` must name scripts of the tab's runner (A1111's 422 otherwise)."""
-    if not payload.script_name and not payload.alwayson_scripts:
-        return
-    runner = engine.scripts.runner(img2img)
-    if payload.script_name and runner.find(payload.script_name, runner.selectable_scripts) is None:
-        raise HTTPException(status_code=422, detail=f"Script '{payload.script_name}' not found")
-    for name in (payload.alwayson_scripts or {}):
-        script = runner.find(name)
-        if script is None:
-            raise HTTPException(status_code=422, detail=f"always on script {name} not found")
-        if not script.alwayson:
-            raise HTTPException(status_code=422, detail="Cannot have a selectable script in the always on scripts params")
+    """``script_name`` / ``alwayson_scripts`` must name scripts of the tab's runner (the runner's own check,
+    made before the request waits for the queue)."""
+    if payload.script_name or payload.alwayson_scripts:
+        try:
+            engine.scripts.runner(img2img).check_script_names(payload.script_name, payload.alwayson_scripts)
+        except RequestError as exc:  # A1111's detail is the bare message
+            raise HTTPException(status_code=422, detail=exc.message) from None
 
 
 def _generate(engine: Any, tasks: TaskTracker, payload: models._Common, *, img2img: bool) -> models.TextToImageResponse:
     check_scripts(engine, payload, img2img=img2img)
-    payload = convert.apply_infotext(engine, payload)
+    payload, from_infotext = convert.apply_infotext(engine, payload)
     task_id = payload.force_task_id or convert.create_task_id("img2img" if img2img else "txt2img")
-    req = convert.to_generation_request(engine, payload, img2img=img2img, task_id=task_id)
+    req = convert.to_generation_request(engine, payload, img2img=img2img, task_id=task_id, from_infotext=from_infotext)
     req.script_name = payload.script_name or None
     req.script_args = list(payload.script_args or [])
     req.alwayson_scripts = dict(payload.alwayson_scripts or {})
@@ -163,6 +160,7 @@ def create_router(engine: Any, tasks: TaskTracker) -> APIRouter:
 
     @router.post("/extra-batch-images", response_model=models.ExtrasBatchImagesResponse)
     def extras_batch_images_api(payload: models.ExtrasBatchImagesRequest) -> models.ExtrasBatchImagesResponse:
+        convert.check_image_count(len(payload.imageList), "imageList")
         inputs = [(convert.decode_image(item.data, f"imageList[{i}].data"), item.name or None)
                   for i, item in enumerate(payload.imageList)]
         if not inputs:
@@ -174,7 +172,7 @@ def create_router(engine: Any, tasks: TaskTracker) -> APIRouter:
     @router.post("/png-info", response_model=models.PNGInfoResponse)
     def pnginfoapi(payload: models.PNGInfoRequest) -> models.PNGInfoResponse:
         if not payload.image.strip():
-            return models.PNGInfoResponse(info="", items={}, parameters={})
+            raise RequestError("image", "no image given")
         image = convert.decode_image(payload.image, "image")
         geninfo, items = image_files.read_info_from_image(image)
         geninfo = geninfo or ""
