@@ -334,8 +334,20 @@ def _load_initial_model(engine) -> None:
     try:
         engine.ensure_model()
         engine.scripts.check_model_loaded()
-    except Exception as exc:  # the UI shows the error on the next generation; keep serving
+        return
+    except Exception as exc:  # keep serving: with the demo model, saying why
         log.error("Initial model load failed: %s", exc)
+        reason = str(exc)
+    if engine.model is not None:
+        return
+    try:
+        builtin = engine._builtin_info()
+        engine.load_checkpoint(builtin)  # the setting in config.json is left as the user chose it
+        engine.scripts.check_model_loaded()
+        log.warning("NOTICE: serving the demo model %s because the chosen checkpoint failed to load: %s",
+                    builtin.title, reason)
+    except Exception as exc:  # pragma: no cover - the demo model ships with the app
+        log.error("The demo model failed to load too: %s", exc)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ def _write_temp(directory: Path, suffix: str, writer) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; images are for the user's other programs too
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
             fh.flush()

@@ -152,6 +152,7 @@ class Engine:
 
     def load_checkpoint(self, info: Any) -> None:
         from modules.models import checkpoint_loader
+        from modules.models.safe_load import CheckpointLoadError
 
         with self._model_lock:
             previous = self.checkpoint_info
@@ -172,7 +173,10 @@ class Engine:
                         self.load_checkpoint(previous)
                     except Exception:  # pragma: no cover - the previous file vanished meanwhile
                         log.exception("Could not reload the previous checkpoint %s", previous.filename)
-                raise
+                if isinstance(exc, (ModelLoadError, CheckpointLoadError)):
+                    raise
+                # Any other failure (an unknown layout, a shape mismatch...) names the file too.
+                raise ModelLoadError(f"could not load checkpoint {info.filename}: {exc}") from exc
             self._install(model, info)
 
     def _install(self, model: Any, info: Any) -> None:

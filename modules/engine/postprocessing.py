@@ -20,6 +20,7 @@ import html
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from PIL import Image
@@ -27,6 +28,7 @@ from PIL import Image
 from modules.core import image_files
 from modules.core import infotext
 from modules.models import upscalers
+from modules.settings import output_paths
 from modules.core.request import RequestError
 
 if TYPE_CHECKING:
@@ -197,6 +199,7 @@ def _save(engine: "Engine", image: Image.Image, name: str | None, text: str) -> 
     opts = engine.options
     folder = opts.get("outdir_samples") or opts.get("outdir_extras_samples")
     directory = engine.paths.resolve(folder) if folder else engine.paths.extras_samples_dir
+    directory = output_paths.confined(engine, Path(directory))
     pattern = ""
     if name and opts.get("use_original_name_batch"):
         # A1111 keeps the original name; here it follows the number, which keeps files from overwriting each other.

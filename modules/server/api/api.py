@@ -9,6 +9,7 @@ UI-support routes in ``routes_internal``.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import logging
 import time
@@ -28,6 +29,10 @@ from modules.server.api import convert, models, routes_info, routes_internal
 from modules.server.api.json_values import printable
 from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
+from modules.engine.engine import ModelLoadError
+from modules.models.safe_load import CheckpointLoadError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,19 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
         return _error(422, exc, exc.message if not exc.field else f"{exc.field}: {exc.message}")
+
+    @app.exception_handler(CheckpointLoadError)
+    @app.exception_handler(ModelLoadError)
+    async def _model_error(request: Request, exc: Exception) -> JSONResponse:
+        # The client chose a checkpoint that cannot be used; the model that was loaded stays loaded.
+        return _error(422, exc, f"checkpoint cannot be loaded: {exc}")
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno in DISK_FULL:
+            return _error(507, exc, f"not enough disk space: {exc}")
+        log.error("API error on %s: %s", request.url.path, exc)
+        return _error(500, exc, f"server-side file error: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

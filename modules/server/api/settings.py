@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from modules.core.request import RequestError
+from modules.settings import output_paths
 from modules.settings.options import check_value
 
 # A1111's `restrict_api` options: the API silently leaves them alone.
@@ -52,25 +53,43 @@ def check_setting(engine: Any, key: str, value: Any, *, field: str, exact_checkp
         choices = engine.vaes.choices()
         if value not in choices:
             raise RequestError(field, f"unknown VAE {value!r}; choose one of {', '.join(map(str, choices))}")
+    elif key in ("sd_hypernetwork", "sd_lora") and isinstance(value, str) and _names_a_path(value):
+        raise RequestError(field, f"{value!r} is a path; name a network from the list (or None)")
     try:
-        return check_value(info, value)
+        value = check_value(info, value)
     except ValueError as exc:
         raise RequestError(field, str(exc)) from None
+    try:
+        output_paths.check_output_setting(key, value, engine.paths, getattr(engine, "args", None))
+    except output_paths.OutputPathRefused as exc:
+        raise RequestError(field, exc.message) from None
+    return value
+
+
+def _names_a_path(value: str) -> bool:
+    return any(c in value for c in "/\\\x00") or value.strip() in (".", "..")
 
 
 def _ignored_from_api(engine: Any, key: str) -> bool:
-    """Settings A1111's API leaves alone: its ``restrict_api`` ones, and folders with ``--hide-ui-dir-config``."""
-    return key in API_RESTRICTED or (bool(getattr(engine.args, "hide_ui_dir_config", False))
-                                     and engine.options.info(key).restricted)
+    """Settings A1111's API leaves alone: its ``restrict_api`` ones, and folders with ``--hide-ui-dir-config``
+    (checked before the value, which is then never looked at; an unknown key is not ignored)."""
+    if key in API_RESTRICTED:
+        return True
+    if not getattr(engine.args, "hide_ui_dir_config", False):
+        return False
+    try:
+        return engine.options.info(key).restricted
+    except ValueError:
+        return False
 
 
 def check_overrides(engine: Any, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """A request's ``override_settings``, checked and converted (field names ``override_settings.<key>``)."""
     out: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
-        value = check_setting(engine, key, value, field=f"override_settings.{key}", exact_checkpoint_name=False)
-        if not _ignored_from_api(engine, key):
-            out[key] = value
+        if _ignored_from_api(engine, key):
+            continue
+        out[key] = check_setting(engine, key, value, field=f"override_settings.{key}", exact_checkpoint_name=False)
     return out
 
 
@@ -101,9 +120,9 @@ def apply_options(engine: Any, values: Mapping[str, Any], *, from_api: bool = Tr
     opts = engine.options
     checked: dict[str, Any] = {}
     for key, value in values.items():
-        value = check_setting(engine, key, value, field=key, exact_checkpoint_name=True)
         if from_api and _ignored_from_api(engine, key):
             continue
+        value = check_setting(engine, key, value, field=key, exact_checkpoint_name=True)
         if opts.get(key) == value:
             continue
         reason = _frozen_reason(engine, key)
@@ -113,6 +132,12 @@ def apply_options(engine: Any, values: Mapping[str, Any], *, from_api: bool = Tr
 
     previous = {key: opts.get(key) for key in checked}
     changed = [key for key, value in checked.items() if opts.set(key, value)]
+    if changed and opts.path is not None:
+        try:  # first the file: on a full disk nothing is applied, and memory and disk agree
+            opts.save()
+        except OSError:
+            _restore(opts, previous, changed)
+            raise
     if any(key in changed for key in MODEL_KEYS):
         try:
             with engine.state.queue.hold():
@@ -121,10 +146,15 @@ def apply_options(engine: Any, values: Mapping[str, Any], *, from_api: bool = Tr
             for key in MODEL_KEYS:
                 if key in previous:
                     opts.set(key, previous[key], run_callbacks=False)
+            if opts.path is not None:
+                opts.save()
             raise
-    if changed and opts.path is not None:
-        opts.save()
     return changed
+
+
+def _restore(opts: Any, previous: Mapping[str, Any], keys: list[str]) -> None:
+    for key in keys:
+        opts.set(key, previous[key], run_callbacks=key not in MODEL_KEYS)
 
 
 def options_for_api(engine: Any) -> dict[str, Any]:
