@@ -125,7 +125,7 @@ def create_app(engine, args):
     from modules.scripting import extensions
     from modules.server import file_serving
     from modules.server import auth as server_auth
-    from modules.server import upload_limits
+    from modules.server import path_guard, upload_limits
     from modules.server.api.api import mount_api, mount_internal_routes
 
     auth = server_auth.AuthConfig.from_args(args)
@@ -155,6 +155,7 @@ def create_app(engine, args):
         engine.callbacks.run("app_started", None, app)
     _add_cors(app, args)
     # Added last = runs first: a request without credentials is refused before its body is read.
+    app.add_middleware(path_guard.ControlCharacterPathGuard)
     app.add_middleware(upload_limits.BodySizeLimitMiddleware, max_bytes=upload_limits.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(server_auth.BasicAuthMiddleware, config=auth)
     return app
@@ -227,14 +228,30 @@ def local_url(args, sock: socket.socket) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def make_server(app, args):
+# SIGTERM / Ctrl-C: requests still running after this many seconds are cancelled (the job is interrupted at once).
+SHUTDOWN_GRACE_SECONDS = 5
+
+
+def make_server(app, args, on_exit: Callable[[], Any] | None = None):
+    """The uvicorn server; ``on_exit`` (the engine's interrupt) runs when a signal asks it to stop, so that a
+    running generation ends within a sampling step instead of holding the shutdown."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            if on_exit is not None:
+                try:
+                    on_exit()
+                except Exception:  # noqa: BLE001 - stopping must not fail
+                    log.exception("interrupting the running job on shutdown")
 
     tls = bool(getattr(args, "tls_keyfile", None) and getattr(args, "tls_certfile", None))
     config = uvicorn.Config(
         app, log_level="warning", timeout_keep_alive=getattr(args, "timeout_keep_alive", 30) or 30,
-        ssl_keyfile=args.tls_keyfile if tls else None, ssl_certfile=args.tls_certfile if tls else None)
-    return uvicorn.Server(config)
+        ssl_keyfile=args.tls_keyfile if tls else None, ssl_certfile=args.tls_certfile if tls else None,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    return Server(config)
 
 
 def open_browser_when_started(server, url: str, opener: Callable[[str], Any] | None = None,
@@ -305,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.ui_debug_mode or (args.nowebui and args.skip_load_model_at_start)):
             threading.Thread(target=_load_initial_model, args=(engine,), daemon=True, name="initial-model-load").start()
         app = create_app(engine, args)
-        server = make_server(app, args)
+        server = make_server(app, args, on_exit=engine.state.shutdown)
         control: ServerControl = app.state.server_control
         control.attach(server)
         app.state.bound_address = sock.getsockname()
