@@ -636,3 +636,10 @@ def test_cors_origins_flag_allows_only_the_named_origin(data, engine):
     with TestClient(webui.create_app(engine, _args(data, "--nowebui"))) as c:
         plain = c.get("/sdapi/v1/samplers", headers={"Origin": "http://allowed.example"})
     assert "access-control-allow-origin" not in plain.headers
+
+
+@pytest.mark.parametrize("path", ["/gradio_api/proxy=%00", "/gradio_api/proxy=http%3A%2F%2Fx%00", "/file=%00x",
+                                  "/gradio_api/file=/etc/passwd%00.png", "/x%0ay"])
+def test_control_characters_in_a_path_are_400(client, path):
+    r = client.get(path, headers=_basic(*UI))
+    assert r.status_code == 400 and "control characters" in r.json()["detail"]
