@@ -165,6 +165,12 @@ def _validate(req: GenerationRequest, bounds: request_bounds.RequestBounds) -> N
     _texts("styles", list(req.styles or []), bounds, prompt=False)
     for name in ("sampler_name", "scheduler", "hr_sampler_name", "hr_scheduler", "hr_upscaler"):
         _texts(name, getattr(req, name), bounds, prompt=False)
+    from modules.core import samplers
+
+    try:
+        samplers.resolve_sampler(req.sampler_name, req.scheduler)
+    except ValueError as exc:
+        raise RequestError("scheduler" if str(exc).startswith("Unknown scheduler") else "sampler_name", str(exc)) from None
     _number(req, "steps", 1, MAX_STEPS)
     check(int(req.steps) == req.steps, "steps", f"must be an integer, got {req.steps}")
     for name in ("width", "height"):

@@ -33,6 +33,8 @@ from modules.engine.engine import ModelLoadError
 from modules.models.safe_load import CheckpointLoadError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Longest text an error answer echoes from a request (the rest is cut, with its length said).
+ECHO_LIMIT = 2000
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +44,15 @@ log = logging.getLogger(__name__)
 def _safe_json(value: Any) -> Any:
     # An error may echo what the client sent: NaN, a lone surrogate or bytes must not break the answer.
     try:
-        return printable(jsonable_encoder(value))
+        return printable(jsonable_encoder(value), max_text=ECHO_LIMIT)
     except Exception:
-        return printable(str(value))
+        return printable(str(value), max_text=ECHO_LIMIT)
 
 
 def _error(status: int, exc: Exception, detail: Any = "", headers: dict[str, str] | None = None) -> JSONResponse:
     # A1111's error body shape.
-    body = {"error": type(exc).__name__, "detail": _safe_json(detail), "body": "", "errors": printable(str(exc))}
+    body = {"error": type(exc).__name__, "detail": _safe_json(detail), "body": "",
+            "errors": printable(str(exc), max_text=ECHO_LIMIT)}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 

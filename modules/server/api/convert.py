@@ -75,7 +75,8 @@ def apply_infotext(engine: Any, payload: models._Common) -> tuple[models._Common
     try:  # the same bounds as a request's own fields (a 30-digit seed in a pasted text is the client's error)
         type(payload).model_validate(update)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                             for e in exc.errors())
         raise RequestError("infotext", problems) from None
     settings = dict(payload.override_settings or {})
     if clip_skip is not None:

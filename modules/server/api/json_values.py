@@ -35,11 +35,14 @@ def check_json_values(value: Any) -> None:
             stack.extend((sub, path + [i]) for i, sub in enumerate(item))
 
 
-def printable(value: Any, depth: int = 0) -> Any:
+def printable(value: Any, depth: int = 0, max_text: int | None = None) -> Any:
     """``value`` with non-finite numbers as text, invalid strings escaped, bytes decoded and anything else
-    that JSON cannot hold as its text: safe to echo in an error body."""
+    that JSON cannot hold as its text: safe to echo in an error body. ``max_text`` shortens long strings (an
+    error about a 60 MB body need not send it back)."""
     if depth > _MAX_DEPTH:
         return "..."
+    if isinstance(value, str) and max_text is not None and len(value) > max_text:
+        value = f"{value[:max_text]}... ({len(value)} characters)"
     if isinstance(value, bool) or value is None or isinstance(value, int):
         return value
     if isinstance(value, float):
@@ -49,7 +52,7 @@ def printable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value[:1000]).decode("utf-8", "backslashreplace")
     if isinstance(value, dict):
-        return {str(printable(k, depth + 1)): printable(v, depth + 1) for k, v in value.items()}
+        return {str(printable(k, depth + 1, max_text)): printable(v, depth + 1, max_text) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [printable(v, depth + 1) for v in value]
-    return printable(str(value), depth + 1)
+        return [printable(v, depth + 1, max_text) for v in value]
+    return printable(str(value), depth + 1, max_text)
