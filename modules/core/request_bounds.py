@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Iterable
 
+from modules.core.network_tags import iter_tags
+
 
 @dataclass(frozen=True)
 class RequestBounds:
@@ -19,6 +21,7 @@ class RequestBounds:
     max_prompt_nesting: int = 32  # ( ) [ ] opened inside each other
     max_prompt_and: int = 32  # AND: each part is one more text encoding and one more UNet row per step
     max_prompt_break: int = 64  # BREAK: each starts another 75-token chunk
+    max_prompt_chunks: int = 64  # 75-token chunks of one prompt (the text encoder runs once per chunk)
     max_network_tags: int = 32  # <lora:...>, <hypernet:...> ... in one prompt
     max_network_multiplier: float = 100.0  # |multiplier| in a network tag
     max_image_pixels: int = 4096 * 4096  # one input image (PIL refuses only beyond 179 M)
@@ -31,6 +34,7 @@ FLAG_HELP = {
     "max_prompt_nesting": "deepest nesting of ( ) [ ] in a prompt",
     "max_prompt_and": "most AND in one prompt",
     "max_prompt_break": "most BREAK in one prompt",
+    "max_prompt_chunks": "most 75-token chunks one prompt may encode to (checked once tokenized)",
     "max_network_tags": "most <lora:...>-style network tags in one prompt",
     "max_network_multiplier": "largest absolute multiplier in a network tag",
     "max_image_pixels": "largest input image (width x height)",
@@ -76,7 +80,6 @@ def check_finite(value: Any) -> None:
 
 _re_and = re.compile(r"\bAND\b")
 _re_break = re.compile(r"\bBREAK\b")
-_re_tag_head = re.compile(r"<(\w+):")
 MULTIPLIER_TAGS = ("lora", "lyco", "hypernet")
 
 
@@ -99,24 +102,9 @@ def nesting_depth(prompt: str) -> int:
 
 
 def network_tags(prompt: str) -> Iterable[tuple[str, list[str]]]:
-    """``(name, items)`` of each ``<name:items>`` tag, as ``extra_networks.re_extra_net`` finds them, linearly."""
-    pos = 0
-    while True:
-        start = prompt.find("<", pos)
-        if start < 0:
-            return
-        m = _re_tag_head.match(prompt, start)
-        if m is None:
-            pos = start + 1
-            continue
-        end = prompt.find(">", m.end())
-        if end < 0:
-            return  # no ">" after here: no further tag can close
-        if end == m.end():
-            pos = start + 1
-            continue
-        yield m.group(1), prompt[m.end():end].split(":")
-        pos = end + 1
+    """``(name, items)`` of each ``<name:items>`` tag (``extra_networks.re_extra_net``'s), linearly."""
+    for _, _, name, args in iter_tags(prompt):
+        yield name, args.split(":")
 
 
 def check_prompt(prompt: str, bounds: RequestBounds | None = None) -> None:
@@ -153,6 +141,12 @@ def _check_multipliers(name: str, items: list[str], b: RequestBounds) -> None:
         if not math.isfinite(value) or abs(value) > b.max_network_multiplier:
             raise BoundError(f"<{name}:{items[0]}:...>: the multiplier {text.strip()!r} must be a finite number within "
                              f"±{b.max_network_multiplier:g} (--max-network-multiplier)")
+
+
+def check_chunk_count(count: int, bounds: RequestBounds | None = None) -> None:
+    b = bounds or _current
+    if count > b.max_prompt_chunks:
+        raise BoundError(f"needs {count} chunks of 75 tokens; the limit is {b.max_prompt_chunks} (--max-prompt-chunks)")
 
 
 def check_image_size(width: int, height: int, bounds: RequestBounds | None = None) -> None:

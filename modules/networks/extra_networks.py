@@ -17,8 +17,11 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable
 
+from modules.core import network_tags
+
 log = logging.getLogger(__name__)
 
+# A1111's pattern, for extensions; parse_prompt finds the same tags with modules.core.network_tags.
 re_extra_net = re.compile(r"<(\w+):([^>]+)>")
 
 
@@ -46,12 +49,10 @@ class ExtraNetworkParams:
 def parse_prompt(prompt: str) -> tuple[str, dict[str, list[ExtraNetworkParams]]]:
     """``(prompt without tags, {tag name: [ExtraNetworkParams per occurrence, in order]})``."""
     found: dict[str, list[ExtraNetworkParams]] = defaultdict(list)
-
-    def take(m: re.Match) -> str:
-        found[m.group(1)].append(ExtraNetworkParams(m.group(2).split(":")))
-        return ""
-
-    return re_extra_net.sub(take, prompt), found
+    text, tags = network_tags.remove_tags(prompt)  # re_extra_net.sub, in linear time
+    for name, args in tags:
+        found[name].append(ExtraNetworkParams(args.split(":")))
+    return text, found
 
 
 def add_default_networks(prompt: str, sd_lora: str | None, sd_hypernetwork: str | None, multiplier: float) -> str:

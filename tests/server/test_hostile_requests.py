@@ -140,6 +140,8 @@ def test_prompts_within_bounds_are_parsed_in_linear_time():
     ("prompt", "<lora:x:1e308>", ["prompt", "multiplier", "1e308"]),
     ("prompt", "<lora:x:1:inf>", ["prompt", "multiplier"]),
     ("hr_prompt", "[a" * 40, ["hr_prompt", "nests"]),
+    ("prompt", "1" * 6000, ["prompt", "chunks of 75 tokens", "--max-prompt-chunks"]),
+    ("negative_prompt", "猫" * 2000, ["negative_prompt", "chunks of 75 tokens", "64"]),
 ])
 def test_prompt_bounds_are_422_naming_field_and_bound(http, field, value, needles):
     _error(http.post("/sdapi/v1/txt2img", json={**GEN, field: value}), 422, *needles)
