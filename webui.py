@@ -125,7 +125,7 @@ def create_app(engine, args):
     from modules.scripting import extensions
     from modules.server import file_serving
     from modules.server import auth as server_auth
-    from modules.server import path_guard, upload_limits
+    from modules.server import json_guard, path_guard, upload_limits
     from modules.server.api.api import mount_api, mount_internal_routes
 
     auth = server_auth.AuthConfig.from_args(args)
@@ -155,6 +155,7 @@ def create_app(engine, args):
         engine.callbacks.run("app_started", None, app)
     _add_cors(app, args)
     # Added last = runs first: a request without credentials is refused before its body is read.
+    app.add_middleware(json_guard.JsonValueCountGuard)
     app.add_middleware(path_guard.ControlCharacterPathGuard)
     app.add_middleware(upload_limits.BodySizeLimitMiddleware, max_bytes=upload_limits.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(server_auth.BasicAuthMiddleware, config=auth)

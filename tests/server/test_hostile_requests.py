@@ -323,3 +323,13 @@ def test_an_interrupted_job_ends_and_the_next_one_runs(live, http):
     t.join(60)
     assert out["r"].status_code == 200 and time.perf_counter() - t0 < 10
     assert http.post("/sdapi/v1/txt2img", json=GEN).status_code == 200
+
+
+def test_a_body_of_millions_of_values_is_refused_before_parsing(live, http):
+    body = json.dumps({**GEN, "script_args": [1] * 3_000_000})
+    with ProgressWatch(live["url"]) as watch:
+        r = http.post("/sdapi/v1/txt2img", content=body, headers={"Content-Type": "application/json"})
+        _error(r, 413, "values", "1000000")
+        big = json.dumps({**GEN, "comments": {"x": "a" * 30_000_000}, "send_images": False})
+        assert http.post("/sdapi/v1/txt2img", content=big, headers={"Content-Type": "application/json"}).status_code == 200
+    assert not watch.failures and watch.slowest < 1.0

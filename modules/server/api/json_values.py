@@ -9,30 +9,43 @@ from typing import Any
 _MAX_DEPTH = 64
 
 
-def _where(path: list[Any]) -> str:
+def _where(path: tuple) -> str:
     return ".".join(map(str, path)) or "body"
 
 
 def check_json_values(value: Any) -> None:
-    """ValueError naming the first non-finite number or invalid string (iterative: any depth is fine)."""
-    stack: list[tuple[Any, list[Any]]] = [(value, [])]
+    """ValueError naming the first non-finite number or invalid string (iterative: any depth is fine; only
+    containers get a path of their own, so a list of a million numbers costs one pass)."""
+    stack: list[tuple[Any, tuple]] = [(value, ())]
     while stack:
         item, path = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError(f"{_where(path)}: must be a finite number, got {item}")
-        elif isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise ValueError(f"{_where(path)}: contains an invalid character (a lone UTF-16 surrogate) "
-                                 f"at position {exc.start}") from None
-        elif isinstance(item, dict):
+        if isinstance(item, dict):
             for key, sub in item.items():
-                stack.append((key, path + ["<key>"]))
-                stack.append((sub, path + [key if isinstance(key, (str, int)) else "?"]))
-        elif isinstance(item, (list, tuple)):
-            stack.extend((sub, path + [i]) for i, sub in enumerate(item))
+                _check_scalar(key, path + ("<key>",))
+                if isinstance(sub, (dict, list)):
+                    stack.append((sub, path + (key,)))
+                else:
+                    _check_scalar(sub, path + (key,)) if isinstance(sub, (float, str)) else None
+        elif isinstance(item, list):
+            for i, sub in enumerate(item):
+                if isinstance(sub, (dict, list)):
+                    stack.append((sub, path + (i,)))
+                elif isinstance(sub, (float, str)):
+                    _check_scalar(sub, path + (i,))
+        else:
+            _check_scalar(item, path)
+
+
+def _check_scalar(item: Any, path: tuple) -> None:
+    if isinstance(item, float):
+        if not math.isfinite(item):
+            raise ValueError(f"{_where(path)}: must be a finite number, got {item}")
+    elif isinstance(item, str):
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{_where(path)}: contains an invalid character (a lone UTF-16 surrogate) "
+                             f"at position {exc.start}") from None
 
 
 def printable(value: Any, depth: int = 0, max_text: int | None = None) -> Any:
