@@ -335,8 +335,8 @@ def test_traversal_on_the_wire(engine, data):
                        "/sd_extra_networks/thumb?filename=..%2Foutside%2Fsecret.png",
                        f"/sd_extra_networks/thumb?filename={data['outputs']}%2F..%2F..%2Foutside%2Fsecret.png"]:
             status, _, body = server.raw_get(target)
-            assert status in (403, 404), target
-            assert b"secret" not in body and len(body) < 20, target
+            assert status in (400, 403, 404), target  # 400: a NUL in the path is refused before any route
+            assert b"secret" not in body and len(body) < (200 if status == 400 else 20), target
         status, _, body = server.raw_get("/file=outputs/txt2img-images/ok.png")
         assert status == 200 and body == (data["outputs"] / "txt2img-images" / "ok.png").read_bytes()
 
