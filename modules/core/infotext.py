@@ -256,10 +256,18 @@ def _backcompat(d: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------ emphasis
 
 
+MAX_EMPHASIS_CHECK_DEPTH = 100
+
+
 def uses_emphasis(*prompts: str) -> bool:
     """True when any prompt has a run weighted other than 1.0 (A1111's ``prompt_uses_emphasis``)."""
     from modules.core.prompt_parser import parse_prompt_attention
+    from modules.core.request_bounds import nesting_depth
 
+    # Weighing runs costs (length x brackets open at once); an infotext from anywhere (png-info) may nest
+    # thousands deep. That deep, the prompt uses emphasis syntax, and generating it would be refused anyway.
+    if any(nesting_depth(p or "") > MAX_EMPHASIS_CHECK_DEPTH for p in prompts):
+        return True
     runs = [r for p in prompts for r in parse_prompt_attention(p or "")]
     return len(runs) != len([r for r in runs if r[1] == 1.0 or r[0] == "BREAK"])
 

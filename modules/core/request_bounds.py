@@ -84,20 +84,26 @@ MULTIPLIER_TAGS = ("lora", "lyco", "hypernet")
 
 
 def nesting_depth(prompt: str) -> int:
-    """The deepest nesting of brackets; escaped ones (``\\(``) do not count, unclosed ones count to the end."""
-    depth = deepest = 0
+    """The most brackets open at once, as the attention parser counts them: ``(`` and ``[`` each close only with
+    their own kind (``(]`` leaves the ``(`` open), escaped ones (``\\(``) do not count, unclosed ones count to
+    the end. The prompt parsers' work grows with this number."""
+    round_open = square_open = deepest = 0
     escaped = False
     for c in prompt:
         if escaped:
             escaped = False
         elif c == "\\":
             escaped = True
-        elif c in "([":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-        elif c in ")]" and depth:
-            depth -= 1
+        elif c == "(":
+            round_open += 1
+            deepest = max(deepest, round_open + square_open)
+        elif c == "[":
+            square_open += 1
+            deepest = max(deepest, round_open + square_open)
+        elif c == ")" and round_open:
+            round_open -= 1
+        elif c == "]" and square_open:
+            square_open -= 1
     return deepest
 
 

@@ -27,6 +27,7 @@ from PIL import Image
 
 from modules.core import image_files
 from modules.core import infotext
+from modules.core import request_bounds
 from modules.models import upscalers
 from modules.settings import output_paths
 from modules.core.request import RequestError
@@ -136,6 +137,12 @@ def run_postprocessing(engine: "Engine", inputs: Sequence[tuple[Image.Image, str
     """
     registry = engine.upscalers
     params.validate(registry)
+    try:  # the request bounds, for the page's uploads as for the API's
+        request_bounds.check_image_count(len(inputs))
+        for image, _name in inputs:
+            request_bounds.check_image_size(image.width, image.height)
+    except request_bounds.BoundError as exc:
+        raise RequestError("image", str(exc)) from None
     limit = _max_pixels(engine)
     for i, (image, _name) in enumerate(inputs):
         w, h = params.output_size(image.width, image.height)

@@ -26,7 +26,7 @@ class JsonValueCountGuard:
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
-                await self.app(scope, _replay([message]), send)
+                await self.app(scope, _replay([message], receive), send)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
@@ -40,7 +40,7 @@ class JsonValueCountGuard:
                 (b"content-type", b"application/json"), (b"content-length", str(len(text)).encode())]})
             await send({"type": "http.response.body", "body": text})
             return
-        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}]), send)
+        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
 
 
 def _is_json(scope: dict) -> bool:
@@ -50,12 +50,13 @@ def _is_json(scope: dict) -> bool:
     return False
 
 
-def _replay(messages: list[dict]) -> Any:
+def _replay(messages: list[dict], receive: Any) -> Any:
+    """The buffered messages, then the real ``receive`` (a streaming answer waits on it for the disconnect)."""
     pending = list(messages)
 
-    async def receive() -> dict:
+    async def replay() -> dict:
         if pending:
             return pending.pop(0)
-        return {"type": "http.disconnect"}
+        return await receive()
 
-    return receive
+    return replay

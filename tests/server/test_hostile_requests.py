@@ -116,6 +116,15 @@ def test_huge_infotext_is_parsed_quickly_and_progress_keeps_answering(live, http
     assert watch.count > 3 and not watch.failures and watch.slowest < 1.0
 
 
+def test_png_info_of_deeply_nested_prompts_is_quick(http):
+    image = Image.new("RGB", (8, 8))
+    for prompt in ("(a" * 30_000, "(]" * 30_000, "<a:" * 20_000, "((a:1.1)" * 7_000):
+        t = time.perf_counter()
+        r = http.post("/sdapi/v1/png-info", json={"image": _png_b64(image, parameters=prompt + "\nSteps: 1, Seed: 1, Size: 8x8")})
+        assert r.status_code == 200 and time.perf_counter() - t < 5, prompt[:10]
+        assert r.json()["parameters"]["Emphasis"] == "Original" or "(" not in prompt
+
+
 def test_prompts_within_bounds_are_parsed_in_linear_time():
     from modules.core import prompt_parser
 
@@ -140,6 +149,7 @@ def test_prompts_within_bounds_are_parsed_in_linear_time():
     ("prompt", "<lora:x:1e308>", ["prompt", "multiplier", "1e308"]),
     ("prompt", "<lora:x:1:inf>", ["prompt", "multiplier"]),
     ("hr_prompt", "[a" * 40, ["hr_prompt", "nests"]),
+    ("prompt", "(]" * 40, ["prompt", "nests brackets 40 deep"]),
     ("prompt", "1" * 6000, ["prompt", "chunks of 75 tokens", "--max-prompt-chunks"]),
     ("negative_prompt", "猫" * 2000, ["negative_prompt", "chunks of 75 tokens", "64"]),
 ])
