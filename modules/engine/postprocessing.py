@@ -161,7 +161,7 @@ def run_postprocessing(engine: "Engine", inputs: Sequence[tuple[Image.Image, str
     texts: list[str] = []
     saved: list[str] = []
     interrupted = False
-    with state.queue.hold():
+    with engine.exclusive():
         state.begin("extras", len(inputs))
         try:
             for image, name in inputs:
@@ -206,7 +206,7 @@ def _save(engine: "Engine", image: Image.Image, name: str | None, text: str) -> 
     opts = engine.options
     folder = opts.get("outdir_samples") or opts.get("outdir_extras_samples")
     directory = engine.paths.resolve(folder) if folder else engine.paths.extras_samples_dir
-    directory = output_paths.confined(engine, Path(directory))
+    directory = output_paths.confined(engine.paths, Path(directory))
     pattern = ""
     if name and opts.get("use_original_name_batch"):
         # A1111 keeps the original name; here it follows the number, which keeps files from overwriting each other.

@@ -9,22 +9,26 @@ import datetime as _dt
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from modules.core.image_files import _apply_pattern
 from modules.core.request import RequestError
 
+if TYPE_CHECKING:
+    from modules.settings.options import Options
+    from modules.settings.paths import Paths
+
 PROMPT_TAG_CHARS = 128
 
 
-def save_location(engine: Any, *, is_img2img: bool, grid: bool, tags: Mapping[str, Any]) -> tuple[Path, str]:
-    """(folder, file-name pattern) for one image of `engine`'s options."""
-    opts, paths = engine.options, engine.paths
+def save_location(opts: Options, paths: Paths, *, is_img2img: bool, grid: bool,
+                  tags: Mapping[str, Any]) -> tuple[Path, str]:
+    """(folder, file-name pattern) for one image, from the options and the data folders."""
     base = base_directory(opts, paths.data_dir, paths.outputs_dir, is_img2img=is_img2img, grid=grid)
     pattern = file_pattern(opts, grid=grid)
     for key in PATTERN_SETTINGS:
         check_output_setting(key, opts.get(key), paths)
-    return confined(engine, image_directory(opts, base, tags, grid=grid)), pattern
+    return confined(paths, image_directory(opts, base, tags, grid=grid)), pattern
 
 
 def base_directory(opts: Any, data_dir: Path, outputs_dir: Path, *, is_img2img: bool, grid: bool) -> Path:
@@ -91,10 +95,9 @@ class OutputPathRefused(RequestError):
     """``setting`` would write outside the allowed folders, or cannot make a file name (a 422 naming it)."""
 
 
-def allowed_roots(paths: Any, args: Any = None) -> list[Path]:
+def allowed_roots(paths: Paths) -> list[Path]:
     """The folders images may be written in: the data folder, the outputs folder, ``--allowed-output-path``."""
-    roots = [Path(paths.data_dir), Path(paths.outputs_dir)]
-    roots += [Path(p).expanduser() for p in (getattr(args, "allowed_output_path", None) or [])]
+    roots = [Path(paths.data_dir), Path(paths.outputs_dir), *getattr(paths, "allowed_output_dirs", ())]
     return [Path(os.path.realpath(r)) for r in roots]
 
 
@@ -103,7 +106,7 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(real == root or root in real.parents for root in roots)
 
 
-def check_output_setting(key: str, value: Any, paths: Any, args: Any = None) -> None:
+def check_output_setting(key: str, value: Any, paths: Paths) -> None:
     """OutputPathRefused when folder setting ``key`` names a folder outside :func:`allowed_roots`, or pattern
     setting ``key`` is absolute, climbs out with ``..`` or is too long to make file names. Other keys pass."""
     if not isinstance(value, str) or not value:
@@ -112,7 +115,7 @@ def check_output_setting(key: str, value: Any, paths: Any, args: Any = None) -> 
         raise OutputPathRefused(key, "contains a NUL character")
     if key in OUTDIR_SETTINGS:
         target = paths.resolve(os.path.expanduser(value))
-        if not _inside(target, allowed_roots(paths, args)):
+        if not _inside(target, allowed_roots(paths)):
             raise OutputPathRefused(key, f"{value!r} is outside the data folder {paths.data_dir}; add "
                                          f"--allowed-output-path to write elsewhere")
     elif key in PATTERN_SETTINGS:
@@ -125,10 +128,10 @@ def check_output_setting(key: str, value: Any, paths: Any, args: Any = None) -> 
             raise OutputPathRefused(key, f"{value!r} climbs out of the output folder with '..'")
 
 
-def confined(engine: Any, directory: Path) -> Path:
+def confined(paths: Paths, directory: Path) -> Path:
     """``directory`` if it lies inside the allowed folders, else OutputPathRefused naming the folder settings
     (the settings file may have been edited by hand; the checks at set time make this rare)."""
-    if not _inside(directory, allowed_roots(engine.paths, getattr(engine, "args", None))):
+    if not _inside(directory, allowed_roots(paths)):
         raise OutputPathRefused("outdir_samples", f"{directory} is outside the data folder; add --allowed-output-path "
                                                   f"to write there")
     return directory

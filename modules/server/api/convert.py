@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from pydantic import ValidationError
@@ -15,9 +15,12 @@ from modules.core import image_files
 from modules.core import request_bounds
 from modules.core import infotext as infotext_mod
 from modules.server.api import models
-from modules.server.api.settings import check_overrides, check_setting, closest_checkpoint
+from modules.engine.settings_changes import check_overrides, check_setting, closest_checkpoint
 from modules.core.request import GenerationRequest, RequestError
 from modules.core.infotext_request import request_from_infotext
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 ENCODABLE_FORMATS = ("png", "jpg", "jpeg", "webp")
 SAMPLER_PARAMS = ("s_min_uncond", "s_churn", "s_tmax", "s_tmin", "s_noise")
@@ -48,7 +51,7 @@ def check_image_count(count: int, field: str) -> None:
         raise RequestError(field, str(exc)) from None
 
 
-def encode_image(engine: Any, image: Image.Image, infotext: str | None = None) -> str:
+def encode_image(engine: Engine, image: Image.Image, infotext: str | None = None) -> str:
     """Base64 (no prefix) in the ``samples_format`` setting's format (PNG when it cannot be encoded), infotext kept."""
     fmt = str(engine.options.get("samples_format") or "png").lower()
     if fmt not in ENCODABLE_FORMATS:
@@ -57,7 +60,7 @@ def encode_image(engine: Any, image: Image.Image, infotext: str | None = None) -
                                            webp_lossless=bool(engine.options.get("webp_lossless")))
 
 
-def apply_infotext(engine: Any, payload: models._Common) -> tuple[models._Common, set[str]]:
+def apply_infotext(engine: Engine, payload: models._Common) -> tuple[models._Common, set[str]]:
     """A1111's ``infotext`` field: fields the request did not set explicitly are taken from the infotext, and
     the settings it names (``Clip skip`` included) become ``override_settings`` unless the request gives them.
     Returns the payload and the fields the infotext gave."""
@@ -97,7 +100,7 @@ def apply_infotext(engine: Any, payload: models._Common) -> tuple[models._Common
     return payload.model_copy(update=update), set(update) - {"override_settings"}
 
 
-def to_generation_request(engine: Any, payload: models._Common, *, img2img: bool, task_id: str,
+def to_generation_request(engine: Engine, payload: models._Common, *, img2img: bool, task_id: str,
                           from_infotext: set[str] = frozenset()) -> GenerationRequest:
     """The engine's request; checked here (``GenerationRequest.validate``), so that a bad request is refused
     before it waits for the queue. A bad value that came from ``infotext`` is reported as that field's."""
@@ -155,7 +158,7 @@ def to_generation_request(engine: Any, payload: models._Common, *, img2img: bool
     return req
 
 
-def _is_setting(engine: Any, key: str) -> bool:
+def _is_setting(engine: Engine, key: str) -> bool:
     try:
         engine.options.info(key)
     except ValueError:
