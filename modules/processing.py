@@ -1,9 +1,8 @@
-"""A1111's ``modules.processing``: process_images, ``p`` and Processed. A thin facade; the code lives in ``modules.scripting.processing_object``, ``modules.engine.pipeline``."""
+"""A1111's ``modules.processing``: process_images, ``p`` and Processed. A thin facade; the code lives in
+``modules.scripting.processing_object``, ``modules.scripting.a1111_processing`` and ``modules.engine.pipeline``."""
 from modules.scripting.processing_object import (  # noqa: F401
-    REQUEST_FIELDS, StableDiffusionProcessing, StableDiffusionProcessingTxt2Img,
-    StableDiffusionProcessingImg2Img, as_processing,
+    StableDiffusionProcessing, StableDiffusionProcessingTxt2Img, StableDiffusionProcessingImg2Img,
 )
-from modules.engine.pipeline import (  # noqa: F401
-    APP_VERSION, Batch, Plan, process_images, generation_job, hires_target_size, img2img_timesteps,
-    Img2ImgInit, create_infotext, save_grid, combined_processed, processed_js,
-)
+from modules.scripting.a1111_processing import Processed, fix_seed, get_fixed_seed, opt_C, opt_f  # noqa: F401
+from modules.engine.pipeline import process_images  # noqa: F401
+from modules.engine.pipeline import combined_processed, save_grid, create_infotext, generation_job  # noqa: F401

@@ -261,6 +261,12 @@ _ACTIVE: ContextVar[_Active | None] = ContextVar("script_callbacks_active_regist
 def active_registry() -> CallbackRegistry:
     current = _ACTIVE.get(None)
     if current is None:
+        # A1111 extensions also register later (in Script.__init__, in ui()): the running Engine's registry.
+        from modules.scripting import runtime
+
+        engine = runtime.current(required=False)
+        if engine is not None:
+            return engine.callbacks
         raise CallbackRegistrationError(
             "script_callbacks.on_* was called outside extension loading: register callbacks at the top level of a "
             "script module (imported by the extension loader) or from inside another callback, or call "

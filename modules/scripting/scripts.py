@@ -18,6 +18,7 @@ generation goes on.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from modules.scripting import loading as script_loading
+from modules.scripting import runtime
 from modules.core.request import GenerationRequest, Processed, RequestError
 
 log = logging.getLogger(__name__)
@@ -239,17 +241,24 @@ class ScriptManager:
             if self.loaded:
                 return
             self.loaded = True
-            extensions = self.engine.extensions
-            try:
-                extensions.run_installers()
-            except Exception as exc:  # an unreadable record must not stop the program
-                log.error("Extension installers: %s", exc)
-            callbacks = self.engine.callbacks
-            for ext in extensions.active():
-                ext.loaded = True
-            for file in self.script_files():
-                self._load_file(file, callbacks)
-            callbacks.run("ui_settings", self.engine.options)
+            runtime.bind(self.engine)  # A1111's globals (modules.shared...) answer this Engine from now on
+            with runtime.using(self.engine):
+                self._load_all()
+
+    def _load_all(self) -> None:
+        extensions = self.engine.extensions
+        try:
+            extensions.run_installers()
+        except Exception as exc:  # an unreadable record must not stop the program
+            log.error("Extension installers: %s", exc)
+        callbacks = self.engine.callbacks
+        for ext in extensions.active():
+            ext.loaded = True
+        for file in self.script_files():
+            self._load_file(file, callbacks)
+        # Scripts are made now (A1111 makes them before the page): some register callbacks in __init__.
+        self.runner(False), self.runner(True)
+        callbacks.run("ui_settings", self.engine.options)
 
     def _load_file(self, file: ScriptFile, callbacks: Any) -> None:
         ext = file.extension
@@ -260,7 +269,7 @@ class ScriptManager:
             return
         name = script_loading.module_name_for(ext.canonical_name if ext is not None else "builtin", file.path)
         try:
-            with callbacks.active(owner, file.key):
+            with callbacks.active(owner, file.key), runtime.loading(str(file.basedir)):
                 module = script_loading.load_module(file.path, name, file.basedir)
         except BaseException as exc:  # SystemExit from a careless script must not end the program either
             if isinstance(exc, KeyboardInterrupt):
@@ -268,9 +277,7 @@ class ScriptManager:
             callbacks.remove(lambda e: e.name == file.key)  # half-imported: its callbacks may not work
             self._error(file.path, ext, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             return
-        found = [v for v in vars(module).values()
-                 if isinstance(v, type) and issubclass(v, Script) and v is not Script and v.__module__ == module.__name__]
-        for cls in found:
+        for cls in _script_classes(module, {d.script_class for d in self.script_data}):
             self.script_data.append(ScriptClassData(cls, file.path, file.basedir, module, ext))
         if ext is not None:
             ext.scripts_loaded.append(file.path.name)
@@ -342,6 +349,12 @@ class ScriptManager:
 
         p = self.processing_for(request)
         runner: ScriptRunner = p.scripts
+        with runtime.using(self.engine):
+            return self._generate(p, runner, request)
+
+    def _generate(self, p: Any, runner: "ScriptRunner", request: GenerationRequest) -> Processed:
+        from modules.engine import pipeline as processing
+
         if not request.script_name:
             runner.setup(p)
             return processing.process_images(p)
@@ -375,6 +388,18 @@ class ScriptManager:
                 out.append({"name": script.name, "is_alwayson": bool(script.alwayson), "is_img2img": runner.is_img2img,
                             "args": list(runner.arg_infos.get(id(script), []))})
         return out
+
+
+def _script_classes(module: Any, known: set[type]) -> list[type]:
+    """The Script subclasses a script file holds, defined there or imported / re-exported from the extension's own
+    package (A1111 does not look at ``__module__``); a class is taken once, and only one that names itself
+    (overrides ``title``): an imported intermediate base class is not a script."""
+    out = []
+    for value in vars(module).values():
+        if (isinstance(value, type) and issubclass(value, Script) and value is not Script and value not in known
+                and value not in out and getattr(value, "title", None) is not Script.title):
+            out.append(value)
+    return out
 
 
 def _py_files(folder: Path) -> list[Path]:
@@ -460,7 +485,12 @@ class ScriptRunner:
 
     def _add(self, data: ScriptClassData) -> None:
         try:
-            script = data.script_class()
+            owner = data.extension.name if data.extension is not None else None
+            key = f"{data.extension.canonical_name}/scripts/{data.path.name}" if data.extension else f"scripts/{data.path.name}"
+            callbacks = getattr(self.manager.engine, "callbacks", None)
+            scope = callbacks.active(owner, key) if callbacks is not None else contextlib.nullcontext()
+            with scope:  # on_* calls in __init__ belong to the extension
+                script = data.script_class()
             script.filename = str(data.path)
             script.engine = self.manager.engine
             script.extension = data.extension.name if data.extension is not None else None

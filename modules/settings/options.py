@@ -538,6 +538,14 @@ class Options:
             callback()
         return True
 
+    def set_unregistered(self, key: str, value: Any) -> None:
+        """Store a value under a key no option describes (A1111 extensions write ``opts.<their key>`` freely);
+        it is kept and saved like an unknown key read from the file."""
+        with self._lock:
+            if key in self._infos:
+                raise ValueError(f"setting {key!r} is registered: use set()")
+            self._extra[key] = value
+
     def on_change(self, key: str, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after ``set`` changes ``key``."""
         self.info(key)
