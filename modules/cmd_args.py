@@ -3,3 +3,9 @@ from modules.settings.cmd_args import (  # noqa: F401
     REPO_ROOT, PreloadHook, NO_EFFECT, NOTES, normalized_filepath, default_data_dir, build_parser, parse_args,
     THEMES, extension_install_allowed, cuda_check_message, xformers_installed, validate_args,
 )
+
+
+def __getattr__(name):
+    if name == "parser":  # A1111's module-level parser; extensions parse the command line with it
+        return build_parser()
+    raise AttributeError(f"module 'modules.cmd_args' has no attribute {name!r}")

@@ -1,0 +1,8 @@
+"""A1111's ``modules.ui_common``: ``plaintext_to_html`` and the folder-opening helper. A thin facade."""
+from modules.engine.postprocessing import plaintext_to_html  # noqa: F401
+from modules.scripting.a1111_ui import create_refresh_button, setup_dialog  # noqa: F401
+
+
+def open_folder(f, path=None):
+    """A1111 opens a file manager on the server; a local web UI here only names the folder."""
+    return f
