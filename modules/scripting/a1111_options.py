@@ -185,7 +185,16 @@ class _DataView(MutableMapping):
         self._view.set(key, value)
 
     def __delitem__(self, key: str) -> None:
-        raise TypeError("settings cannot be deleted")
+        """An extension's own key is forgotten; a known setting goes back to its default."""
+        options = self._view._options
+        if key not in options:
+            raise KeyError(key)
+        try:
+            default = options.info(key).default
+        except ValueError:
+            options.remove_unregistered(key)
+            return
+        options.set(key, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._view._options.data())

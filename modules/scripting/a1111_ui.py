@@ -145,3 +145,38 @@ def image_from_url_text(filedata: Any) -> Any:
 def connect_paste_params_buttons() -> None:
     """A1111 wires the registered bindings once the page is built; this page's own paste buttons do that job,
     so the extensions' ones are recorded only (see module docstring)."""
+
+
+def save_files(js_data: Any, images: Any, do_make_zip: bool, index: int) -> tuple:
+    """A1111's "Save" button: copy the gallery's images (all, or the one at ``index`` >= 0) into the
+    ``outdir_save`` folder; answers (the saved files for a gr.File, an HTML line naming the first one)."""
+    import shutil
+    from pathlib import Path
+
+    import gradio as gr
+
+    from modules.engine.postprocessing import plaintext_to_html
+    from modules.scripting import runtime
+
+    engine = runtime.current()
+    folder = Path(engine.options.get("outdir_save") or "log/images")
+    if not folder.is_absolute():
+        folder = Path(engine.paths.data_dir) / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    items = list(images or [])
+    if index is not None and index >= 0 and items:
+        items = [items[min(index, len(items) - 1)]]
+    saved = []
+    for item in items:
+        source = item.get("name") or item.get("path") if isinstance(item, dict) else item
+        if isinstance(source, (list, tuple)):
+            source = source[0]
+        if isinstance(source, dict):
+            source = source.get("path") or source.get("name")
+        if not source or not Path(str(source)).is_file():
+            continue
+        target = folder / Path(str(source)).name
+        shutil.copy2(str(source), target)
+        saved.append(str(target))
+    message = f"Saved: {Path(saved[0]).name}" if saved else "Nothing saved"
+    return gr.update(value=saved or None, visible=bool(saved)), plaintext_to_html(message)

@@ -287,6 +287,7 @@ class ExtensionManager:
         self._lock = threading.RLock()
         self._items: list[Extension] | None = None
         self.preload_errors: dict[str, str] = {}  # extension name -> why its preload.py failed
+        self.install_failed: set[str] = set()  # installers that failed in this run: switched off until the next start
 
     # -- listing ---------------------------------------------------------------------------------
     def refresh(self) -> list[Extension]:
@@ -323,6 +324,8 @@ class ExtensionManager:
             return "extensions other than the built-in ones are disabled (--disable-extra-extensions or the setting)"
         if ext.name in _disabled_names(self.options):
             return "disabled in the Extensions tab"
+        if ext.name in self.install_failed:
+            return "its installer failed (see the errors); switched off until the next start"
         return None
 
     def is_enabled(self, ext: Extension) -> bool:
@@ -378,6 +381,8 @@ class ExtensionManager:
         for ext in self.active():
             script = ext.path / "install.py"
             if not script.is_file():
+                script = ext.path / "requirements.txt"
+            if not script.is_file():
                 continue
             key = f"{hashlib.sha256(script.read_bytes()).hexdigest()[:16]}:{ext.git.commit_hash}"
             if record.get(ext.name) == key:
@@ -392,38 +397,20 @@ class ExtensionManager:
                 changed = True
                 ext.notes.append("install.py ran")
             else:
-                tail = "\n".join(output.strip().splitlines()[-5:])
-                ext.errors.append(f"install.py failed (exit code {code}): {tail}")
+                from modules.scripting import installers
+
+                message = installers.explain_failure(code, output)
+                log.error("Extension %s: %s", ext.name, message)
+                ext.errors.append(message)
+                self.install_failed.add(ext.name)
         if changed:
             fileio.atomic_write_json(record_path, record)
 
     def _run_install(self, ext: Extension, script: Path) -> tuple[int, str]:
-        env = dict(os.environ)
-        repo = str(self.paths.repo_root)
-        env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        constraints = self._torch_constraints()
-        if constraints is not None:
-            # An installer may add registry packages but never swap the installed torch build.
-            env["PIP_CONSTRAINT"] = str(constraints)
-        try:
-            done = subprocess.run([sys.executable, str(script)], cwd=str(ext.path), env=env, capture_output=True,
-                                  text=True, timeout=INSTALL_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            return -1, f"did not finish in {INSTALL_TIMEOUT_S} s"
-        except OSError as exc:
-            return -1, str(exc)
-        return done.returncode, (done.stdout or "") + (done.stderr or "")
+        from modules.scripting import installers
 
-    def _torch_constraints(self) -> Path | None:
-        try:
-            from importlib.metadata import version
-
-            torch_version = version("torch")
-        except Exception:
-            return None
-        path = Path(self.paths.cache_dir) / "extension-install-constraints.txt"
-        fileio.atomic_write_text(path, f"torch=={torch_version}\n")
-        return path
+        constraints = installers.write_constraints(Path(self.paths.repo_root), Path(self.paths.cache_dir))
+        return installers.run_installer(ext.path, Path(self.paths.repo_root), constraints)
 
     # -- web files -------------------------------------------------------------------------------
     def web_files(self) -> list[tuple[Extension, str, Path]]:

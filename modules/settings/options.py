@@ -546,6 +546,11 @@ class Options:
                 raise ValueError(f"setting {key!r} is registered: use set()")
             self._extra[key] = value
 
+    def remove_unregistered(self, key: str) -> Any:
+        """Forget an unregistered key's value (None if there was none)."""
+        with self._lock:
+            return self._extra.pop(key, None)
+
     def on_change(self, key: str, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after ``set`` changes ``key``."""
         self.info(key)
