@@ -6,6 +6,9 @@ from modules.settings.cmd_args import (  # noqa: F401
 
 
 def __getattr__(name):
-    if name == "parser":  # A1111's module-level parser; extensions parse the command line with it
-        return build_parser()
+    if name == "parser":  # A1111's module-level parser; extensions read the app's flags with it
+        from modules.scripting import runtime
+        from modules.scripting.a1111_shared import AppArgsParser
+
+        return AppArgsParser(runtime.current(required=False))
     raise AttributeError(f"module 'modules.cmd_args' has no attribute {name!r}")

@@ -380,3 +380,28 @@ SD_VAE_RESOLVERS: dict[str, Callable[[Any], Any]] = {
     "refresh_vae_list": lambda e: (lambda: e.vaes.refresh()),
     "vae_path": lambda e: str(e.paths.vae_dirs[0]) if e.paths.vae_dirs else "",
 }
+
+
+class AppArgsParser:
+    """``cmd_args.parser``: A1111's launch-flag parser. ``parse_args()`` / ``parse_known_args()`` without an
+    argument list answer the running app's flags (extensions call them to read flags; the process's own
+    ``sys.argv`` may not be the app's, e.g. under a test runner or a service manager)."""
+
+    def __init__(self, engine: Any) -> None:
+        from modules.settings import cmd_args
+
+        self._engine = engine
+        self._parser = cmd_args.build_parser()
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if args is None and self._engine is not None:
+            return CmdOpts(self._engine.args)
+        return self._parser.parse_args(args, namespace)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if args is None and self._engine is not None:
+            return CmdOpts(self._engine.args), []
+        return self._parser.parse_known_args(args, namespace)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)

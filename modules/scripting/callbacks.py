@@ -48,6 +48,10 @@ KINDS: dict[str, str] = {
 }
 
 
+# Callbacks in which extensions build Gradio components.
+UI_KINDS = frozenset({"ui_tabs", "ui_train_tabs", "ui_settings", "before_ui", "before_component", "after_component"})
+
+
 class CallbackRegistrationError(RuntimeError):
     """``on_*`` called while no extension is being loaded and no callback is running."""
 
@@ -185,8 +189,17 @@ class CallbackRegistry:
         caller for one generation) is given, the failed entry's id is added to it and it is not called
         again for as long as the caller passes that set (a per-step callback does not fail at every step).
         """
+        entries = self.entries(kind)
+        if kind in UI_KINDS and entries:
+            from modules.scripting.gradio3_compat import extension_ui
+
+            with extension_ui():  # extensions build UI here, often with Gradio 3 calls
+                return self._run(kind, entries, args, skip)
+        return self._run(kind, entries, args, skip)
+
+    def _run(self, kind: str, entries: list[CallbackEntry], args: tuple, skip: set[int] | None) -> list[Any]:
         results = []
-        for entry in self.entries(kind):
+        for entry in entries:
             if skip is not None and id(entry) in skip:
                 continue
             try:

@@ -524,7 +524,9 @@ class ScriptRunner:
         """Give each script its ``args_from:args_to``: ``build(script)`` calls its ``ui()`` (the page wraps it
         in an accordion or a group) and returns the components; ``between()`` runs after the always-on
         scripts (the page makes the Script dropdown there). A script whose ui() raises gets no arguments."""
-        with self._lock:
+        from modules.scripting.gradio3_compat import extension_ui
+
+        with self._lock, extension_ui():  # extensions' ui() may use Gradio 3 calls
             inputs: list[Any] = [None]
             defaults: list[Any] = [0]
             infos: dict[int, list[dict[str, Any]]] = {}
@@ -533,7 +535,7 @@ class ScriptRunner:
                     between()
                 try:
                     controls = list(build(script) or [])
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:  # argparse in a ui() exits: contain it too
                     self.manager._error_of(script, f"{title_of(script)}: ui() raised {type(exc).__name__}: {exc}",
                                            traceback.format_exc())
                     controls = []
@@ -619,7 +621,7 @@ class ScriptRunner:
                 continue
             try:
                 call(script, getattr(script, hook), self.script_args_of(script, p.script_args))
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 failed.add(id(script))
                 self.manager.record_hook_error(script, hook, exc)
 
