@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 from modules.scripting import loading as script_loading
 from modules.scripting import runtime
 from modules.core.request import GenerationRequest, Processed, RequestError
+from modules.engine.job_state import GenerationInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -612,7 +613,15 @@ class ScriptRunner:
         if not index:
             return None
         script = self.selectable_scripts[int(index) - 1]
-        return script.run(p, *self.script_args_of(script, list(args)))
+        try:
+            return script.run(p, *self.script_args_of(script, list(args)))
+        except (RequestError, GenerationInterrupted):
+            raise
+        except (Exception, SystemExit) as exc:
+            from modules.scripting.errors import ScriptError
+
+            self.manager.record_hook_error(script, "run", exc)
+            raise ScriptError(title_of(script), script.extension, exc) from exc
 
     def _each(self, p: Any, hook: str, call: Callable[[Script, Callable[..., Any], list[Any]], None]) -> None:
         failed = p.failed_scripts

@@ -27,6 +27,7 @@ from modules.engine import postprocessing
 from modules.server.api import convert, models, routes_info, routes_internal
 from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
+from modules.scripting.errors import ScriptError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
         return _error(422, exc, exc.message if not exc.field else f"{exc.field}: {exc.message}")
+
+    @app.exception_handler(ScriptError)
+    async def _script_error(request: Request, exc: ScriptError) -> JSONResponse:
+        # Handled here (not by the catch-all below), so no raw "Exception in ASGI application" traceback.
+        return _error(500, exc, f"{exc.title}: {type(exc.cause).__name__}: {exc.cause}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
