@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 INSTALL_TIMEOUT_S = 900
 INSTALL_RECORD = "extensions-installed.json"
 WEB_ROUTE = "/sd_extensions"
+PAGE_ROUTE = "/sd_extensions_page"  # A1111's page helpers for extensions' scripts, and the settings they read
+COMPAT_JS = Path(__file__).resolve().parents[2] / "javascript" / "a1111_compat.js"
 WEB_SUFFIXES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css"}
 
 
@@ -519,6 +521,22 @@ def add_routes(app: Any, engine: Any) -> None:
     Call before the Gradio mount at ``/``."""
     from fastapi.responses import FileResponse, PlainTextResponse
 
+    from fastapi.responses import JSONResponse
+    from fastapi.encoders import jsonable_encoder
+
+    @app.get(PAGE_ROUTE + "/a1111.js", include_in_schema=False)
+    def a1111_helpers():
+        return FileResponse(COMPAT_JS, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    @app.get(PAGE_ROUTE + "/opts", include_in_schema=False)
+    def opts_for_scripts():
+        # A1111's global `opts` in the page: every setting's value (the page is behind the same auth).
+        try:
+            return JSONResponse(jsonable_encoder(engine.options.data()))
+        except (TypeError, ValueError):
+            return JSONResponse({k: v for k, v in engine.options.data().items()
+                                 if isinstance(v, (str, int, float, bool, list, type(None)))})
+
     @app.get(WEB_ROUTE + "/{name}/{relpath:path}", include_in_schema=False)
     def extension_file(name: str, relpath: str):
         path = engine.extensions.web_file(name, relpath)
@@ -533,7 +551,12 @@ def head_html(manager: ExtensionManager) -> str:
     from html import escape
     from urllib.parse import quote
 
-    tags = []
+    # A1111's page helpers (gradioApp, onUiLoaded, opts...) first: extensions' scripts call them as they load.
+    try:
+        helpers_stamp = int(COMPAT_JS.stat().st_mtime)
+    except OSError:
+        helpers_stamp = 0
+    tags = [f'<script type="text/javascript" src="{PAGE_ROUTE}/a1111.js?v={helpers_stamp}"></script>']
     for ext, rel, path in manager.web_files():
         try:
             stamp = int(path.stat().st_mtime)

@@ -6,7 +6,7 @@ Lookups used by two routes (spec §5.2):
   which also serves checkpoint previews): :func:`find_thumb`, the ``.preview`` image of an entry of the
   Lora, hypernetwork or embedding catalog, or an image under an output folder. ``mtime`` only busts
   browser caches.
-- ``GET /file=<path>`` (:func:`add_file_routes`, before the Gradio app is mounted): an image under an output folder (absolute, or relative to the data folder).
+- ``GET /file=<path>`` (:func:`add_file_routes`, before the Gradio app is mounted): an image under an output folder (absolute, or relative to the data folder), else a data or web file of an active extension (:func:`find_extension_file`, as A1111 serves them to extensions' scripts).
 
 Refused with 403 (nothing read): NUL, backslashes, ``..`` segments, percent-encoded dots, slashes,
 backslashes or NULs left after the one decoding the server does (a double-encoded attack), and any
@@ -106,6 +106,51 @@ def find_output_image(engine: Any, raw: str) -> Path:
     return Path(real)
 
 
+# What an extension's page scripts may read from its own folder through ``/file=`` (A1111 serves its extensions'
+# files there: tag lists, wildcards, icons); never code that runs on the server, nor hidden files.
+EXTENSION_FILE_SUFFIXES = frozenset({".csv", ".txt", ".json", ".yaml", ".yml", ".md", ".html", ".css", ".js", ".mjs",
+                                     ".svg", ".woff", ".woff2", ".ttf", *IMAGE_EXTENSIONS})
+
+
+def extension_file_roots(engine: Any) -> list[str]:
+    """The active extensions' folders and ``<program>/tmp`` (where A1111 extensions write files for the page)."""
+    roots = [_real(Path(engine.paths.repo_root) / "tmp")]
+    extensions = getattr(engine, "extensions", None)
+    if extensions is not None:
+        roots += [_real(ext.path) for ext in extensions.active()]
+    return roots
+
+
+def find_extension_file(engine: Any, raw: str) -> Path:
+    """A data or web file of an active extension (a relative path is taken from the program folder, A1111's
+    working directory), or FileRefused."""
+    check_request_path(raw)
+    requested = Path(raw)
+    if not requested.is_absolute():
+        requested = Path(engine.paths.repo_root) / requested
+    real = _real(requested)
+    root = next((r for r in extension_file_roots(engine) if is_within(real, r)), None)
+    if root is None:
+        raise FileRefused(403, "not in an extension's folder")
+    if any(part.startswith(".") for part in Path(os.path.relpath(real, root)).parts):
+        raise FileRefused(403, "a hidden file")
+    if Path(real).suffix.lower() not in EXTENSION_FILE_SUFFIXES or requested.suffix.lower() not in EXTENSION_FILE_SUFFIXES:
+        raise FileRefused(404, "not a data file")
+    if not os.path.isfile(real):
+        raise FileRefused(404, "no such file")
+    return Path(real)
+
+
+def find_output_or_extension_file(engine: Any, raw: str) -> Path:
+    try:
+        return find_output_image(engine, raw)
+    except FileRefused as first:
+        try:
+            return find_extension_file(engine, raw)
+        except FileRefused:
+            raise first from None
+
+
 def _catalogs(engine: Any) -> Iterable[Any]:
     networks = getattr(engine, "networks", None)
     if networks is None:
@@ -178,4 +223,4 @@ def add_file_routes(app: Any, engine: Any) -> None:
 
     @app.get("/file={path:path}", include_in_schema=False)
     def output_file(path: str):
-        return serve(find_output_image, path)
+        return serve(find_output_or_extension_file, path)
