@@ -142,7 +142,10 @@ def create_app(engine, args):
         extensions.add_routes(app, engine)  # the extensions' javascript/ and style.css
         mount_internal_routes(app, engine)  # the page's progress polling
         ui.mount_page_routes(app, engine)
-        demo = ui.create_ui(engine, tasks=task_tracker(app), restart=control.request_restart)
+        from modules.scripting.component_hooks import component_callbacks
+
+        with component_callbacks(engine):  # extensions' before/after_component hooks see every control
+            demo = ui.create_ui(engine, tasks=task_tracker(app), restart=control.request_restart)
         # Extensions add their routes here (A1111's on_app_started), before "/" would catch them.
         engine.callbacks.run("app_started", demo, app)
         gr.mount_gradio_app(app, demo, path="/", head=ui.page_head(engine))

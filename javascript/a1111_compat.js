@@ -33,6 +33,63 @@
     withFallback(proto, "querySelectorAll", (r) => r.length === 0);
   }
 
+  // A1111 writes extensions' scripts into the page's HTML, so their "DOMContentLoaded" (or window "load")
+  // listeners run once all of them have run. Gradio adds them to the head after the document has loaded, one
+  // element each, loading in any order: such a listener is kept and run once the page is built and every
+  // extension script added so far has loaded (at the latest 3 s after the page is built).
+  const addListener = EventTarget.prototype.addEventListener;
+  const lateListeners = [];
+  const pendingScripts = new Set();
+  let uiReady = false;
+  let flushTimer = null;
+  function watchScript(el) {
+    if (!el.src || !el.src.includes("/sd_extensions/") || el.__a1111Watched) return;
+    el.__a1111Watched = true;
+    if (performance.getEntriesByName(el.src).length) return;  // fetched already: it runs before our timers
+    pendingScripts.add(el);
+    const done = () => { pendingScripts.delete(el); maybeFlush(); };
+    addListener.call(el, "load", done);
+    addListener.call(el, "error", done);
+  }
+  document.querySelectorAll("script[src]").forEach(watchScript);
+  new MutationObserver((muts) => muts.forEach((m) => m.addedNodes.forEach((n) => n.tagName === "SCRIPT" && watchScript(n))))
+    .observe(document.head || document.documentElement, { childList: true });
+  function flushLate() {
+    clearTimeout(flushTimer);
+    while (lateListeners.length) {
+      const [target, type, listener] = lateListeners.shift();
+      try {
+        if (typeof listener === "function") listener.call(target, new Event(type));
+        else listener.handleEvent(new Event(type));
+      } catch (e) {
+        console.error("error running a page-load listener", e);
+      }
+    }
+  }
+  function maybeFlush() {
+    if (uiReady && pendingScripts.size === 0) setTimeout(flushLate, 0);
+  }
+  function lateLoadListener(target, type) {
+    if (target === document && type === "DOMContentLoaded") return document.readyState !== "loading";
+    if (target === window && type === "load") return document.readyState === "complete";
+    return false;
+  }
+  for (const target of [document, window]) {
+    target.addEventListener = function (type, listener, options) {
+      if (listener && lateLoadListener(target, type)) {
+        lateListeners.push([target, type, listener]);
+        maybeFlush();
+        return;
+      }
+      return addListener.call(this, type, listener, options);
+    };
+  }
+  function markUiReady() {
+    uiReady = true;
+    maybeFlush();
+    flushTimer = setTimeout(flushLate, 3000);
+  }
+
   const uiUpdateCallbacks = [];
   const uiAfterUpdateCallbacks = [];
   const uiLoadedCallbacks = [];
@@ -41,7 +98,9 @@
   const optionsAvailableCallbacks = [];
   window.onUiUpdate = (cb) => uiUpdateCallbacks.push(cb);
   window.onAfterUiUpdate = (cb) => uiAfterUpdateCallbacks.push(cb);
-  window.onUiLoaded = (cb) => uiLoadedCallbacks.push(cb);
+  let uiLoadedFired = false;
+  // Registered after the page was built (a late script): run at once, as it would have run at load.
+  window.onUiLoaded = (cb) => (uiLoadedFired ? setTimeout(() => executeCallbacks([cb], undefined), 0) : uiLoadedCallbacks.push(cb));
   window.onUiTabChange = (cb) => uiTabChangeCallbacks.push(cb);
   window.onOptionsChanged = (cb) => optionsChangedCallbacks.push(cb);
   window.onOptionsAvailable = (cb) => optionsAvailableCallbacks.push(cb);
@@ -110,7 +169,11 @@
   function onMutations(mutations) {
     if (!loaded && document.querySelector("#txt2img_prompt textarea, #tabs")) {
       loaded = true;
-      loadOpts(true).finally(() => executeCallbacks(uiLoadedCallbacks, undefined));
+      loadOpts(true).finally(() => {
+        executeCallbacks(uiLoadedCallbacks, undefined);
+        uiLoadedFired = true;
+        markUiReady();
+      });
     }
     executeCallbacks(uiUpdateCallbacks, mutations);
     clearTimeout(afterTimer);

@@ -38,13 +38,17 @@ class CmdOpts:
     """``shared.cmd_opts``: the launch flags; a flag this app does not define reads as None (A1111 extensions
     read flags their own ``preload.py`` adds, which may not have run here)."""
 
-    def __init__(self, args: Any) -> None:
+    def __init__(self, args: Any, paths: Any = None) -> None:
         object.__setattr__(self, "_args", args)
+        object.__setattr__(self, "_paths", paths)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return getattr(self._args, name, None)
+        value = getattr(self._args, name, None)
+        if value is None and self._paths is not None and name in _PATH_FLAGS:
+            value = _PATH_FLAGS[name](self._paths)
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._args, name, value)
@@ -56,8 +60,27 @@ class CmdOpts:
         return f"CmdOpts({self._args!r})"
 
 
+def _existing(path: Any) -> str | None:
+    return str(path) if path is not None and Path(path).exists() else None
+
+
+# Flags A1111 always fills with a default folder or file (extensions read them unguarded); an unset one reads as
+# the folder or file this app uses. Files only when they exist (an extension serves them as they are).
+_PATH_FLAGS: dict[str, Callable[[Any], Any]] = {
+    "data_dir": lambda p: str(p.data_dir),
+    "models_dir": lambda p: str(p.models_dir),
+    "ckpt_dir": lambda p: str(p.sd_models_dir),
+    "embeddings_dir": lambda p: str(p.embeddings_dirs[0]) if p.embeddings_dirs else None,
+    "hypernetwork_dir": lambda p: str(p.hypernetwork_dirs[0]) if p.hypernetwork_dirs else None,
+    "lora_dir": lambda p: str(p.lora_dirs[0]) if p.lora_dirs else None,
+    "vae_dir": lambda p: str(p.vae_dirs[0]) if p.vae_dirs else None,
+    "ui_settings_file": lambda p: _existing(p.config_file),
+    "ui_config_file": lambda p: _existing(p.ui_config_file),
+}
+
+
 def resolve_cmd_opts(engine: Any) -> CmdOpts:
-    return CmdOpts(engine.args)
+    return CmdOpts(engine.args, engine.paths)
 
 
 class StateView:
@@ -395,12 +418,12 @@ class AppArgsParser:
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         if args is None and self._engine is not None:
-            return CmdOpts(self._engine.args)
+            return CmdOpts(self._engine.args, self._engine.paths)
         return self._parser.parse_args(args, namespace)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         if args is None and self._engine is not None:
-            return CmdOpts(self._engine.args), []
+            return CmdOpts(self._engine.args, self._engine.paths), []
         return self._parser.parse_known_args(args, namespace)
 
     def __getattr__(self, name: str) -> Any:
