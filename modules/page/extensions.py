@@ -140,6 +140,9 @@ def create_extensions_tab(engine: Any, restart: Callable[[], None] | None = None
             check = gr.Button("Refresh", elem_id="extensions_refresh", scale=0)
         message = gr.Markdown("" if restart else RESTART_NOTE, elem_id="extensions_message")
         table = gr.HTML(extensions_table_html(engine), elem_id="extensions_table")
+    from modules.page.extensions_admin import create_admin_ui
+
+    create_admin_ui(engine)  # updates, install from URL, available list, backup/restore
 
     def on_apply(selected: list[str]) -> tuple[str, str]:
         text = apply_enabled(engine, selected)
