@@ -112,3 +112,48 @@ def test_a_raising_script_answers_a1111s_error_shape_and_the_next_request_works(
     assert ok.status_code == 200
     ext = client.get("/sdapi/v1/extensions").json()
     assert any(e["name"] == "raising-extension" for e in ext)
+
+
+def test_custom_code_is_not_offered_without_allow_code(client):
+    names = client.get("/sdapi/v1/scripts").json()
+    assert "custom code" not in names["txt2img"] and "custom code" not in names["img2img"]
+    r = client.post("/sdapi/v1/txt2img", json={**BASE, "script_name": "custom code", "script_args": ["return None"]})
+    assert r.status_code == 422
+
+
+def test_custom_code_runs_with_allow_code(tmp_path):
+    import webui
+
+    ckpt_dir = tmp_path / "models" / "Stable-diffusion"
+    ckpt_dir.mkdir(parents=True)
+    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=1), ckpt_dir / "tiny.safetensors", "sd1")
+    args = cmd_args.parse_args(["--data-dir", str(tmp_path), "--nowebui", "--allow-code"], environ={})
+    engine = webui.build_engine(args)
+    with TestClient(webui.create_app(engine, args)) as client:
+        code = "p.steps = 1\np.prompt = 'changed by code'\nreturn process_images(p)"
+        r = client.post("/sdapi/v1/txt2img", json={**BASE, "script_name": "custom code", "script_args": [code]})
+        assert r.status_code == 200, r.text
+        info = json.loads(r.json()["info"])
+        assert info["prompt"] == "changed by code" and info["steps"] == 1
+
+
+@pytest.mark.parametrize("name, args", [
+    ("poor man's outpainting", [32, 4, "fill", ["left", "right"]]),
+    ("outpainting mk2", ["", 32, 8, ["left", "right"], 1.0, 0.05]),
+])
+def test_outpainting_grows_the_picture_and_keeps_the_middle(client, name, args):
+    payload = {**BASE, "init_images": [_b64(_init())], "script_name": name, "script_args": args,
+               "denoising_strength": 0.9}
+    r = client.post("/sdapi/v1/img2img", json=payload)
+    assert r.status_code == 200, r.text
+    out = _image(r.json()["images"][0]).convert("RGB")
+    assert out.size == (128, 64)
+    # The old picture is kept (overlaid) away from the feathered seam: the centre is still the red square.
+    assert out.getpixel((64, 32)) == (220, 40, 40)
+
+
+def test_outpainting_refuses_a_bad_direction(client):
+    payload = {**BASE, "init_images": [_b64(_init())], "script_name": "poor man's outpainting",
+               "script_args": [32, 4, "fill", ["sideways"]]}
+    r = client.post("/sdapi/v1/img2img", json=payload)
+    assert r.status_code == 422 and "direction" in r.json()["detail"]
