@@ -101,6 +101,18 @@ def test_images_browser_tab_lists_generated_images(engine, tmp_path):
         tabs = [t for result in engine.callbacks.run("ui_tabs") for t in (result or [])]
     titles = [t[1] for t in tabs]
     assert "Image Browser" in titles
+    # Its own listing function finds the saved picture (with the image's infotext readable by it).
+    import sys
+
+    from modules.scripting import loading
+
+    ext = engine.extensions.find("stable-diffusion-webui-images-browser")
+    browser = sys.modules[loading.module_name_for(ext.canonical_name, ext.path / "scripts" / "image_browser.py")]
+    with runtime.using(engine):
+        listed = browser.get_all_images(str(out_dir), "date", "down", "", "image_browser_tab_txt2img", 0,
+                                           "All", 0, 0, 0, 0, "", False, False)
+    names = [Path(item if isinstance(item, str) else item[0]).name for item in listed]
+    assert saved[0].name in names
 
 
 def test_tag_autocomplete_adds_its_api_routes(engine):
