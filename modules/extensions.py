@@ -1,6 +1,24 @@
-"""A1111's ``modules.extensions``: the installed extensions. A thin facade; the code lives in ``modules.scripting.extensions``."""
-from modules.scripting.extensions import (  # noqa: F401
-    INSTALL_TIMEOUT_S, INSTALL_RECORD, WEB_ROUTE, WEB_SUFFIXES, ExtensionMetadata, GitInfo, read_git_info,
-    Extension, extension_roots, discover, disable_mode, ExtensionManager, PreloadReport, preload_hooks,
-    add_routes, head_html,
-)
+"""A1111's ``modules.extensions``: the installed extensions of the running app (``extensions``, ``active()``,
+``extensions_dir``, ``extensions_builtin_dir``). A thin facade; the code lives in ``modules.scripting.extensions``."""
+from modules.scripting.extensions import Extension, ExtensionMetadata  # noqa: F401
+from modules.scripting import runtime as _runtime
+
+
+def active():
+    return _runtime.current().extensions.active()
+
+
+def list_extensions():
+    """A1111 re-reads the extension folders here."""
+    _runtime.current().extensions.refresh()
+
+
+def __getattr__(name):
+    engine = _runtime.current()
+    if name == "extensions":
+        return engine.extensions.list()
+    if name == "extensions_dir":
+        return str(engine.paths.extensions_dir)
+    if name == "extensions_builtin_dir":
+        return str(engine.paths.extensions_builtin_dir)
+    raise AttributeError(f"module 'modules.extensions' has no attribute {name!r}")

@@ -201,6 +201,11 @@ class Extension:
     def version(self) -> str:
         return self.git.version
 
+    # A1111's Extension attributes, read by other extensions.
+    remote = property(lambda self: self.git.remote)
+    commit_hash = property(lambda self: self.git.commit_hash)
+    branch = property(lambda self: self.git.branch)
+
     def files(self, subdir: str, suffixes: Sequence[str]) -> list[Path]:
         """Files of ``subdir`` ending with one of ``suffixes``, sorted by name, that really live in the folder."""
         folder = self.path / subdir if subdir else self.path
