@@ -80,6 +80,11 @@ def combine_denoised(x_out: torch.Tensor, conds_list: list, uncond_out: torch.Te
 class CFGDenoiser:
     """One classifier-free-guided UNet evaluation with A1111's composable conditioning."""
 
+    def combine_denoised(self, x_out: torch.Tensor, conds_list: list, uncond: torch.Tensor, cond_scale: float) -> torch.Tensor:
+        """A1111's signature (``x_out``: every row the UNet gave, unconditional ones last; ``uncond``: one row per
+        image): extensions replace ``CFGDenoiser.combine_denoised`` to change the guidance (CFG rescale)."""
+        return combine_denoised(x_out, conds_list, x_out[-uncond.shape[0]:], cond_scale)
+
     def __init__(self, unet: torch.nn.Module, inputs: SamplingInputs, total_steps: int = 0) -> None:
         self.unet = unet
         self.inputs = inputs
@@ -133,7 +138,7 @@ class CFGDenoiser:
             firsts = torch.stack([out[conds[0][0]] for conds in conds_list])
             result = combine_denoised(out, conds_list, firsts, 1.0) if any(len(c) > 1 for c in conds_list) else firsts
         else:
-            result = combine_denoised(out[:-batch], conds_list, out[-batch:], inp.cfg_scale)
+            result = self.combine_denoised(out, conds_list, out[-batch:], inp.cfg_scale)
         if callbacks is not None and callbacks.has("cfg_after_cfg"):
             from modules.scripting.callbacks import AfterCFGCallbackParams
 
