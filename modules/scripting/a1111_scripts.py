@@ -56,12 +56,22 @@ def list_files_with_name(filename: str) -> list[str]:
     return [os.path.join(r, filename) for r in roots if os.path.isfile(os.path.join(r, filename))]
 
 
+def _postproc_runner(engine: Any) -> Any:
+    from modules.scripting.postprocessing_scripts import PostprocessingRunner
+
+    state = runtime.engine_state(engine)
+    if state.get("postproc_classes") != [d.script_class for d in engine.scripts.postprocessing_data]:
+        state["postproc_classes"] = [d.script_class for d in engine.scripts.postprocessing_data]
+        state["postproc"] = PostprocessingRunner(state["postproc_classes"])
+    return state["postproc"]
+
+
 RESOLVERS: dict[str, Callable[[Any], Any]] = {
     "scripts_txt2img": lambda e: e.scripts.txt2img,
     "scripts_img2img": lambda e: e.scripts.img2img,
-    "scripts_postproc": lambda e: None,
+    "scripts_postproc": lambda e: _postproc_runner(e),
     "scripts_current": lambda e: None,
     "scripts_data": lambda e: list(e.scripts.script_data),
-    "postprocessing_scripts_data": lambda e: [],
+    "postprocessing_scripts_data": lambda e: list(e.scripts.postprocessing_data),
     "current_basedir": lambda e: basedir(),
 }

@@ -223,6 +223,7 @@ class ScriptManager:
         self._lock = threading.RLock()
         self.loaded = False
         self.script_data: list[ScriptClassData] = []
+        self.postprocessing_data: list[ScriptClassData] = []  # Extras scripts (ScriptPostprocessing classes)
         self.load_errors: list[LoadError] = []
         self._runners: dict[bool, ScriptRunner] = {}
         self._model_seen: int | None = None
@@ -278,6 +279,10 @@ class ScriptManager:
             callbacks.remove(lambda e: e.name == file.key)  # half-imported: its callbacks may not work
             self._error(file.path, ext, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             return
+        from modules.scripting import postprocessing_scripts
+
+        for cls in postprocessing_scripts.classes_in(module, {d.script_class for d in self.postprocessing_data}):
+            self.postprocessing_data.append(ScriptClassData(cls, file.path, file.basedir, module, ext))
         for cls in _script_classes(module, {d.script_class for d in self.script_data}):
             self.script_data.append(ScriptClassData(cls, file.path, file.basedir, module, ext))
         if ext is not None:
@@ -312,6 +317,7 @@ class ScriptManager:
             callbacks.run("script_unloaded")
             callbacks.clear()
             self.script_data = []
+            self.postprocessing_data = []
             self.load_errors = []
             self._runners = {}
             self.loaded = False

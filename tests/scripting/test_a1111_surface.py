@@ -121,3 +121,30 @@ def test_gradio3_calls_work_only_while_an_extension_builds_its_ui():
     with pytest.raises(TypeError):
         gr.Textbox(default="x")
     assert gr.Textbox.update(value=1) == {"value": 1, "__type__": "update"}
+
+
+def test_an_extras_script_loads_and_runs_through_the_runner(tmp_path):
+    import webui
+    from modules.settings import cmd_args
+
+    ext = tmp_path / "extensions" / "pp-ext" / "scripts"
+    ext.mkdir(parents=True)
+    (ext / "invert.py").write_text(
+        "from PIL import ImageOps\n"
+        "from modules import scripts_postprocessing\n"
+        "class Invert(scripts_postprocessing.ScriptPostprocessing):\n"
+        "    name = 'Invert'\n"
+        "    order = 5\n"
+        "    def process(self, pp, enable=False):\n"
+        "        if enable:\n"
+        "            pp.image = ImageOps.invert(pp.image)\n"
+        "            pp.info['Inverted'] = True\n", encoding="utf-8")
+    engine = webui.build_engine(cmd_args.parse_args(["--data-dir", str(tmp_path)], environ={}))
+    from modules import scripts
+
+    with runtime.using(engine):
+        assert [d.script_class.name for d in scripts.postprocessing_scripts_data] == ["Invert"]
+        pp = scripts.scripts_postproc.run(Image.new("RGB", (2, 2), (10, 20, 30)), {"Invert": {"enable": True}})
+    assert pp.image.getpixel((0, 0)) == (245, 235, 225) and pp.info == {"Inverted": True}
+    assert engine.extensions.find("pp-ext").errors == []
+    runtime.unbind(engine)
