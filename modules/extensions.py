@@ -5,18 +5,18 @@ from modules.scripting import runtime as _runtime
 
 
 def active():
-    return _runtime.current().extensions.active()
+    return _runtime.host().extensions.active()
 
 
 def list_extensions():
     """A1111 re-reads the extension folders here."""
-    _runtime.current().extensions.refresh()
+    _runtime.host().extensions.refresh()
 
 
 def __getattr__(name):
     engine = _runtime.current()
     if name == "extensions":
-        return engine.extensions.list()
+        return _runtime.host(engine).extensions.list()
     if name == "extensions_dir":
         return str(engine.paths.extensions_dir)
     if name == "extensions_builtin_dir":

@@ -40,8 +40,9 @@ def _available_html(items: list[admin.AvailableExtension]) -> str:
             f"<th>Tags</th><th>URL (paste it under Install from URL)</th><th></th></tr>{rows}</table>")
 
 
-def create_admin_ui(engine: Any) -> None:
-    manager = engine.extensions
+def create_admin_ui(host: Any) -> None:
+    """``host``: the ScriptHost whose extensions the tab manages."""
+    manager = host.extensions
     with gr.Accordion("Check for updates", open=False, elem_id="extensions_updates_box"):
         with gr.Row():
             check = gr.Button("Check for updates", elem_id="extensions_check_updates", scale=0)

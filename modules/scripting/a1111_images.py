@@ -56,10 +56,10 @@ def save_image(image: Image.Image, path: str, basename: str = "", seed: Any = No
         pattern = opts.get("samples_filename_pattern") or ("[seed]" if save_to_dirs or no_prompt else "[seed]-[prompt_spaces]")
         prefix = basename
     text = info if isinstance(info, str) else None
-    callbacks = engine.callbacks
+    callbacks = runtime.host(engine).callbacks
     if forced_filename:
         target = directory / f"{forced_filename}.{extension}"
-        callbacks = _ExactName(engine.callbacks, str(target))
+        callbacks = _ExactName(callbacks, str(target))
     saved = image_files.save_image(
         image, directory, seed=seed, infotext=text if opts.get("enable_pnginfo") else None, extension=extension,
         basename_pattern=pattern + (suffix or ""), tags=tags, jpeg_quality=int(opts.get("jpeg_quality") or 80),

@@ -38,7 +38,7 @@ def list_scripts(scriptdirname: str, extension: str, *, include_extensions: bool
     out: list[ScriptFileEntry] = []
     roots = [str(engine.paths.repo_root)]
     if include_extensions:
-        roots += [str(ext.path) for ext in engine.extensions.active()]
+        roots += [str(ext.path) for ext in runtime.host(engine).extensions.active()]
     for root in roots:
         folder = os.path.join(root, scriptdirname)
         if os.path.isdir(folder):
@@ -52,7 +52,7 @@ def list_scripts(scriptdirname: str, extension: str, *, include_extensions: bool
 def list_files_with_name(filename: str) -> list[str]:
     """Every ``filename`` at the top of the program and the active extensions (A1111's helper for e.g. style.css)."""
     engine = runtime.current()
-    roots = [str(engine.paths.repo_root)] + [str(ext.path) for ext in engine.extensions.active()]
+    roots = [str(engine.paths.repo_root)] + [str(ext.path) for ext in runtime.host(engine).extensions.active()]
     return [os.path.join(r, filename) for r in roots if os.path.isfile(os.path.join(r, filename))]
 
 
@@ -60,18 +60,19 @@ def _postproc_runner(engine: Any) -> Any:
     from modules.scripting.postprocessing_scripts import PostprocessingRunner
 
     state = runtime.engine_state(engine)
-    if state.get("postproc_classes") != [d.script_class for d in engine.scripts.postprocessing_data]:
-        state["postproc_classes"] = [d.script_class for d in engine.scripts.postprocessing_data]
+    classes = [d.script_class for d in runtime.host(engine).scripts.postprocessing_data]
+    if state.get("postproc_classes") != classes:
+        state["postproc_classes"] = classes
         state["postproc"] = PostprocessingRunner(state["postproc_classes"])
     return state["postproc"]
 
 
 RESOLVERS: dict[str, Callable[[Any], Any]] = {
-    "scripts_txt2img": lambda e: e.scripts.txt2img,
-    "scripts_img2img": lambda e: e.scripts.img2img,
+    "scripts_txt2img": lambda e: runtime.host(e).scripts.txt2img,
+    "scripts_img2img": lambda e: runtime.host(e).scripts.img2img,
     "scripts_postproc": lambda e: _postproc_runner(e),
     "scripts_current": lambda e: None,
-    "scripts_data": lambda e: list(e.scripts.script_data),
-    "postprocessing_scripts_data": lambda e: list(e.scripts.postprocessing_data),
+    "scripts_data": lambda e: list(runtime.host(e).scripts.script_data),
+    "postprocessing_scripts_data": lambda e: list(runtime.host(e).scripts.postprocessing_data),
     "current_basedir": lambda e: basedir(),
 }

@@ -253,11 +253,10 @@ def reload_model_weights(engine: Any, sd_model: Any = None, info: Any = None, fo
     """Load ``info`` (a CheckpointInfo or a name) or the selected checkpoint; returns the model view."""
     if info is not None:
         target = info if hasattr(info, "filename") else engine.resolve_checkpoint(str(info))
-        engine.options.set("sd_model_checkpoint", target.title, run_callbacks=False)
+        engine.select_checkpoint(target.title)
     if forced_reload:
-        engine.reload()
-    else:
-        engine.ensure_model()
+        engine.reload_checkpoint()
+    engine.ensure_model()
     return resolve_sd_model(engine)
 
 
@@ -388,7 +387,7 @@ SD_MODELS_RESOLVERS: dict[str, Callable[[Any], Any]] = {
                                        reload_model_weights(e, sd_model, info, forced_reload)),
     "load_model": lambda e: (lambda checkpoint_info=None, already_loaded_state_dict=None:
                              reload_model_weights(e, None, checkpoint_info)),
-    "unload_model_weights": lambda e: (lambda sd_model=None, info=None: e.unload()),
+    "unload_model_weights": lambda e: (lambda sd_model=None, info=None: e.unload_checkpoint()),
     "model_path": lambda e: str(e.paths.sd_models_dir),
 }
 

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 _local = threading.local()
 
 
-def _scripts(engine: Any) -> list[Any]:
-    manager = engine.scripts
+def _scripts(host: Any) -> list[Any]:
+    manager = host.scripts
     seen, out = set(), []
     for runner in (manager.txt2img, manager.img2img):
         for script in runner.scripts:
@@ -35,25 +35,26 @@ def _overrides(script: Any) -> bool:
             or type(script).after_component is not Script.after_component)
 
 
-def _call(engine: Any, scripts: list[Any], kind: str, component: Any, kwargs: dict[str, Any]) -> None:
-    for entry in engine.callbacks.entries(kind):
+def _call(host: Any, scripts: list[Any], kind: str, component: Any, kwargs: dict[str, Any]) -> None:
+    for entry in host.callbacks.entries(kind):
         try:
             entry.fn(component, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            engine.callbacks._record(entry, exc)
+            host.callbacks._record(entry, exc)
     for script in scripts:
         try:
             getattr(script, kind)(component, **kwargs)
         except Exception as exc:  # noqa: BLE001 - an extension's hook never breaks the page
-            engine.scripts.record_hook_error(script, kind, exc)
+            host.scripts.record_hook_error(script, kind, exc)
 
 
 @contextlib.contextmanager
-def component_callbacks(engine: Any) -> Iterator[None]:
+def component_callbacks(host: Any) -> Iterator[None]:
+    """``host``: the ScriptHost whose scripts and callbacks get the hooks."""
     import gradio as gr
 
-    scripts = _scripts(engine)
-    if not scripts and not engine.callbacks.has("before_component") and not engine.callbacks.has("after_component"):
+    scripts = _scripts(host)
+    if not scripts and not host.callbacks.has("before_component") and not host.callbacks.has("after_component"):
         yield
         return
     base = gr.components.Component
@@ -66,9 +67,9 @@ def component_callbacks(engine: Any) -> Iterator[None]:
             return original(self, *args, **kwargs)
         _local.depth = depth + 1
         try:
-            _call(engine, scripts, "before_component", self, kwargs)
+            _call(host, scripts, "before_component", self, kwargs)
             original(self, *args, **kwargs)
-            _call(engine, scripts, "after_component", self, kwargs)
+            _call(host, scripts, "after_component", self, kwargs)
         finally:
             _local.depth = depth
 

@@ -520,14 +520,12 @@ def _guarded_preload(name: str, fn: Callable[[Any], None], errors: dict[str, str
 
 # --- web routes -----------------------------------------------------------------------------------
 
-def add_routes(app: Any, engine: Any) -> None:
+def add_routes(app: Any, manager: "ExtensionManager") -> None:
     """``GET /sd_extensions/<extension>/<javascript/x.js | style.css>``: only the files the page is told to load
     (an active extension's ``javascript/*.js|*.mjs`` and ``style.css`` whose real path stays in its folder).
     Call before the Gradio mount at ``/``."""
-    from fastapi.responses import FileResponse, PlainTextResponse
-
-    from fastapi.responses import JSONResponse
     from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
     @app.get(PAGE_ROUTE + "/a1111.js", include_in_schema=False)
     def a1111_helpers():
@@ -537,14 +535,14 @@ def add_routes(app: Any, engine: Any) -> None:
     def opts_for_scripts():
         # A1111's global `opts` in the page: every setting's value (the page is behind the same auth).
         try:
-            return JSONResponse(jsonable_encoder(engine.options.data()))
+            return JSONResponse(jsonable_encoder(manager.options.data()))
         except (TypeError, ValueError):
-            return JSONResponse({k: v for k, v in engine.options.data().items()
+            return JSONResponse({k: v for k, v in manager.options.data().items()
                                  if isinstance(v, (str, int, float, bool, list, type(None)))})
 
     @app.get(WEB_ROUTE + "/{name}/{relpath:path}", include_in_schema=False)
     def extension_file(name: str, relpath: str):
-        path = engine.extensions.web_file(name, relpath)
+        path = manager.web_file(name, relpath)
         if path is None:
             return PlainTextResponse("Not found", status_code=404)
         return FileResponse(path, media_type=WEB_SUFFIXES.get(path.suffix.lower(), "text/plain"),

@@ -82,3 +82,10 @@ def loading(basedir: str) -> Iterator[None]:
         yield
     finally:
         loading_basedir.reset(token)
+
+
+def host(engine: Any = None) -> Any:
+    """The script layer (scripts, extensions, callbacks) of ``engine`` or of the current Engine."""
+    from modules.scripting.host import ScriptHost
+
+    return ScriptHost.for_engine(engine if engine is not None else current())

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from modules.scripting import runtime
 from tests import browser_harness, tiny_models
 from tests.browser_harness import open_page, require_playwright, serve
 
@@ -24,7 +25,6 @@ pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="the shared extens
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     import webui
-    from modules.scripting import runtime
     from modules.settings import cmd_args
 
     data = tmp_path_factory.mktemp("real-extensions-browser")
@@ -55,7 +55,7 @@ def test_a1111_helpers_and_settings_are_there_for_extension_scripts(page, server
     assert page.evaluate("() => opts.tac_active") is True  # an extension's own setting
     assert page.evaluate("() => opts.samples_format") == "png"
     for ext in EXTENSIONS:
-        assert server.engine.extensions.find(ext).errors == []
+        assert runtime.host(server.engine).extensions.find(ext).errors == []
 
 
 def test_tag_autocomplete_suggests_tags_while_typing(page):

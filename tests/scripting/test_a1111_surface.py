@@ -102,7 +102,7 @@ def test_basedir_is_the_loading_scripts_folder(engine, tmp_path):
     with runtime.loading(str(tmp_path)):
         assert scripts.basedir() == str(tmp_path)
     assert scripts.basedir() == str(engine.paths.repo_root)
-    assert scripts.scripts_txt2img is engine.scripts.txt2img
+    assert scripts.scripts_txt2img is runtime.host(engine).scripts.txt2img
 
 
 def test_gradio3_calls_work_only_while_an_extension_builds_its_ui():
@@ -146,5 +146,5 @@ def test_an_extras_script_loads_and_runs_through_the_runner(tmp_path):
         assert [d.script_class.name for d in scripts.postprocessing_scripts_data] == ["Invert"]
         pp = scripts.scripts_postproc.run(Image.new("RGB", (2, 2), (10, 20, 30)), {"Invert": {"enable": True}})
     assert pp.image.getpixel((0, 0)) == (245, 235, 225) and pp.info == {"Inverted": True}
-    assert engine.extensions.find("pp-ext").errors == []
+    assert runtime.host(engine).extensions.find("pp-ext").errors == []
     runtime.unbind(engine)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from modules.core.request import GenerationRequest
+from modules.scripting import runtime
 from tests import tiny_models
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +28,6 @@ BASE = dict(prompt="a cat", negative_prompt="", steps=3, width=64, height=64, cf
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     import webui
-    from modules.scripting import runtime
     from modules.settings import cmd_args
 
     stubs = {}
@@ -60,15 +60,15 @@ def engine(tmp_path_factory):
 def test_cfg_rescale_loads_and_changes_the_picture_with_its_infotext_key(engine):
     from modules import sd_samplers_kdiffusion
 
-    ext = engine.extensions.find("CFG_Rescale_webui")
+    ext = runtime.host(engine).extensions.find("CFG_Rescale_webui")
     assert ext.errors == [] and ext.scripts_loaded
     original = sd_samplers_kdiffusion.CFGDenoiser.combine_denoised
-    plain = engine.generate(GenerationRequest(**BASE, alwayson_scripts={"CFG Rescale Extension": {"args": [0.0]}}))
-    rescaled = engine.generate(GenerationRequest(**BASE, alwayson_scripts={"CFG Rescale Extension": {"args": [0.9]}}))
+    plain = runtime.host(engine).generate(GenerationRequest(**BASE, alwayson_scripts={"CFG Rescale Extension": {"args": [0.0]}}))
+    rescaled = runtime.host(engine).generate(GenerationRequest(**BASE, alwayson_scripts={"CFG Rescale Extension": {"args": [0.9]}}))
     assert "CFG Rescale: 0.9" in rescaled.infotexts[0] and "CFG Rescale" not in plain.infotexts[0]
     a = np.asarray(plain.images[0], dtype=np.int16)
     b = np.asarray(rescaled.images[0], dtype=np.int16)
     assert np.abs(a - b).mean() > 0.5
     assert sd_samplers_kdiffusion.CFGDenoiser.combine_denoised is original  # put back by its postprocess
-    again = engine.generate(GenerationRequest(**BASE, alwayson_scripts={"CFG Rescale Extension": {"args": [0.0]}}))
+    again = runtime.host(engine).generate(GenerationRequest(**BASE, alwayson_scripts={"CFG Rescale Extension": {"args": [0.0]}}))
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(plain.images[0]))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modules.core.request import GenerationRequest
+from modules.scripting import runtime
 from tests import tiny_models
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +28,6 @@ BASE = dict(negative_prompt="", steps=2, width=64, height=64, cfg_scale=5.0, sam
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     import webui
-    from modules.scripting import runtime
     from modules.settings import cmd_args
 
     data = tmp_path_factory.mktemp("real-extensions")
@@ -47,15 +47,15 @@ def engine(tmp_path_factory):
 
 def test_every_public_surface_extension_loads(engine):
     for name in LOADABLE:
-        ext = engine.extensions.find(name)
+        ext = runtime.host(engine).extensions.find(name)
         assert ext is not None and ext.scripts_loaded, name
         assert ext.errors == [], (name, ext.errors)
 
 
 def test_an_ldm_bound_extension_is_reported_by_name_and_the_rest_run(engine):
-    ext = engine.extensions.find("CFG_Rescale_webui")
+    ext = runtime.host(engine).extensions.find("CFG_Rescale_webui")
     assert any("No module named 'ldm'" in e for e in ext.errors)
-    assert any("CFGRescale.py" in e.file for e in engine.scripts.load_errors)
+    assert any("CFGRescale.py" in e.file for e in runtime.host(engine).scripts.load_errors)
 
 
 def test_their_settings_are_registered_with_a1111_sections(engine):
@@ -69,20 +69,20 @@ def test_their_settings_are_registered_with_a1111_sections(engine):
 def test_wildcards_expand_the_prompt_and_write_the_original(engine, monkeypatch):
     wildcards_dir = engine.test_data_dir / "wildcards"
     monkeypatch.setattr(engine.args, "wildcards_dir", str(wildcards_dir), raising=False)
-    out = engine.generate(GenerationRequest(prompt="a __colour__ ball", **BASE))
+    out = runtime.host(engine).generate(GenerationRequest(prompt="a __colour__ ball", **BASE))
     assert out.prompts == ["a crimson ball"]
     assert "Wildcard prompt: a __colour__ ball" in out.infotexts[0] or 'Wildcard prompt: "a __colour__ ball"' in out.infotexts[0]
     assert "crimson" in out.infotexts[0].splitlines()[0]
 
 
 def test_dynamic_prompts_expand_variants(engine):
-    out = engine.generate(GenerationRequest(prompt="a {red|red} cube", batch_size=2, **BASE))
+    out = runtime.host(engine).generate(GenerationRequest(prompt="a {red|red} cube", batch_size=2, **BASE))
     assert out.prompts == ["a red cube", "a red cube"]
     assert out.infotexts[0].startswith("a red cube\n")
 
 
 def test_dynamic_prompts_combinatorial_through_its_script_args(engine):
-    runner = engine.scripts.txt2img
+    runner = runtime.host(engine).scripts.txt2img
     dp = runner.find("Dynamic Prompts v2.17.1")
     assert dp is not None and dp.alwayson
 
@@ -90,15 +90,14 @@ def test_dynamic_prompts_combinatorial_through_its_script_args(engine):
 def test_images_browser_tab_lists_generated_images(engine, tmp_path):
     import gradio as gr
 
-    from modules.scripting import runtime
 
     out_dir = engine.test_data_dir / "outputs" / "txt2img-images"
     req = GenerationRequest(prompt="a saved image", **{**BASE, "do_not_save_samples": False})
-    engine.generate(req)
+    runtime.host(engine).generate(req)
     saved = list(out_dir.rglob("*.png"))
     assert saved, "the generation saved nothing"
     with runtime.using(engine), gr.Blocks():
-        tabs = [t for result in engine.callbacks.run("ui_tabs") for t in (result or [])]
+        tabs = [t for result in runtime.host(engine).callbacks.run("ui_tabs") for t in (result or [])]
     titles = [t[1] for t in tabs]
     assert "Image Browser" in titles
     # Its own listing function finds the saved picture (with the image's infotext readable by it).
@@ -106,7 +105,7 @@ def test_images_browser_tab_lists_generated_images(engine, tmp_path):
 
     from modules.scripting import loading
 
-    ext = engine.extensions.find("stable-diffusion-webui-images-browser")
+    ext = runtime.host(engine).extensions.find("stable-diffusion-webui-images-browser")
     browser = sys.modules[loading.module_name_for(ext.canonical_name, ext.path / "scripts" / "image_browser.py")]
     with runtime.using(engine):
         listed = browser.get_all_images(str(out_dir), "date", "down", "", "image_browser_tab_txt2img", 0,
@@ -119,11 +118,10 @@ def test_tag_autocomplete_adds_its_api_routes(engine):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from modules.scripting import runtime
 
     app = FastAPI()
     with runtime.using(engine):
-        engine.callbacks.run("app_started", None, app)
+        runtime.host(engine).callbacks.run("app_started", None, app)
     paths = {getattr(r, "path", "") for r in app.routes}
     assert any(p.startswith("/tacapi/v1/") for p in paths), sorted(paths)
     with TestClient(app) as client:
