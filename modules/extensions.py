@@ -1,24 +1,10 @@
 """A1111's ``modules.extensions``: the installed extensions of the running app (``extensions``, ``active()``,
-``extensions_dir``, ``extensions_builtin_dir``). A thin facade; the code lives in ``modules.scripting.extensions``."""
+``extensions_dir``, ``extensions_builtin_dir``). A thin facade; the code lives in ``modules.scripting.extensions``
+and ``modules.scripting.a1111_misc``."""
 from modules.scripting.extensions import Extension, ExtensionMetadata  # noqa: F401
-from modules.scripting import runtime as _runtime
-
-
-def active():
-    return _runtime.host().extensions.active()
-
-
-def list_extensions():
-    """A1111 re-reads the extension folders here."""
-    _runtime.host().extensions.refresh()
+from modules.scripting.a1111_misc import active_extensions as active, list_extensions  # noqa: F401
+from modules.scripting.a1111_shared import extensions_attr as _resolve
 
 
 def __getattr__(name):
-    engine = _runtime.current()
-    if name == "extensions":
-        return _runtime.host(engine).extensions.list()
-    if name == "extensions_dir":
-        return str(engine.paths.extensions_dir)
-    if name == "extensions_builtin_dir":
-        return str(engine.paths.extensions_builtin_dir)
-    raise AttributeError(f"module 'modules.extensions' has no attribute {name!r}")
+    return _resolve(name)

@@ -5,6 +5,4 @@ from modules.core.image_files import (  # noqa: F401
 )
 from modules.core.grid_drawing import GridAnnotation, draw_grid_annotations  # noqa: F401
 from modules.scripting.a1111_images import save_image, resize_image, image_grid, flatten  # noqa: F401
-
-LANCZOS = 1  # PIL's Image.Resampling.LANCZOS, as A1111 exposes it
-NEAREST = 0
+from modules.scripting.a1111_misc import LANCZOS, NEAREST  # noqa: F401

@@ -2,21 +2,11 @@
 
 A thin facade: every name is looked up on the running Engine when it is read (see
 ``modules.scripting.runtime`` and ``modules.scripting.a1111_shared``); nothing is stored here."""
-import logging
-
 from modules.core.fileio import natural_sort_key  # noqa: F401
 from modules.scripting import runtime as _runtime
+from modules.scripting.a1111_misc import log, total_tqdm, hide_dirs, xformers_available, reload_gradio_theme  # noqa: F401
 from modules.scripting.a1111_options import OptionInfo, OptionHTML, options_section  # noqa: F401
-from modules.scripting.a1111_shared import SHARED_RESOLVERS as _RESOLVERS, TotalTqdm as _TotalTqdm, walk_files  # noqa: F401
-
-log = logging.getLogger("sd")
-total_tqdm = _TotalTqdm()
-hide_dirs = {"visible": True}
-xformers_available = False
-
-
-def reload_gradio_theme(theme_name=None):
-    """A1111 rebuilds the Gradio theme; this app's page has its own."""
+from modules.scripting.a1111_shared import SHARED_RESOLVERS as _RESOLVERS, walk_files  # noqa: F401
 
 
 def __getattr__(name):

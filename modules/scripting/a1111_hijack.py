@@ -2,15 +2,18 @@
 ``optimization_method``, ``comments``); the patching methods do nothing (there is no ldm model to patch)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modules.scripting import runtime
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 
 class _EmbeddingDb:
     """A1111's ``EmbeddingDatabase`` read side: ``word_embeddings`` {name: embedding} and ``skipped_embeddings``."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: "Engine") -> None:
         self._engine = engine
 
     def _db(self) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -14,8 +14,11 @@ from modules.core import image_files, img2img_ops
 from modules.scripting import runtime
 from modules.settings import output_paths
 
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
-def _prompt_tags(engine: Any, seed: Any, prompt: Any, p: Any) -> dict[str, Any]:
+
+def _prompt_tags(engine: "Engine", seed: Any, prompt: Any, p: Any) -> dict[str, Any]:
     now = _dt.datetime.now()
     text = str(prompt or "")
     short = text[:output_paths.PROMPT_TAG_CHARS]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from modules.scripting import runtime
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 
 @dataclass
@@ -56,7 +59,7 @@ def list_files_with_name(filename: str) -> list[str]:
     return [os.path.join(r, filename) for r in roots if os.path.isfile(os.path.join(r, filename))]
 
 
-def _postproc_runner(engine: Any) -> Any:
+def _postproc_runner(engine: "Engine") -> Any:
     from modules.scripting.postprocessing_scripts import PostprocessingRunner
 
     state = runtime.engine_state(engine)

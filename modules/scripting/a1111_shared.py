@@ -11,15 +11,18 @@ import contextlib
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from modules.scripting import runtime
 from modules.scripting.a1111_options import OptsView, _Templates
 
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+
 
 # --- settings, flags, job state ---------------------------------------------------------------------
 
-def resolve_opts(engine: Any) -> OptsView:
+def resolve_opts(engine: "Engine") -> OptsView:
     state = runtime.engine_state(engine)
     view = state.get("opts")
     if view is None or view._options is not engine.options:
@@ -27,7 +30,7 @@ def resolve_opts(engine: Any) -> OptsView:
     return view
 
 
-def resolve_options_templates(engine: Any) -> _Templates:
+def resolve_options_templates(engine: "Engine") -> _Templates:
     state = runtime.engine_state(engine)
     if "templates" not in state:
         state["templates"] = _Templates(lambda: resolve_opts(engine))
@@ -79,7 +82,7 @@ _PATH_FLAGS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def resolve_cmd_opts(engine: Any) -> CmdOpts:
+def resolve_cmd_opts(engine: "Engine") -> CmdOpts:
     return CmdOpts(engine.args, engine.paths)
 
 
@@ -130,7 +133,7 @@ class StateView:
         return self._state.dict()
 
 
-def resolve_state(engine: Any) -> StateView:
+def resolve_state(engine: "Engine") -> StateView:
     return StateView(engine.state)
 
 
@@ -158,7 +161,7 @@ class SdModelView:
     What it cannot give is A1111's ldm module tree (``sd_model.model.diffusion_model``): that attribute is
     the diffusers UNet here, so code that walks ldm block names finds nothing."""
 
-    def __init__(self, engine: Any, model: Any) -> None:
+    def __init__(self, engine: "Engine", model: Any) -> None:
         object.__setattr__(self, "_engine", engine)
         object.__setattr__(self, "_model", model)
 
@@ -198,7 +201,7 @@ class SdModelView:
         return True
 
 
-def resolve_sd_model(engine: Any) -> SdModelView | None:
+def resolve_sd_model(engine: "Engine") -> SdModelView | None:
     """The loaded model (loading the selected checkpoint if none is: A1111's ``shared.sd_model`` does too)."""
     if engine.model is None:
         try:
@@ -215,7 +218,7 @@ def resolve_sd_model(engine: Any) -> SdModelView | None:
 class ModelData:
     """``sd_models.model_data``."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: "Engine") -> None:
         self._engine = engine
 
     @property
@@ -235,11 +238,11 @@ class ModelData:
         return [model] if model is not None else []
 
 
-def checkpoints_list(engine: Any) -> dict[str, Any]:
+def checkpoints_list(engine: "Engine") -> dict[str, Any]:
     return {info.title: info for info in engine.available_checkpoints()}
 
 
-def checkpoint_aliases(engine: Any) -> dict[str, Any]:
+def checkpoint_aliases(engine: "Engine") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for info in engine.available_checkpoints():
         for alias in (info.title, info.name, info.name_for_extra, info.model_name, info.short_title,
@@ -249,7 +252,7 @@ def checkpoint_aliases(engine: Any) -> dict[str, Any]:
     return out
 
 
-def reload_model_weights(engine: Any, sd_model: Any = None, info: Any = None, forced_reload: bool = False) -> Any:
+def reload_model_weights(engine: "Engine", sd_model: Any = None, info: Any = None, forced_reload: bool = False) -> Any:
     """Load ``info`` (a CheckpointInfo or a name) or the selected checkpoint; returns the model view."""
     if info is not None:
         target = info if hasattr(info, "filename") else engine.resolve_checkpoint(str(info))
@@ -262,7 +265,7 @@ def reload_model_weights(engine: Any, sd_model: Any = None, info: Any = None, fo
 
 # --- devices ------------------------------------------------------------------------------------------
 
-def resolve_device_attr(engine: Any, name: str) -> Any:
+def resolve_device_attr(engine: "Engine", name: str) -> Any:
     import torch
 
     cfg = engine.devices
@@ -288,7 +291,7 @@ def without_autocast(disable: bool = False) -> Iterator[None]:
 
 # --- paths --------------------------------------------------------------------------------------------
 
-def resolve_path_attr(engine: Any, name: str) -> str:
+def resolve_path_attr(engine: "Engine", name: str) -> str:
     paths = engine.paths
     table = {
         "script_path": paths.repo_root, "data_path": paths.data_dir, "models_path": paths.models_dir,
@@ -331,7 +334,7 @@ class UpscalerEntry:
         self._upscaler = upscaler
 
 
-def resolve_sd_upscalers(engine: Any) -> list[UpscalerEntry]:
+def resolve_sd_upscalers(engine: "Engine") -> list[UpscalerEntry]:
     return [UpscalerEntry(u) for u in engine.upscalers.list()]
 
 
@@ -358,7 +361,7 @@ SHARED_RESOLVERS: dict[str, Callable[[Any], Any]] = {
 
 # --- sd_models / sd_vae -----------------------------------------------------------------------------
 
-def _closest(engine: Any) -> Callable[[str], Any]:
+def _closest(engine: "Engine") -> Callable[[str], Any]:
     def get_closet_checkpoint_match(search_string: str) -> Any:
         if not search_string:
             return None
@@ -369,7 +372,7 @@ def _closest(engine: Any) -> Callable[[str], Any]:
     return get_closet_checkpoint_match
 
 
-def _select(engine: Any) -> Callable[[], Any]:
+def _select(engine: "Engine") -> Callable[[], Any]:
     return lambda: engine.resolve_checkpoint(engine.options.get("sd_model_checkpoint") or None)
 
 
@@ -392,7 +395,7 @@ SD_MODELS_RESOLVERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def vae_dict(engine: Any) -> dict[str, str]:
+def vae_dict(engine: "Engine") -> dict[str, str]:
     return {name: engine.vaes.get(name) for name in engine.vaes.names()}
 
 
@@ -409,7 +412,7 @@ class AppArgsParser:
     argument list answer the running app's flags (extensions call them to read flags; the process's own
     ``sys.argv`` may not be the app's, e.g. under a test runner or a service manager)."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: "Engine") -> None:
         from modules.settings import cmd_args
 
         self._engine = engine
@@ -427,3 +430,15 @@ class AppArgsParser:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
+
+
+def extensions_attr(name: str) -> Any:
+    """``modules.extensions.<name>`` of the running app."""
+    engine = runtime.current()
+    if name == "extensions":
+        return runtime.host(engine).extensions.list()
+    if name == "extensions_dir":
+        return str(engine.paths.extensions_dir)
+    if name == "extensions_builtin_dir":
+        return str(engine.paths.extensions_builtin_dir)
+    raise AttributeError(f"module 'modules.extensions' has no attribute {name!r}")

@@ -13,7 +13,10 @@ import contextlib
 import threading
 import weakref
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 _lock = threading.Lock()
 _bound: Any = None
@@ -24,14 +27,14 @@ class NoEngineError(RuntimeError):
     """An A1111 global was read before any Engine exists (e.g. at the top of a module imported by hand)."""
 
 
-def bind(engine: Any) -> None:
+def bind(engine: "Engine") -> None:
     """Make ``engine`` what the facades answer (the composition root calls this once)."""
     global _bound
     with _lock:
         _bound = engine
 
 
-def unbind(engine: Any) -> None:
+def unbind(engine: "Engine") -> None:
     global _bound
     with _lock:
         if _bound is engine:
@@ -39,7 +42,7 @@ def unbind(engine: Any) -> None:
 
 
 @contextlib.contextmanager
-def using(engine: Any) -> Iterator[Any]:
+def using(engine: "Engine") -> Iterator[Any]:
     """Answer ``engine`` in this thread / task for the duration of the block (loading its scripts, a test)."""
     token = _scoped.set(engine)
     try:
@@ -62,7 +65,7 @@ def current(required: bool = True) -> Any:
 _per_engine: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 
-def engine_state(engine: Any) -> dict[str, Any]:
+def engine_state(engine: "Engine") -> dict[str, Any]:
     """A dict kept for as long as ``engine`` lives, for the facades' per-Engine objects."""
     with _lock:
         state = _per_engine.get(engine)
@@ -84,7 +87,7 @@ def loading(basedir: str) -> Iterator[None]:
         loading_basedir.reset(token)
 
 
-def host(engine: Any = None) -> Any:
+def host(engine: "Engine" = None) -> Any:
     """The script layer (scripts, extensions, callbacks) of ``engine`` or of the current Engine."""
     from modules.scripting.host import ScriptHost
 
