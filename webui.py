@@ -88,7 +88,10 @@ def create_app(engine: "Engine", args: argparse.Namespace) -> "FastAPI":
     if not args.nowebui:
         from modules.page import page
 
-        file_serving.add_file_routes(app, engine)  # before the mount at "/", which would catch them
+        from modules.scripting.extension_files import find_extension_file
+
+        # Before the mount at "/", which would catch them; extensions' data files too, as A1111 serves them.
+        file_serving.add_file_routes(app, engine, fallback=lambda raw: find_extension_file(host, raw))
         extensions.add_routes(app, host.extensions)  # the extensions' javascript/ and style.css
         mount_internal_routes(app, engine)  # the page's progress polling
         page.mount(app, host, tasks=task_tracker(app), restart=app.state.request_restart)

@@ -388,7 +388,7 @@ def cell_image(processed: Processed, size: tuple[int, int]) -> Image.Image:
         return blank_like(size)
     if len(images) == 1:
         return images[0]
-    from modules import images as image_files
+    from modules.core import image_files
 
     return image_files.image_grid(images)
 

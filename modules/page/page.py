@@ -39,7 +39,10 @@ def mount(app: Any, host: "ScriptHost", *, tasks: Any = None, restart: Any = Non
     engine = host.engine
     ui_routes.mount_ui_routes(app, engine)
     ui_extra_networks.mount_extra_networks_routes(app, engine)
-    demo = create_ui(host, tasks=tasks, restart=restart)
+    from modules.scripting.component_hooks import component_callbacks
+
+    with component_callbacks(host):  # extensions' before/after_component hooks see every control (A1111)
+        demo = create_ui(host, tasks=tasks, restart=restart)
     host.callbacks.run("app_started", demo, app)
     gr.mount_gradio_app(app, demo, path="/", head=page_head(host))
     return demo

@@ -559,6 +559,19 @@ class Options:
             callback()
         return True
 
+    def set_unregistered(self, key: str, value: Any) -> None:
+        """Store a value under a key no option describes (A1111 extensions write ``opts.<their key>`` freely);
+        it is kept and saved like an unknown key read from the file."""
+        with self._lock:
+            if key in self._infos:
+                raise ValueError(f"setting {key!r} is registered: use set()")
+            self._extra[key] = value
+
+    def remove_unregistered(self, key: str) -> Any:
+        """Forget an unregistered key's value (None if there was none)."""
+        with self._lock:
+            return self._extra.pop(key, None)
+
     def on_change(self, key: str, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after ``set`` changes ``key``."""
         self.info(key)

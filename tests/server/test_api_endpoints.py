@@ -140,8 +140,10 @@ def test_small_lists(client):
     assert client.get("/sdapi/v1/prompt-styles").json() == [
         {"name": "Painted", "prompt": "{prompt}, oil painting", "negative_prompt": "blurry"}]
     builtin = ["prompt matrix", "prompts from file or textbox", "x/y/z plot"]
-    assert client.get("/sdapi/v1/scripts").json() == {"txt2img": builtin, "img2img": builtin}
-    assert [i["name"] for i in client.get("/sdapi/v1/script-info").json()] == builtin * 2
+    img2img = ["loopback", "poor man's outpainting", "outpainting mk2", "prompt matrix",
+               "prompts from file or textbox", "sd upscale", "x/y/z plot"]
+    assert client.get("/sdapi/v1/scripts").json() == {"txt2img": builtin, "img2img": img2img}
+    assert [i["name"] for i in client.get("/sdapi/v1/script-info").json()] == builtin + img2img
     assert client.get("/sdapi/v1/extensions").json() == []
 
 

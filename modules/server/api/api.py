@@ -35,6 +35,7 @@ from modules.models.safe_load import CheckpointLoadError
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # Longest text an error answer echoes from a request (the rest is cut, with its length said).
 ECHO_LIMIT = 2000
+from modules.scripting.errors import ScriptError
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
@@ -81,6 +82,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return _error(507, exc, f"not enough disk space: {exc}")
         log.error("API error on %s: %s", request.url.path, exc)
         return _error(500, exc, f"server-side file error: {exc}")
+    @app.exception_handler(ScriptError)
+    async def _script_error(request: Request, exc: ScriptError) -> JSONResponse:
+        # Handled here (not by the catch-all below), so no raw "Exception in ASGI application" traceback.
+        return _error(500, exc, f"{exc.title}: {type(exc.cause).__name__}: {exc.cause}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
