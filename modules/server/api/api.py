@@ -31,15 +31,15 @@ from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
 from modules.engine.engine import ModelLoadError
 from modules.models.safe_load import CheckpointLoadError
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-# Longest text an error answer echoes from a request (the rest is cut, with its length said).
-ECHO_LIMIT = 2000
 from modules.scripting.errors import ScriptError
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
     from modules.scripting.host import ScriptHost
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Longest text an error answer echoes from a request (the rest is cut, with its length said).
+ECHO_LIMIT = 2000
 
 log = logging.getLogger(__name__)
 
