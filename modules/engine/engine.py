@@ -90,6 +90,12 @@ class Engine:
         """The request's selected script (``script_name``) or ``process_images``, with the always-on scripts."""
         return self.scripts.generate(request)
 
+    def train(self, params: Any) -> Any:
+        """Train an embedding or a hypernetwork (``modules.training.trainer.TrainParams``) as one job."""
+        from modules.training.trainer import run_training
+
+        return run_training(self, params)
+
     # --- checkpoints ---------------------------------------------------------------
     def refresh_checkpoints(self) -> None:
         self.checkpoints.refresh()
