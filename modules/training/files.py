@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from modules.core.fileio import atomic_write_bytes
+from modules.core.request import RequestError
 from modules.networks.embedding_files import Embedding
 from modules.networks.hypernetwork import Hypernetwork, HypernetworkModule, parse_dropout_structure
 
@@ -31,13 +32,12 @@ WEIGHT_INITS = ("Normal", "KaimingUniform", "KaimingNormal", "XavierUniform", "X
 A1111_PLACEHOLDER = {"*": 265}  # string_to_token as A1111 writes it (the token id of "*")
 
 
-class CreateError(ValueError):
-    """Bad input for create/train; ``field`` names the request field."""
+class CreateError(RequestError):
+    """Bad input for create/train; ``field`` names the request field (the API answers 422)."""
 
-    def __init__(self, field: str, reason: str):
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
+    @property
+    def reason(self) -> str:
+        return self.message
 
 
 def sanitize_name(name: Any, field: str = "name") -> str:

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modules.core import image_files
 from modules.core import infotext
 from modules.engine import postprocessing
-from modules.server.api import convert, models, routes_info, routes_internal
+from modules.server.api import convert, models, routes_info, routes_internal, routes_train
 from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
 
@@ -214,6 +214,7 @@ def create_router(engine: Any, tasks: TaskTracker) -> APIRouter:
         engine.state.skip()
 
     routes_info.add_routes(router, engine)
+    routes_train.add_training_routes(router, engine, tasks)
     routes_internal.add_server_routes(router, engine)
     return router
 
