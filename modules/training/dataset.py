@@ -98,17 +98,18 @@ class TrainingDataset:
         files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DatasetError(f"dataset folder {root} holds no pictures ({', '.join(IMAGE_SUFFIXES)})")
-        self.items: list[TrainingItem] = []
-        for index, path in enumerate(files):
+        pictures = []
+        for path in files:
             rgb, alpha = _load_picture(path, int(width), int(height), varsize, multiple)
             sidecar = path.with_suffix(".txt")
             if sidecar.is_file():
                 caption = sidecar.read_text(encoding="utf-8", errors="replace").strip()
             else:
                 caption = caption_from_filename(path.stem, word_regex, join_string)
-            with torch.no_grad():
-                mean, std = encode(_to_tensor(rgb)[None])
-            mean, std = mean[0].float().cpu(), std[0].float().cpu()
+            pictures.append((path, caption, rgb, alpha))
+        encoded = self._encode_all(encode, [rgb for _, _, rgb, _ in pictures], progress)
+        self.items: list[TrainingItem] = []
+        for index, ((path, caption, rgb, alpha), (mean, std)) in enumerate(zip(pictures, encoded)):
             if latent_sampling_method == "once":
                 gen = torch.Generator().manual_seed(step_seed(self.seed, 1, index))
                 mean, std = mean + std * torch.randn(mean.shape, generator=gen), None
@@ -120,8 +121,6 @@ class TrainingDataset:
                 w = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)[None]
                 weight = w / w.mean().clamp_min(1e-6)
             self.items.append(TrainingItem(path, caption, rgb.size, mean, std, weight))
-            if progress is not None:
-                progress(index + 1, len(files))
         groups: dict[tuple[int, int], list[int]] = {}
         for i, item in enumerate(self.items):
             groups.setdefault(item.size, []).append(i)
@@ -132,6 +131,26 @@ class TrainingDataset:
             raise DatasetError(f"batch size {self.batch_size} needs at least that many pictures of one size; "
                                f"the folder has {sizes}")
         self._epoch_cache: dict[int, list[list[int]]] = {}
+
+    @staticmethod
+    def _encode_all(encode, images: list[Image.Image], progress, chunk: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(mean, std) of every picture; pictures of one size are encoded together, ``chunk`` at a time."""
+        out: list = [None] * len(images)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(images):
+            by_size.setdefault(im.size, []).append(i)
+        done = 0
+        for indices in by_size.values():
+            for lo in range(0, len(indices), chunk):
+                part = indices[lo:lo + chunk]
+                with torch.no_grad():
+                    mean, std = encode(torch.stack([_to_tensor(images[i]) for i in part]))
+                for j, i in enumerate(part):
+                    out[i] = (mean[j].float().cpu(), std[j].float().cpu())
+                done += len(part)
+                if progress is not None:
+                    progress(done, len(images))
+        return out
 
     def __len__(self) -> int:
         return len(self.items)

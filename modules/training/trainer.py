@@ -315,7 +315,9 @@ class _Run:
                 target.save(copy, step, optimizer if save_optim else None)
                 result.copies.append(str(copy))
             if p.create_image_every and step % p.create_image_every == 0:
-                result.previews.append(str(self._preview(step, prompts[0], log_dir, optimizer if save_optim else None)))
+                preview = self._preview(step, prompts[0], log_dir, optimizer if save_optim else None)
+                if preview is not None:
+                    result.previews.append(str(preview))
 
         final = target.save(target.path, step, optimizer if save_optim else None)
         engine.networks.refresh(["embedding" if target.kind == "embedding" else "hypernet"])
@@ -341,7 +343,7 @@ class _Run:
                 writer.writerow(["step", "epoch", "epoch_step", "loss", "learn_rate"])
             writer.writerow([step, epoch, within + 1, f"{loss:.7f}", lr])
 
-    def _preview(self, step: int, batch_prompt: str, log_dir: Path, optimizer: Any) -> Path:
+    def _preview(self, step: int, batch_prompt: str, log_dir: Path, optimizer: Any) -> Path | None:
         """A picture with the weights as they are now: the file is saved first (the generation reads it, as a
         user's would), then the Engine generates inside this job's turn."""
         from modules.core.request import GenerationRequest
@@ -367,7 +369,8 @@ class _Run:
             target.after_preview()
             target.train_mode()
             state.textinfo, state.job_no, state.job_count = textinfo, job_no, job_count
-            state.interrupted = state.interrupted  # an interrupt during the preview still stops the training
+        if not processed.images:
+            return None  # interrupted during the preview: the training stops at its next step
         image = processed.images[0]
         infotext = processed.infotexts[0] if getattr(processed, "infotexts", None) else ""
         out_dir = log_dir / "images"

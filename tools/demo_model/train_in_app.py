@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hypernet-steps", type=int, default=300)
     ap.add_argument("--embedding-steps", type=int, default=150)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--hypernet-lr", default="5e-3")
+    ap.add_argument("--pictures", type=int, default=64)
     ap.add_argument("--limit", type=int, default=24, help="prompts per measurement")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip", choices=["hypernetwork", "embedding"], action="append", default=[])
@@ -102,13 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         seeds = list(range(100, 100 + len(scenes)))
 
         if "hypernetwork" not in args.skip:
-            write_striped_set(root / "striped", 256)
+            write_striped_set(root / "striped", args.pictures)
             path = create.create_hypernetwork(engine, HYPERNET, create.model_widths(engine), layer_structure="1, 2, 1",
                                               activation_func="relu", weight_init="Normal")
             say(f"created {path} widths {create.model_widths(engine)}")
             t0 = time.perf_counter()
             result = engine.train(TrainParams(
-                kind="hypernetwork", name=HYPERNET, learn_rate="1e-3", batch_size=args.batch,
+                kind="hypernetwork", name=HYPERNET, learn_rate=args.hypernet_lr, batch_size=args.batch,
                 data_root=str(root / "striped"), training_width=size[0], training_height=size[1],
                 steps=args.hypernet_steps, create_image_every=0, save_every=0, template_filename="hypernetwork.txt",
                 clip_grad_mode="norm", clip_grad_value="1.0"))
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"hypernetwork measured: {json.dumps(out['hypernetwork'])}")
 
         if "embedding" not in args.skip:
-            write_star_set(root / "stars", 128)
+            write_star_set(root / "stars", args.pictures)
             template = root / "emb_template.txt"
             template.write_text("[name] [filewords]\na [name] [filewords]\n", encoding="utf-8")
             path = create.create_embedding(engine, EMBEDDING, 2, init_text="*")
