@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 from PIL import Image
@@ -23,6 +23,10 @@ from modules.core import samplers
 from modules.page import run as ui_run
 from modules.page.paste import open_image
 from modules.core.request import GenerationRequest, RequestError
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+    from modules.scripting.host import ScriptHost
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,7 @@ class GenerationTab:
 
 # --- pure helpers -------------------------------------------------------------------------------
 
-def native_size(engine: Any) -> tuple[int, int]:
+def native_size(engine: Engine) -> tuple[int, int]:
     size = getattr(engine, "native_size", None)
     if callable(size):
         try:
@@ -233,7 +237,7 @@ def log_html(warnings: list[str] = (), error: str | None = None, seconds: float 
     return "".join(parts)
 
 
-def output_folder(engine: Any, tabname: str) -> Path:
+def output_folder(engine: Engine, tabname: str) -> Path:
     from modules.settings import output_paths
 
     return output_paths.base_directory(engine.options, engine.paths.data_dir, engine.paths.outputs_dir,
@@ -258,7 +262,7 @@ def open_folder(path: Path, *, allowed: bool) -> str:
 
 # --- building -----------------------------------------------------------------------------------
 
-def _prompt_row(engine: Any, tab: str) -> dict[str, Any]:
+def _prompt_row(engine: Engine, tab: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with gr.Row(elem_id=f"{tab}_toprow", elem_classes=["sd-toprow"]):
         with gr.Column(scale=6, elem_id=f"{tab}_prompt_container"):
@@ -298,7 +302,7 @@ def _sampler_row(tab: str, fields: dict[str, Any]) -> None:
         fields["steps"] = gr.Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id=f"{tab}_steps")
 
 
-def _size_rows(engine: Any, tab: str, fields: dict[str, Any]) -> gr.Button:
+def _size_rows(engine: Engine, tab: str, fields: dict[str, Any]) -> gr.Button:
     # callables: evaluated on every page load, so a reload shows the native size of the model loaded then
     with gr.Row(elem_id=f"{tab}_dimensions_row"):
         with gr.Column(scale=4):
@@ -343,7 +347,7 @@ def _seed_rows(tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> dict
     return buttons
 
 
-def _hires_group(engine: Any, tab: str, fields: dict[str, Any]) -> None:
+def _hires_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
     fields["enable_hr"] = gr.Checkbox(label="Hires. fix", value=False, elem_id=f"{tab}_hr")
     with gr.Group(visible=False, elem_id=f"{tab}_hires_fix") as group:
         with gr.Row():
@@ -417,7 +421,7 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
     return tabs
 
 
-def _img2img_size(engine: Any, tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> None:
+def _img2img_size(engine: Engine, tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> None:
     extras["resize_by_selected"] = gr.State(False)
     with gr.Tabs(elem_id=f"{tab}_tabs_resize"):
         with gr.Tab("Resize to", id=f"{tab}_tab_resize_to") as t_to:
@@ -445,10 +449,11 @@ def _results(tab: str) -> Results:
                    to_inpaint, to_extras)
 
 
-def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
+def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None,
                           scripts_factory: Callable[[Any, bool], Any] | None = None,
                           extra_networks_factory: Callable[[Any, str], Any] | None = None) -> GenerationTab:
     """Build the txt2img or img2img tab inside an open ``gr.Tab`` and wire its events."""
+    engine = host.engine
     tab = tabname
     is_img2img = tab == "img2img"
     fields: dict[str, Any] = {}
@@ -483,7 +488,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
                         fields["override_settings"] = gr.JSON(value={}, label="Settings this generation uses "
                                                               "instead of yours (filled by pasted parameters)",
                                                               elem_id=f"{tab}_override_settings")
-                    scripts = scripts_factory(engine, is_img2img) if scripts_factory else None
+                    scripts = scripts_factory(host, is_img2img) if scripts_factory else None
                 if extra_networks_factory is not None:
                     extra_networks_factory(engine, tab)
         with gr.Column(scale=1, elem_id=f"{tab}_results_column"):
@@ -492,7 +497,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
     gt = GenerationTab(tab, fields, extras, top["prompt"], top["negative_prompt"], top["styles"], top["generate"],
                        top["interrupt"], top["skip"], top["paste"], top["style_name"], top["style_save"], results,
                        scripts=scripts, img2img_tabs=img2img_tabs)
-    _wire_generate(engine, gt, tasks)
+    _wire_generate(host, gt, tasks)
     _wire_prompt_tools(engine, gt, top)
     _wire_results(engine, gt, seed_buttons)
     return gt
@@ -500,7 +505,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
 
 # --- events -------------------------------------------------------------------------------------
 
-def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
+def _wire_generate(host: "ScriptHost", gt: GenerationTab, tasks: Any) -> None:
     field_names = list(gt.fields)
     extra_names = list(EXTRA_INPUTS)
     script_inputs = list(gt.scripts.inputs) if gt.scripts is not None else []
@@ -525,7 +530,7 @@ def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
             yield keep, keep, keep, log_html(error=ui_run.error_message(exc)), keep, keep, id_task
             return
         request.id_task = id_task or f"task(ui-{os.urandom(6).hex()})"
-        for update in ui_run.run_generation(engine, request, tasks=tasks):
+        for update in ui_run.run_generation(host, request, tasks=tasks):
             if not update.done:
                 yield (update.images, infotext_html(update.infotexts[0]), update.infotexts[0],
                        log_html(seconds=update.seconds), keep, keep, keep)
@@ -546,11 +551,11 @@ def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
                               concurrency_limit=None, api_visibility="private")
     # The bar goes when the run's last result is in the page, not at the next progress poll.
     event.then(None, inputs=[id_box], js=f"(id) => sdUi.finishTask('{gt.tabname}', id)", queue=False)
-    gt.interrupt.click(lambda: engine.state.interrupt(), queue=False, api_visibility="private")
-    gt.skip.click(lambda: engine.state.skip(), queue=False, api_visibility="private")
+    gt.interrupt.click(lambda: host.engine.state.interrupt(), queue=False, api_visibility="private")
+    gt.skip.click(lambda: host.engine.state.skip(), queue=False, api_visibility="private")
 
 
-def _wire_prompt_tools(engine: Any, gt: GenerationTab, top: dict[str, Any]) -> None:
+def _wire_prompt_tools(engine: Engine, gt: GenerationTab, top: dict[str, Any]) -> None:
     top["clear"].click(None, outputs=[gt.prompt, gt.negative_prompt], js="() => ['', '']", queue=False)
 
     def apply_styles(prompt, negative, styles):
@@ -564,7 +569,7 @@ def _wire_prompt_tools(engine: Any, gt: GenerationTab, top: dict[str, Any]) -> N
                             api_visibility="private")
 
 
-def save_style(engine: Any, name: str, prompt: str, negative: str) -> tuple[list[str], str]:
+def save_style(engine: Engine, name: str, prompt: str, negative: str) -> tuple[list[str], str]:
     """Save the prompt pair as style `name` (styles.csv is written atomically); (style names, message)."""
     name = (name or "").strip()
     if not name:
@@ -577,7 +582,7 @@ def save_style(engine: Any, name: str, prompt: str, negative: str) -> tuple[list
     return list(engine.styles.styles), f"Saved style {name!r}"
 
 
-def _wire_results(engine: Any, gt: GenerationTab, seed_buttons: dict[str, gr.Button]) -> None:
+def _wire_results(engine: Engine, gt: GenerationTab, seed_buttons: dict[str, gr.Button]) -> None:
     res = gt.results
 
     def select(state, evt: gr.SelectData):

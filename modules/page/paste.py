@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 from modules.core import image_files
 from modules.page.infotext_paste import PasteResult, paste_fields
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 __all__ = ["ImageInfoError", "open_image", "read_generation_parameters", "connect_paste", "paste_updates",
            "problems_text"]
@@ -225,9 +228,10 @@ def connect_paste(
     button: Any,
     source: Any,
     targets: Mapping[str, Any],
-    engine: Any,
+    engine: Engine,
     is_img2img: bool,
     *,
+    callbacks: Any = None,
     tabs: Any = None,
     tab_id: str | None = None,
     image_source: Any = None,
@@ -273,7 +277,7 @@ def connect_paste(
         if text is None or not targets:  # nothing to fill (send to extras copies the image only)
             updates = [_update(c, False, None) for c in targets.values()]
         else:
-            result = paste_fields(engine, text, is_img2img)
+            result = paste_fields(engine, text, is_img2img, callbacks=callbacks)
             updates, fitting = paste_updates(result, targets)
             problems = result.problems + fitting
         if tabs is not None and tab_id is not None:

@@ -1,7 +1,7 @@
 """Running one generation for the page: the engine works in a thread, the page sees images as they finish.
 
-This is the UI door's only contact with generation: it hands a GenerationRequest to ``engine.generate``
-(the same call the API and scripts make) and reports progress from the engine's JobState. The progress
+This is the UI door's only contact with generation: it hands a GenerationRequest to ``ScriptHost.generate``
+(through the script layer, the same call the API makes) and reports progress from the engine's JobState. The progress
 bar and live preview themselves are polled by the browser from ``/internal/progress``.
 """
 from __future__ import annotations
@@ -10,9 +10,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from modules.core.request import GenerationRequest, Processed, RequestError
+
+if TYPE_CHECKING:
+    from modules.scripting.host import ScriptHost
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def error_message(exc: BaseException) -> str:
         else f"{type(exc).__name__}: {text}"
 
 
-def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None,
+def run_generation(host: "ScriptHost", request: GenerationRequest, *, tasks: Any = None,
                    poll_seconds: float = POLL_SECONDS) -> Iterator[RunUpdate]:
     """Yield a RunUpdate whenever more images are finished, then a final one with ``done=True``.
 
@@ -56,7 +59,7 @@ def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None
 
     def work() -> None:
         try:
-            outcome["processed"] = engine.generate(request)
+            outcome["processed"] = host.generate(request)
         except BaseException as exc:  # noqa: BLE001 - reported to the page, never lost in a thread
             outcome["error"] = exc
         finally:
@@ -69,7 +72,7 @@ def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None
     shown = 0
     try:
         while not finished.wait(poll_seconds):
-            results = engine.state.results_for(request.id_task)
+            results = host.engine.state.results_for(request.id_task)
             if len(results) > shown:
                 shown = len(results)
                 yield RunUpdate([r[0] for r in results], [r[1] for r in results],

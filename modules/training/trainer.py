@@ -131,10 +131,8 @@ class TrainResult:
 
 @contextmanager
 def _queue_turn(engine: Any) -> Iterator[None]:
-    # The pipeline's turn keeper: nested generations (the previews) see the turn as already theirs.
-    from modules.engine.pipeline import _queue_turn as turn
-
-    with turn(engine):
+    # The Engine's turn: nested generations (the previews) see it as already theirs.
+    with engine.exclusive():
         yield
 
 
