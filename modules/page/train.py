@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import threading
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import gradio as gr
 
@@ -20,6 +20,9 @@ from modules.training import create
 from modules.training.preprocess import PreprocessParams, preprocess_folder
 from modules.training.templates import list_templates
 from modules.training.trainer import CLIP_GRAD_MODES, TrainParams
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 ACTIVATIONS = ["linear", "relu", "leakyrelu", "elu", "swish", "tanh", "sigmoid", "celu", "gelu", "glu", "hardshrink",
                "hardsigmoid", "hardtanh", "logsigmoid", "logsoftmax", "mish", "prelu", "rrelu", "relu6", "selu",
@@ -30,21 +33,21 @@ def _error_html(message: str) -> str:
     return f'<div class="sd-train-error">Error: {html.escape(message)}</div>'
 
 
-def embedding_names(engine: Any) -> list[str]:
+def embedding_names(engine: "Engine") -> list[str]:
     registered, _ = engine.networks.embeddings_report(engine.model is not None)
     return sorted({e.name for e in registered if e.source == "file"}, key=str.lower)
 
 
-def hypernetwork_names(engine: Any) -> list[str]:
+def hypernetwork_names(engine: "Engine") -> list[str]:
     engine.networks.refresh(["hypernet"])
     return sorted({e.name for e in engine.networks.hypernetworks.items()}, key=str.lower)
 
 
-def template_names(engine: Any) -> list[str]:
+def template_names(engine: "Engine") -> list[str]:
     return list(list_templates(getattr(engine.args, "textual_inversion_templates_dir", None)))
 
 
-def create_embedding_ui(engine: Any, name: str, init_text: str, nvpt: Any, overwrite: bool) -> str:
+def create_embedding_ui(engine: "Engine", name: str, init_text: str, nvpt: Any, overwrite: bool) -> str:
     try:
         path = create.create_embedding(engine, name, int(nvpt or 1), bool(overwrite), init_text or "")
     except RequestError as e:
@@ -52,7 +55,7 @@ def create_embedding_ui(engine: Any, name: str, init_text: str, nvpt: Any, overw
     return f'<div class="sd-train-ok">Created: {html.escape(str(path))}</div>'
 
 
-def create_hypernetwork_ui(engine: Any, name: str, sizes: list, layer_structure: str, activation: str,
+def create_hypernetwork_ui(engine: "Engine", name: str, sizes: list, layer_structure: str, activation: str,
                            weight_init: str, layer_norm: bool, use_dropout: bool, dropout_structure: str,
                            activate_output: bool, overwrite: bool) -> str:
     try:
@@ -64,7 +67,7 @@ def create_hypernetwork_ui(engine: Any, name: str, sizes: list, layer_structure:
     return f'<div class="sd-train-ok">Created: {html.escape(str(path))}</div>'
 
 
-def progress_html(engine: Any) -> str:
+def progress_html(engine: "Engine") -> str:
     state = engine.state
     if not state.active or not state.job.startswith("train_"):
         return ""
@@ -73,7 +76,7 @@ def progress_html(engine: Any) -> str:
             f'{progress * 100:.0f}% · ETA {eta:.0f}s</div>')
 
 
-def train_ui(engine: Any, params: TrainParams, poll: float = 1.0) -> Iterator[tuple[str, Any]]:
+def train_ui(engine: "Engine", params: TrainParams, poll: float = 1.0) -> Iterator[tuple[str, Any]]:
     """Runs the training in a thread and yields (status HTML, preview image) while it runs, then the outcome."""
     box: dict[str, Any] = {}
 
@@ -103,7 +106,7 @@ def train_ui(engine: Any, params: TrainParams, poll: float = 1.0) -> Iterator[tu
     yield f'<div class="sd-train-ok">{lines}{last}</div>', engine.state.current_preview
 
 
-def preprocess_ui(engine: Any, *args: Any) -> str:
+def preprocess_ui(engine: "Engine", *args: Any) -> str:
     try:
         report = preprocess_folder(PreprocessParams(*args))
     except RequestError as e:
@@ -111,7 +114,7 @@ def preprocess_ui(engine: Any, *args: Any) -> str:
     return f'<div class="sd-train-ok">{html.escape(report)}</div>'
 
 
-def create_train_tab(engine: Any) -> dict[str, Any]:
+def create_train_tab(engine: "Engine") -> dict[str, Any]:
     """Build the tab's contents inside an open ``gr.Tab("Train")``; returns the components by name."""
     c: dict[str, Any] = {}
     width, height = engine.native_size()
@@ -257,7 +260,7 @@ def params_from_fields(kind: str, name: Any, learn_rate: Any, values: dict[str, 
         preview_width=native[0], preview_height=native[1])
 
 
-def _connect(engine: Any, c: dict[str, Any]) -> None:
+def _connect(engine: "Engine", c: dict[str, Any]) -> None:
     c["create_embedding"].click(
         lambda *a: create_embedding_ui(engine, *a),
         inputs=[c["new_embedding_name"], c["initialization_text"], c["nvpt"], c["overwrite_old_embedding"]],

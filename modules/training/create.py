@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from modules.training import files
 from modules.training.files import CreateError
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 __all__ = ["create_embedding", "create_hypernetwork", "model_widths", "embeddings_target_dir",
            "hypernetworks_target_dir", "DEFAULT_SIZES"]
@@ -15,7 +18,7 @@ __all__ = ["create_embedding", "create_hypernetwork", "model_widths", "embedding
 DEFAULT_SIZES = (768, 320, 640, 1280)  # A1111's default "Modules" choice
 
 
-def embeddings_target_dir(engine: Any) -> Path:
+def embeddings_target_dir(engine: "Engine") -> Path:
     """Where new embeddings go: the ``--embeddings-dir`` folder when the app reads it, else the first embeddings
     folder (``<models>/embeddings``)."""
     folders = [Path(d) for d in engine.paths.embeddings_dirs]
@@ -25,11 +28,11 @@ def embeddings_target_dir(engine: Any) -> Path:
     return folders[0]
 
 
-def hypernetworks_target_dir(engine: Any) -> Path:
+def hypernetworks_target_dir(engine: "Engine") -> Path:
     return Path(engine.paths.hypernetwork_dirs[0])
 
 
-def model_widths(engine: Any) -> list[int]:
+def model_widths(engine: "Engine") -> list[int]:
     """The context widths the loaded model's attention sees: the text width first, then its channel widths."""
     model = engine.model
     if model is None:
@@ -40,7 +43,7 @@ def model_widths(engine: Any) -> list[int]:
     return list(dict.fromkeys(widths))
 
 
-def _turn(engine: Any):
+def _turn(engine: "Engine"):
     from modules.training.trainer import _queue_turn
 
     return _queue_turn(engine)
@@ -51,7 +54,7 @@ def _check_free(path: Path, overwrite: bool, field: str = "overwrite_old") -> No
         raise CreateError(field, f"file {path} already exists; tick overwrite to replace it")
 
 
-def create_embedding(engine: Any, name: str, num_vectors_per_token: int = 1, overwrite_old: bool = False,
+def create_embedding(engine: "Engine", name: str, num_vectors_per_token: int = 1, overwrite_old: bool = False,
                      init_text: str = "*") -> Path:
     """``NAME.pt`` with ``num_vectors_per_token`` vectors started from ``init_text``'s token embeddings."""
     clean = files.sanitize_name(name)
@@ -74,7 +77,7 @@ def create_embedding(engine: Any, name: str, num_vectors_per_token: int = 1, ove
     return path
 
 
-def create_hypernetwork(engine: Any, name: str, enable_sizes: Sequence[Any] | None = None, overwrite_old: bool = False,
+def create_hypernetwork(engine: "Engine", name: str, enable_sizes: Sequence[Any] | None = None, overwrite_old: bool = False,
                         layer_structure: Any = None, activation_func: str | None = None, weight_init: str | None = None,
                         add_layer_norm: bool = False, use_dropout: bool = False, dropout_structure: Any = None,
                         activate_output: bool = False, last_layer_dropout: bool = False, seed: int = 0) -> Path:

@@ -7,7 +7,7 @@ only adds its own parameters.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,10 +17,13 @@ from modules.networks.hypernetwork import Hypernetwork, HypernetworkLoadError
 from modules.training import files
 from modules.training.files import CreateError
 
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+
 __all__ = ["EmbeddingTarget", "HypernetworkTarget"]
 
 
-def _checkpoint_ids(engine: Any) -> tuple[str | None, str | None]:
+def _checkpoint_ids(engine: "Engine") -> tuple[str | None, str | None]:
     info = engine.checkpoint_info
     if info is None:
         return None, None
@@ -42,7 +45,7 @@ class _TrainingLookup:
         return self.db.find_embedding_at_position(tokens, offset)
 
 
-def _conditioner(engine: Any, lookup: Any) -> Any:
+def _conditioner(engine: "Engine", lookup: Any) -> Any:
     from modules.engine.conditioning import TextConditioner
 
     model = engine.model
@@ -54,7 +57,7 @@ class EmbeddingTarget:
     kind = "embedding"
     weight_decay = 0.0  # A1111 trains embeddings with AdamW without weight decay
 
-    def __init__(self, engine: Any, name: str):
+    def __init__(self, engine: "Engine", name: str):
         self.engine = engine
         db = engine.networks.prepare_embeddings(force=False)
         found = db.word_embeddings.get(name)
@@ -115,7 +118,7 @@ class HypernetworkTarget:
     kind = "hypernetwork"
     weight_decay = 0.01  # torch's AdamW default, which A1111 keeps for hypernetworks
 
-    def __init__(self, engine: Any, name: str):
+    def __init__(self, engine: "Engine", name: str):
         self.engine = engine
         catalog = engine.networks.hypernetworks
         entry = catalog.get(name)

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from modules.training.files import CreateError
 from modules.training.loss import alphas_cumprod_of, diffusion_loss
 from modules.training.lr_schedule import ScheduleError, parse_schedule
 from modules.training.templates import TemplateError, read_template
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,7 @@ class TrainResult:
 
 
 @contextmanager
-def _queue_turn(engine: Any) -> Iterator[None]:
+def _queue_turn(engine: "Engine") -> Iterator[None]:
     # The Engine's turn: nested generations (the previews) see it as already theirs.
     with engine.exclusive():
         yield
@@ -150,14 +153,14 @@ def _frozen(modules: list[torch.nn.Module]) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _make_target(engine: Any, params: TrainParams) -> Any:
+def _make_target(engine: "Engine", params: TrainParams) -> Any:
     from modules.training.targets import EmbeddingTarget, HypernetworkTarget
 
     cls = EmbeddingTarget if params.kind == "embedding" else HypernetworkTarget
     return cls(engine, str(params.name).strip())
 
 
-def _vae_encoder(engine: Any):
+def _vae_encoder(engine: "Engine"):
     model = engine.model
     vae = model.vae
     cfg = vae.config
@@ -171,7 +174,7 @@ def _vae_encoder(engine: Any):
     return encode
 
 
-def run_training(engine: Any, params: TrainParams) -> TrainResult:
+def run_training(engine: "Engine", params: TrainParams) -> TrainResult:
     """Train as asked (see the module docstring). CreateError (naming the field) before anything starts."""
     params.validate()
     try:
@@ -201,7 +204,7 @@ def run_training(engine: Any, params: TrainParams) -> TrainResult:
 
 
 class _Run:
-    def __init__(self, engine: Any, params: TrainParams, template_lines: list[str]):
+    def __init__(self, engine: "Engine", params: TrainParams, template_lines: list[str]):
         self.engine = engine
         self.params = params
         self.template_lines = template_lines

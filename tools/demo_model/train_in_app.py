@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hypernet-steps", type=int, default=300)
     ap.add_argument("--embedding-steps", type=int, default=150)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--hypernet-lr", default="5e-3")
+    ap.add_argument("--hypernet-lr", default="5e-3:1000, 1e-3")
+    ap.add_argument("--embedding-lr", default="0.01")
     ap.add_argument("--pictures", type=int, default=64)
     ap.add_argument("--limit", type=int, default=24, help="prompts per measurement")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="1 on a shared CPU: 2 OpenMP threads that wait for each other on busy cores run far slower")
     ap.add_argument("--skip", choices=["hypernetwork", "embedding"], action="append", default=[])
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the scratch folder here")
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"created {path}")
             t0 = time.perf_counter()
             result = engine.train(TrainParams(
-                kind="embedding", name=EMBEDDING, learn_rate="0.01", batch_size=args.batch,
+                kind="embedding", name=EMBEDDING, learn_rate=args.embedding_lr, batch_size=args.batch,
                 data_root=str(root / "stars"), training_width=size[0], training_height=size[1],
                 steps=args.embedding_steps, create_image_every=0, save_every=0, template_filename=str(template)))
             took = time.perf_counter() - t0

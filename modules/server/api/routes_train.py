@@ -8,13 +8,16 @@ blocks the request until the run ends; ``/sdapi/v1/progress`` shows it and ``/sd
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from modules.training import create
 from modules.training.trainer import TrainParams
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 Number = Union[str, float, int]
 
@@ -102,7 +105,7 @@ def train_params(payload: _TrainCommon) -> TrainParams:
     return TrainParams(kind=kind, name=name, save_every=every, **data)
 
 
-def add_training_routes(router: APIRouter, engine: Any, tasks: Any | None = None) -> None:
+def add_training_routes(router: APIRouter, engine: "Engine", tasks: Any | None = None) -> None:
     @router.post("/create/embedding", response_model=InfoResponse)
     def create_embedding(payload: CreateEmbeddingRequest) -> InfoResponse:
         path = create.create_embedding(engine, **payload.model_dump())
