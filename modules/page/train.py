@@ -211,7 +211,7 @@ def create_train_tab(engine: "Engine") -> dict[str, Any]:
             c["use_weight"] = gr.Checkbox(label="Use PNG alpha channel as loss weight", elem_id="train_use_weight")
             c["save_image_with_stored_embedding"] = gr.Checkbox(True, label="Save images with embedding in PNG chunks",
                                                                 elem_id="train_save_image_with_stored_embedding")
-            c["preview_from_txt2img"] = gr.Checkbox(label="Read parameters (prompt, etc...) from txt2img tab when making previews",
+            c["preview_from_txt2img"] = gr.Checkbox(label="Make previews from the preview prompt below (instead of the training prompt)",
                                                     elem_id="train_preview_from_txt2img")
             with gr.Row():
                 c["preview_prompt"] = gr.Textbox(label="Preview prompt", elem_id="train_preview_prompt")

@@ -99,7 +99,11 @@ class TrainParams:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise CreateError(self.save_field if name == "save_every" else name,
                                   f"must be a whole number of at least {low}, got {value!r}")
-        if not 0 <= float(self.tag_drop_out) < 1:
+        try:
+            drop = float(self.tag_drop_out)
+        except (TypeError, ValueError):
+            raise CreateError("tag_drop_out", f"must be a number, got {self.tag_drop_out!r}") from None
+        if not 0 <= drop < 1:
             raise CreateError("tag_drop_out", f"must be in [0, 1), got {self.tag_drop_out}")
         if self.clip_grad_mode not in CLIP_GRAD_MODES:
             raise CreateError("clip_grad_mode", f"must be one of {', '.join(CLIP_GRAD_MODES)}, got {self.clip_grad_mode!r}")
@@ -219,6 +223,8 @@ class _Run:
         state = engine.state
         self.target = target = _make_target(engine, p)
         start = target.step
+        if start >= p.steps:
+            raise CreateError("steps", f"{target.name} is already at step {start}; raise max steps to train it further")
         try:
             schedule = parse_schedule(p.learn_rate, p.steps, start)
         except ScheduleError as e:

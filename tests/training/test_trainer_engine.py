@@ -134,4 +134,9 @@ def test_sdxl_and_missing_names_are_refused(engine):
     with pytest.raises(CreateError) as e:
         engine.train(_params(engine, "embedding", "x", steps=0))
     assert e.value.field == "steps"
+    create.create_hypernetwork(engine, "done-net", [32], overwrite_old=True)
+    engine.train(_params(engine, "hypernetwork", "done-net", steps=1, gradient_step=1))
+    with pytest.raises(CreateError) as e:
+        engine.train(_params(engine, "hypernetwork", "done-net", steps=1))
+    assert e.value.field == "steps" and "already at step 1" in e.value.message
     assert engine.state.job == ""
