@@ -164,10 +164,17 @@ class ClipEncoderChunked:
         pooled = getattr(outputs, "text_embeds", None)
         return outputs.pooler_output if pooled is None else pooled
 
-    @torch.no_grad()
+    # Training an embedding (modules.training) needs gradients through the encoder to the embedding's vectors.
+    track_grad = False
+
     def encode_chunk(self, chunks: list[PromptChunk], *, emphasis: str = emphasis_modes.DEFAULT, clip_skip: int = 1,
                      layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One chunk of every prompt in the batch -> ([B, 77, C], pooled [B, P] or None)."""
+        with torch.set_grad_enabled(self.track_grad and torch.is_grad_enabled()):
+            return self._encode_chunk(chunks, emphasis=emphasis, clip_skip=clip_skip, layer=layer)
+
+    def _encode_chunk(self, chunks: list[PromptChunk], *, emphasis: str, clip_skip: int,
+                      layer: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         ids = torch.tensor([c.tokens for c in chunks], dtype=torch.long, device=_encoder_device(self.text_encoder))
         outputs = self._run_encoder(ids, [c.fixes for c in chunks])
         z = self._select_layer(outputs, layer or self.layer, clip_skip)

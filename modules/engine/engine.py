@@ -196,6 +196,12 @@ class Engine:
         with self.exclusive():
             self.unload()
 
+    def train(self, params: Any) -> Any:
+        """Train an embedding or a hypernetwork (``modules.training.trainer.TrainParams``) as one job."""
+        from modules.training.trainer import run_training
+
+        return run_training(self, params)
+
     # --- checkpoints ---------------------------------------------------------------
     def refresh_checkpoints(self) -> None:
         self.checkpoints.refresh()

@@ -1,4 +1,4 @@
-"""The web page: A1111's tabs (txt2img, img2img, Extras, PNG Info, extension tabs, Settings, Extensions).
+"""The web page: A1111's tabs (txt2img, img2img, Extras, PNG Info, Train, extension tabs, Settings, Extensions).
 
 This module only assembles the pieces each ``ui_*`` module builds and connects them to one another
 ("Send to img2img", the checkpoint card switching the top bar). Every generation goes through
@@ -20,6 +20,7 @@ from modules.page import pnginfo as ui_pnginfo
 from modules.page import routes as ui_routes
 from modules.page import scripts as ui_scripts
 from modules.page import settings as ui_settings
+from modules.page import train as ui_train
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
@@ -75,6 +76,8 @@ def create_ui(host: "ScriptHost", *, tasks: Any = None, restart: Any = None) -> 
                 extras = ui_extras.create_extras_tab(engine)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 pnginfo = ui_pnginfo.create_pnginfo_tab(engine)
+            with gr.Tab("Train", id="train", elem_id="tab_train"):
+                ui_train.create_train_tab(engine)
             for blocks, title, elem_id in ui_extensions.extension_tabs(host):
                 with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
                     blocks.render()

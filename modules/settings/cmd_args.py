@@ -68,7 +68,6 @@ NO_EFFECT: Mapping[str, str] = {
     "add_stop_route": _NOOP,
     "no_gradio_queue": "gradio 5 and later always use their queue",
     "no_progressbar_hiding": "the progress bar is never hidden",
-    "textual_inversion_templates_dir": "training is not part of this app",
     "localizations_dir": "the UI is not localized",
     "clip_models_path": "there is no CLIP interrogator",
     "use_ipex": "Intel XPU is not supported",

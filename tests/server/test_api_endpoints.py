@@ -455,9 +455,12 @@ def test_progress_interrupt_skip_idle(client):
     assert "x-process-time" in r.headers
 
 
-@pytest.mark.parametrize("path", ["create/embedding", "create/hypernetwork", "train/embedding", "train/hypernetwork"])
-def test_training_is_501(client, path):
-    _error(client.post(f"/sdapi/v1/{path}", json={"name": "x"}), 501, "Training is not supported")
+@pytest.mark.parametrize("path,field", [("create/embedding", "num_vectors_per_token"),
+                                        ("create/hypernetwork", "enable_sizes"),
+                                        ("train/embedding", "embedding_name"), ("train/hypernetwork", "hypernetwork_name")])
+def test_training_routes_answer_422_for_a_bad_body(client, path, field):
+    # The routes themselves are tested in tests/server/test_api_training.py.
+    _error(client.post(f"/sdapi/v1/{path}", json={"name": "x", field: {"not": "valid"}}), 422, field)
 
 
 def test_server_routes_need_the_flag(client):

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modules.core import image_files
 from modules.core import infotext
 from modules.engine import postprocessing
-from modules.server.api import convert, models, routes_info, routes_internal
+from modules.server.api import convert, models, routes_info, routes_internal, routes_train
 from modules.server.api.json_values import printable
 from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
@@ -244,6 +244,7 @@ def create_router(host: "ScriptHost", tasks: TaskTracker) -> APIRouter:
         engine.state.skip()
 
     routes_info.add_routes(router, host)
+    routes_train.add_training_routes(router, engine, tasks)
     routes_internal.add_server_routes(router, engine)
     return router
 
