@@ -120,13 +120,14 @@ def create_app(engine, args):
     from fastapi import FastAPI
 
     from modules.scripting import extensions
-    from modules.server import file_serving
+    from modules.server import api_docs, file_serving
     from modules.server import auth as server_auth
     from modules.server import upload_limits
     from modules.server.api.api import mount_api, mount_internal_routes
 
     auth = server_auth.AuthConfig.from_args(args)
-    app = FastAPI(title="Stable Diffusion web UI API", docs_url="/docs", redoc_url="/redoc")
+    app = FastAPI(title="Stable Diffusion web UI API", docs_url=None, redoc_url="/redoc")
+    api_docs.mount_api_docs(app)  # /docs from the swagger-ui-bundle package: works offline
     control = app.state.server_control = ServerControl()
     app.state.request_shutdown = control.request_shutdown
     app.state.request_restart = control.request_restart

@@ -28,6 +28,7 @@
     return parts.join(" · ");
   }
 
+  // The progress bar and live preview lie over the gallery (A1111's place for them), sized to it on every poll.
   function progressBox(tab) {
     const results = byId(`${tab}_results`);
     if (!results) return null;
@@ -38,6 +39,13 @@
       box.innerHTML = '<div class="sd-progress"><div class="sd-progress-bar"></div>' +
         '<span class="sd-progress-text">Waiting…</span></div><div class="sd-live-preview"></div>';
       results.prepend(box);
+    }
+    const gallery = byId(`${tab}_gallery`);
+    if (gallery && gallery.offsetParent === results) {
+      box.style.top = `${gallery.offsetTop}px`;
+      box.style.left = `${gallery.offsetLeft}px`;
+      box.style.width = `${gallery.offsetWidth}px`;
+      box.style.height = `${gallery.offsetHeight}px`;
     }
     return box;
   }

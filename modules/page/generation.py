@@ -20,7 +20,9 @@ import gradio as gr
 from PIL import Image
 
 from modules.core import samplers
+from modules.page import overrides as override_chips
 from modules.page import run as ui_run
+from modules.page import style_editor
 from modules.page.paste import open_image
 from modules.core.request import GenerationRequest, RequestError
 
@@ -76,8 +78,8 @@ class GenerationTab:
     interrupt: gr.Button
     skip: gr.Button
     paste: gr.Button
-    style_name: gr.Textbox
-    style_save: gr.Button
+    style_edit_button: gr.Button  # 🖌️: opens the style editor
+    style_editor: style_editor.StyleEditor
     results: Results
     scripts: Any = None
     img2img_tabs: gr.Tabs | None = None
@@ -163,8 +165,7 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
         if name in fields and fields[name] is not None:
             fields[name] = float(fields[name])
     fields["styles"] = list(fields.get("styles") or [])
-    overrides = fields.get("override_settings")
-    fields["override_settings"] = dict(overrides) if isinstance(overrides, dict) else {}
+    fields["override_settings"] = override_chips.overrides_from_tokens(fields.get("override_settings"))
     if not values.get("seed_extras"):  # extras hidden: A1111 ignores their values
         fields.update(subseed_strength=0.0, seed_resize_from_w=0, seed_resize_from_h=0)
     for name in ("seed_resize_from_w", "seed_resize_from_h"):
@@ -282,10 +283,7 @@ def _prompt_row(engine: Any, tab: str) -> dict[str, Any]:
             names = list(engine.styles.styles)
             out["styles"] = gr.Dropdown(label="Styles", choices=names, value=[], multiselect=True,
                                         elem_id=f"{tab}_styles")
-            with gr.Row(visible=False, elem_id=f"{tab}_style_editor") as editor:
-                out["style_name"] = gr.Textbox(label="Style name", elem_id=f"{tab}_style_name", scale=3)
-                out["style_save"] = gr.Button("Save style", elem_id=f"{tab}_style_save", scale=1)
-            out["style_editor"] = editor
+            out["style_editor"] = style_editor.create(engine, tab)
     return out
 
 
@@ -394,8 +392,7 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
                                                           sources=["upload", "clipboard"], elem_id="img_inpaint_base")
                 extras["inpaint_upload_mask"] = gr.Image(label="Mask (white = repaint)", type="pil", image_mode="RGBA",
                                                          sources=["upload", "clipboard"], elem_id="img_inpaint_mask")
-    for t, mode in ((t_img, "img2img"), (t_inpaint, "inpaint"), (t_upload, "inpaint upload")):
-        t.select(lambda m=mode: m, outputs=extras["mode"], queue=False, show_progress="hidden")
+    modes = ((t_img, "img2img"), (t_inpaint, "inpaint"), (t_upload, "inpaint upload"))
 
     fields["resize_mode"] = gr.Radio(label="Resize mode", choices=RESIZE_MODES, value=RESIZE_MODES[0],
                                      elem_id="resize_mode")
@@ -412,9 +409,17 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
                                                   elem_id="img2img_inpaint_full_res")
             fields["inpaint_full_res_padding"] = gr.Slider(0, 256, value=32, step=4, label="Only masked padding, pixels",
                                                            elem_id="img2img_inpaint_full_res_padding")
-    extras["mode"].change(lambda m: gr.update(visible=m != "img2img"), inputs=extras["mode"], outputs=inpaint_controls,
-                          queue=False, show_progress="hidden")
+    extras["inpaint_controls"] = inpaint_controls
+    # The sub-tab's own select event sets both: a gr.State's change event does not fire in the browser.
+    for t, mode in modes:
+        t.select(lambda m=mode: (m, inpaint_controls_update(m)), outputs=[extras["mode"], inpaint_controls],
+                 queue=False, show_progress="hidden")
     return tabs
+
+
+def inpaint_controls_update(mode: str) -> Any:
+    """Mask blur, mask mode, masked content and inpaint area show for the modes that have a mask."""
+    return gr.update(visible=mode != "img2img")
 
 
 def _img2img_size(engine: Any, tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> None:
@@ -479,10 +484,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
                     seed_buttons = _seed_rows(tab, fields, extras)
                     if not is_img2img:
                         _hires_group(engine, tab, fields)
-                    with gr.Accordion("Override settings", open=False, elem_id=f"{tab}_override_settings_box"):
-                        fields["override_settings"] = gr.JSON(value={}, label="Settings this generation uses "
-                                                              "instead of yours (filled by pasted parameters)",
-                                                              elem_id=f"{tab}_override_settings")
+                    fields["override_settings"] = override_chips.component(tab)
                     scripts = scripts_factory(engine, is_img2img) if scripts_factory else None
                 if extra_networks_factory is not None:
                     extra_networks_factory(engine, tab)
@@ -490,7 +492,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
             results = _results(tab)
 
     gt = GenerationTab(tab, fields, extras, top["prompt"], top["negative_prompt"], top["styles"], top["generate"],
-                       top["interrupt"], top["skip"], top["paste"], top["style_name"], top["style_save"], results,
+                       top["interrupt"], top["skip"], top["paste"], top["style_edit"], top["style_editor"], results,
                        scripts=scripts, img2img_tabs=img2img_tabs)
     _wire_generate(engine, gt, tasks)
     _wire_prompt_tools(engine, gt, top)
@@ -534,10 +536,10 @@ def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
                 yield keep, keep, keep, log_html(error=update.error, seconds=update.seconds), keep, keep, request.id_task
                 return
             processed = update.processed
-            state = [{"infotext": t, "seed": s, "subseed": ss}
-                     for t, s, ss in zip(processed.infotexts, processed.seeds, processed.subseeds)]
+            shown = ui_run.gallery_items(engine, processed)
+            state = [{"infotext": t, "seed": s, "subseed": ss} for _, t, s, ss in shown]
             first = processed.infotexts[0] if processed.infotexts else ""
-            yield (list(processed.images), infotext_html(first), first,
+            yield ([image for image, *_ in shown], infotext_html(first), first,
                    log_html(update.warnings, seconds=update.seconds, interrupted=processed.interrupted), state, 0,
                    request.id_task)
 
@@ -560,21 +562,6 @@ def _wire_prompt_tools(engine: Any, gt: GenerationTab, top: dict[str, Any]) -> N
 
     top["style_apply"].click(apply_styles, inputs=[gt.prompt, gt.negative_prompt, gt.styles],
                              outputs=[gt.prompt, gt.negative_prompt, gt.styles], queue=False, api_visibility="private")
-    top["style_edit"].click(lambda: gr.update(visible=True), outputs=top["style_editor"], queue=False,
-                            api_visibility="private")
-
-
-def save_style(engine: Any, name: str, prompt: str, negative: str) -> tuple[list[str], str]:
-    """Save the prompt pair as style `name` (styles.csv is written atomically); (style names, message)."""
-    name = (name or "").strip()
-    if not name:
-        return list(engine.styles.styles), "Style: give it a name first"
-    try:
-        engine.styles.set_style(name, prompt or "", negative or "")
-        engine.styles.save_styles()
-    except (ValueError, OSError) as exc:
-        return list(engine.styles.styles), f"Style {name!r} not saved: {exc}"
-    return list(engine.styles.styles), f"Saved style {name!r}"
 
 
 def _wire_results(engine: Any, gt: GenerationTab, seed_buttons: dict[str, gr.Button]) -> None:

@@ -20,6 +20,7 @@ from modules.page import pnginfo as ui_pnginfo
 from modules.page import routes as ui_routes
 from modules.page import scripts as ui_scripts
 from modules.page import settings as ui_settings
+from modules.page import style_editor
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,7 @@ def _paste_targets(tab: ui_generation.GenerationTab) -> dict[str, Any]:
 
 
 def _connect_styles(engine: Any, tabs: list[ui_generation.GenerationTab]) -> None:
-    dropdowns = [t.styles for t in tabs]
-    for tab in tabs:
-        def save(name, prompt, negative):
-            names, message = ui_generation.save_style(engine, name, prompt, negative)
-            return [gr.update(choices=names) for _ in dropdowns] + [ui_generation.log_html([message])]
-
-        tab.style_save.click(save, inputs=[tab.style_name, tab.prompt, tab.negative_prompt],
-                             outputs=[*dropdowns, tab.results.log_html], queue=False, api_visibility="private")
+    style_editor.connect(engine, tabs, lambda messages: ui_generation.log_html(messages))
 
 
 def _connect_native_size(engine: Any, quick: ui_settings.Quicksettings,
@@ -120,15 +114,19 @@ def _connect_send_to(engine: Any, tabs: gr.Tabs, txt2img: Any, img2img: Any, ext
     init_image = img2img.extras["init_image"]
     editor = img2img.extras["inpaint_editor"]
     mode = img2img.extras["mode"]
+    controls = img2img.extras["inpaint_controls"]
+    shown_for = ui_generation.inpaint_controls_update
 
     def to_img2img(gallery, index):
         image = ui_generation.selected_image(gallery, index)
-        return (gr.update(selected="img2img"), gr.update(selected="img2img_img2img_tab"), image, "img2img")
+        return (gr.update(selected="img2img"), gr.update(selected="img2img_img2img_tab"), image, "img2img",
+                shown_for("img2img"))
 
     def to_inpaint(gallery, index):
         image = ui_generation.selected_image(gallery, index)
         value = {"background": image, "layers": [], "composite": image} if image is not None else None
-        return (gr.update(selected="img2img"), gr.update(selected="img2img_inpaint_tab"), value, "inpaint")
+        return (gr.update(selected="img2img"), gr.update(selected="img2img_inpaint_tab"), value, "inpaint",
+                shown_for("inpaint"))
 
     def to_extras(gallery, index):
         return gr.update(selected="extras"), ui_generation.selected_image(gallery, index)
@@ -136,26 +134,29 @@ def _connect_send_to(engine: Any, tabs: gr.Tabs, txt2img: Any, img2img: Any, ext
     for source in (txt2img, img2img):
         res = source.results
         res.send_to_img2img.click(to_img2img, inputs=[res.gallery, res.selected],
-                                  outputs=[tabs, img2img.img2img_tabs, init_image, mode], api_visibility="private")
+                                  outputs=[tabs, img2img.img2img_tabs, init_image, mode, controls],
+                                  api_visibility="private")
         res.send_to_inpaint.click(to_inpaint, inputs=[res.gallery, res.selected],
-                                  outputs=[tabs, img2img.img2img_tabs, editor, mode], api_visibility="private")
+                                  outputs=[tabs, img2img.img2img_tabs, editor, mode, controls],
+                                  api_visibility="private")
         res.send_to_extras.click(to_extras, inputs=[res.gallery, res.selected], outputs=[tabs, extras.image],
                                  api_visibility="private")
         for button in (res.send_to_img2img, res.send_to_inpaint):
             ui_paste.connect_paste(button, res.infotext, _paste_targets(img2img), engine, True)
 
+    # What could not be pasted (an upscaler or LoRA not here ...) is said in the receiving tab's log line.
     ui_paste.connect_paste(pnginfo.send_to_txt2img, pnginfo.infotext, _paste_targets(txt2img), engine, False,
-                           tabs=tabs, tab_id="txt2img")
+                           tabs=tabs, tab_id="txt2img", status=txt2img.results.log_html)
     ui_paste.connect_paste(pnginfo.send_to_img2img, pnginfo.infotext, _paste_targets(img2img), engine, True,
-                           tabs=tabs, tab_id="img2img")
-    pnginfo.send_to_img2img.click(lambda image: (image, "img2img", gr.update(selected="img2img_img2img_tab")),
-                               inputs=pnginfo.image, outputs=[init_image, mode, img2img.img2img_tabs],
-                               api_visibility="private")
+                           tabs=tabs, tab_id="img2img", status=img2img.results.log_html)
+    pnginfo.send_to_img2img.click(
+        lambda image: (image, "img2img", gr.update(selected="img2img_img2img_tab"), shown_for("img2img")),
+        inputs=pnginfo.image, outputs=[init_image, mode, img2img.img2img_tabs, controls], api_visibility="private")
     ui_paste.connect_paste(pnginfo.send_to_inpaint, pnginfo.infotext, _paste_targets(img2img), engine, True,
-                           tabs=tabs, tab_id="img2img")
+                           tabs=tabs, tab_id="img2img", status=img2img.results.log_html)
     pnginfo.send_to_inpaint.click(
         lambda image: ({"background": image, "layers": [], "composite": image} if image is not None else None,
-                       "inpaint", gr.update(selected="img2img_inpaint_tab")),
-        inputs=pnginfo.image, outputs=[editor, mode, img2img.img2img_tabs], api_visibility="private")
+                       "inpaint", gr.update(selected="img2img_inpaint_tab"), shown_for("inpaint")),
+        inputs=pnginfo.image, outputs=[editor, mode, img2img.img2img_tabs, controls], api_visibility="private")
     pnginfo.send_to_extras.click(lambda image: (gr.update(selected="extras"), image), inputs=pnginfo.image,
                               outputs=[tabs, extras.image], api_visibility="private")

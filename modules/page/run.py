@@ -90,3 +90,27 @@ def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None
     processed: Processed = outcome["processed"]
     yield RunUpdate(list(processed.images), list(processed.infotexts), done=True, processed=processed,
                     seconds=seconds, warnings=list(processed.warnings))
+
+
+def gallery_items(engine: Any, processed: Processed) -> list[tuple[Any, str, int, int]]:
+    """``[(image, infotext, seed, subseed)]`` as the gallery shows a finished run: with "Show grid in gallery"
+    (``return_grid``) a batch of several images gets its grid first, as A1111's gallery does. A result that
+    already starts with grids (X/Y/Z plot, prompt matrix) is shown as it is."""
+    images = list(processed.images)
+    infotexts = list(processed.infotexts) + [""] * (len(images) - len(processed.infotexts))
+    seeds = list(processed.seeds)
+    subseeds = list(processed.subseeds)
+    if processed.index_of_first_image:  # grids first: seeds belong to the images after them
+        pad = processed.index_of_first_image
+        seeds = [processed.seed] * pad + seeds
+        subseeds = [processed.subseed] * pad + subseeds
+    seeds += [processed.seed] * (len(images) - len(seeds))
+    subseeds += [processed.subseed] * (len(images) - len(subseeds))
+    items = list(zip(images, infotexts, seeds, subseeds))
+    if len(images) > 1 and not processed.index_of_first_image and engine.options.get("return_grid"):
+        from modules.core import image_files
+
+        grid = image_files.image_grid(images)
+        grid.info["parameters"] = infotexts[0]
+        items.insert(0, (grid, infotexts[0], seeds[0], subseeds[0]))
+    return items

@@ -1,0 +1,253 @@
+"""What a new A1111 user tripped over, fixed, and the parts A1111's page has that ours lacked (issue 18).
+
+The whole app as webui.py serves it, over a tiny 64 px SD1 checkpoint, in Debian's chromium. Every test drives
+the page as a user does and checks the page and the pictures the engine made. Screenshots: tests/artifacts/.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import tiny_models
+from tests.browser_harness import open_page, require_playwright, serve, shot
+
+require_playwright()  # the whole module skips where Playwright or Chromium is missing
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import webui
+    from modules.settings import cmd_args
+
+    data = tmp_path_factory.mktemp("parity-browser")
+    ckpt_dir = data / "models" / "Stable-diffusion"
+    ckpt_dir.mkdir(parents=True)
+    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=5), ckpt_dir / "tiny-64.safetensors", "sd1",
+                                  metadata={"modelspec.resolution": "64x64"})
+    args = cmd_args.parse_args(["--data-dir", str(data), "--api"], environ={})
+    engine = webui.build_engine(args)
+    engine.ensure_model()
+    app = webui.create_app(engine, args)
+    with serve(app, "parity", start_timeout=120) as url:
+        yield SimpleNamespace(url=url, data=data, engine=engine)
+
+
+@pytest.fixture()
+def page(server, browser):
+    with open_page(browser, server.url, "#txt2img_prompt textarea", viewport={"width": 1400, "height": 1100}) as pg:
+        yield pg
+
+
+def set_number(pg, elem_id: str, value) -> None:
+    box = pg.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def value(pg, selector: str) -> str:
+    return pg.locator(selector).first.input_value()
+
+
+def gallery_images(pg, tab: str) -> list[Image.Image]:
+    out = []
+    for img in pg.locator(f"#{tab}_gallery img").all():
+        out.append(Image.open(io.BytesIO(pg.request.get(img.get_attribute("src")).body())))
+    return out
+
+
+def wait_done(pg, tab: str, timeout: float = 60_000) -> None:
+    pg.locator(f"#html_log_{tab}").filter(has_text="Time taken").wait_for(timeout=timeout)
+    pg.wait_for_function(f"() => !document.querySelector('#{tab}_results .sd-progress-box')", timeout=timeout)
+
+
+def test_docs_work_offline(page, server):
+    """/docs is Swagger UI from the swagger-ui-bundle package: nothing is fetched from another host."""
+    outside: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(server.url + "docs")
+    page.locator(".swagger-ui .opblock").first.wait_for(timeout=20_000)
+    assert page.locator(".swagger-ui .opblock", has_text="/sdapi/v1/txt2img").count() >= 1
+    assert outside == []
+    shot(page, "parity_docs_offline.png")
+
+
+def test_batch_grid_is_first_in_the_gallery_unless_the_setting_is_off(page, server):
+    page.locator("#txt2img_prompt textarea").fill("a grid")
+    for elem, v in (("txt2img_steps", 2), ("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_seed", 11),
+                    ("txt2img_batch_count", 2), ("txt2img_batch_size", 2)):
+        set_number(page, elem, v)
+    page.locator("#txt2img_generate").click()
+    wait_done(page, "txt2img")
+    page.wait_for_function("() => document.querySelectorAll('#txt2img_gallery img').length === 5")
+    images = gallery_images(page, "txt2img")
+    assert images[0].size == (128, 128) and all(im.size == (64, 64) for im in images[1:])
+    grid = np.asarray(images[0].convert("RGB"))
+    for i, im in enumerate(images[1:]):  # the grid's cells are the four pictures, in order
+        y, x = divmod(i, 2)
+        assert np.array_equal(grid[y * 64:(y + 1) * 64, x * 64:(x + 1) * 64], np.asarray(im.convert("RGB")))
+    shot(page, "parity_grid_in_gallery.png")
+    server.engine.options.set("return_grid", False)
+    try:
+        page.locator("#txt2img_generate").click()
+        wait_done(page, "txt2img")
+        page.wait_for_function("() => document.querySelectorAll('#txt2img_gallery img').length === 4")
+    finally:
+        server.engine.options.set("return_grid", True)
+
+
+def test_style_editor_saves_with_a_confirmation_edits_and_deletes(page, server):
+    styles_csv = server.data / "styles.csv"
+    page.locator("#txt2img_prompt textarea").fill("a red circle")
+    page.locator("#txt2img_neg_prompt textarea").fill("blurry")
+    page.locator("#txt2img_style_create").click()
+    editor = page.locator("#txt2img_style_editor").first  # a Gradio 6 Group nests two divs with its id
+    editor.wait_for(state="visible")
+    assert value(page, "#txt2img_edit_style_prompt textarea") == "a red circle"
+    page.locator("#txt2img_style_name input").fill("Circles")
+    page.locator("#txt2img_style_name input").press("Enter")
+    page.locator("#txt2img_style_save").click()
+    page.locator("#html_log_txt2img").filter(has_text="Saved style 'Circles'").wait_for()
+    editor.wait_for(state="hidden")
+    rows = {r["name"]: r for r in csv.DictReader(styles_csv.open(encoding="utf-8-sig"))}
+    assert rows["Circles"]["prompt"] == "a red circle" and rows["Circles"]["negative_prompt"] == "blurry"
+
+    # pick it in the Styles dropdown, open the editor: it shows the style; change it and save
+    page.locator("#txt2img_styles input").click()
+    page.get_by_role("option", name="Circles").click()
+    page.locator("#txt2img_style_create").click()
+    editor.wait_for(state="visible")
+    page.wait_for_function("() => document.querySelector('#txt2img_style_name input').value === 'Circles'")
+    page.locator("#txt2img_edit_style_prompt textarea").fill("a green circle, {prompt}")
+    shot(page, "parity_style_editor.png")
+    page.locator("#txt2img_style_save").click()
+    editor.wait_for(state="hidden")
+    rows = {r["name"]: r for r in csv.DictReader(styles_csv.open(encoding="utf-8-sig"))}
+    assert rows["Circles"]["prompt"] == "a green circle, {prompt}"
+    assert server.engine.styles.styles["Circles"].prompt == "a green circle, {prompt}"
+
+    page.locator("#txt2img_style_create").click()
+    editor.wait_for(state="visible")
+    page.locator("#txt2img_style_delete").click()
+    page.locator("#html_log_txt2img").filter(has_text="Deleted style 'Circles'").wait_for()
+    assert "Circles" not in server.engine.styles.styles
+    assert "Circles" not in styles_csv.read_text(encoding="utf-8-sig")
+
+
+def test_interrupt_and_skip_take_generates_place_and_the_preview_fills_the_gallery(page, server):
+    page.locator("#txt2img_prompt textarea").fill("a long run")
+    for elem, v in (("txt2img_steps", 150), ("txt2img_width", 64), ("txt2img_height", 64),
+                    ("txt2img_batch_count", 40), ("txt2img_seed", 7)):
+        set_number(page, elem, v)
+    generate = page.locator("#txt2img_generate").bounding_box()
+    settings_top = page.locator("#txt2img_settings").bounding_box()["y"]
+    page.locator("#txt2img_generate").click()
+    page.locator("#txt2img_interrupt").wait_for(state="visible")
+    interrupt = page.locator("#txt2img_interrupt").bounding_box()
+    skip = page.locator("#txt2img_skip").bounding_box()
+    assert not page.locator("#txt2img_generate").is_visible()
+    assert abs(interrupt["y"] - generate["y"]) < 4 and abs(skip["y"] - generate["y"]) < 4  # side by side
+    assert abs(interrupt["height"] - generate["height"]) < 4
+    assert interrupt["x"] >= generate["x"] - 2 and skip["x"] + skip["width"] <= generate["x"] + generate["width"] + 2
+    assert abs(page.locator("#txt2img_settings").bounding_box()["y"] - settings_top) < 2  # nothing pushed down
+    preview = page.locator("#txt2img_results .sd-live-preview img")
+    preview.wait_for(timeout=60_000)
+    gallery = page.locator("#txt2img_gallery").bounding_box()
+    box = preview.bounding_box()
+    assert box["width"] > 0.9 * gallery["width"] and box["height"] > 0.7 * gallery["height"]
+    assert abs(box["x"] - gallery["x"]) < 4
+    shot(page, "parity_interrupt_in_generates_place.png")
+    page.locator("#txt2img_skip").click()  # skips the current image, the run goes on
+    page.locator("#txt2img_interrupt").click()
+    page.locator("#html_log_txt2img").filter(has_text="Interrupted").wait_for(timeout=30_000)
+    page.locator("#txt2img_generate").wait_for(state="visible")
+    assert not page.locator("#txt2img_interrupt").is_visible()
+
+
+PASTED = ("a cat\nNegative prompt: dog\nSteps: 3, Sampler: DPM++ 2M Karras, CFG scale: 6, Seed: 42, Size: 64x64, "
+          "Clip skip: 2, Denoising strength: 0.5, Hires upscale: 1.5, Hires upscaler: 4x-NoSuchUpscaler")
+
+
+def test_paste_selects_karras_names_an_unknown_upscaler_and_shows_overrides_as_chips(page, server):
+    page.locator("#txt2img_prompt textarea").fill(PASTED)
+    page.locator("#txt2img_paste").click()
+    page.wait_for_function("() => document.querySelector('#txt2img_prompt textarea').value === 'a cat'")
+    assert value(page, "#txt2img_sampling input") == "DPM++ 2M"
+    assert value(page, "#txt2img_scheduler input") == "Karras"
+    log = page.locator("#html_log_txt2img")
+    log.filter(has_text="4x-NoSuchUpscaler").wait_for()
+    assert "Hires upscaler" in log.inner_text()
+    chips = page.locator("#txt2img_override_settings")
+    chips.filter(has_text="Clip skip: 2").wait_for()
+    shot(page, "parity_paste_chips.png")
+
+    page.locator("#txt2img_generate").click()
+    wait_done(page, "txt2img")
+    info = page.locator("#html_info_txt2img").inner_text()
+    assert "Schedule type: Karras" in info and "Clip skip: 2" in info
+    with_override = gallery_images(page, "txt2img")[0]
+    assert with_override.size == (96, 96)  # hires 1.5x ran with the Latent upscaler the field kept
+
+    chips.locator("[aria-label*='Clip skip'], .token-remove, button").first.click()
+    page.wait_for_function("() => !document.querySelector('#txt2img_override_settings')?.textContent"
+                           ".includes('Clip skip: 2')")
+    page.locator("#txt2img_generate").click()
+    page.locator("#html_log_txt2img").filter(has_text="Time taken").wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('#html_info_txt2img').textContent.includes('Clip skip')")
+    without = gallery_images(page, "txt2img")[0]
+    assert with_override.tobytes() != without.tobytes()  # clip skip 2 gave other pixels than the default 1
+
+
+def _draw(page, selector: str, points: list[tuple[float, float]]) -> None:
+    canvas = page.locator(f"{selector} canvas").first
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * points[0][0], box["y"] + box["height"] * points[0][1])
+    page.mouse.down()
+    for fx, fy in points[1:]:
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
+    page.mouse.up()
+
+
+def test_inpaint_options_show_and_the_mask_repaints_only_its_part(page, server, tmp_path):
+    src = Image.new("RGB", (64, 64), (30, 60, 200))
+    src.paste((220, 40, 40), (16, 16, 48, 48))
+    path = tmp_path / "square.png"
+    src.save(path)
+    page.get_by_role("tab", name="img2img", exact=True).first.click()
+    controls = page.locator("#img2img_inpaint_controls").first
+    assert not controls.is_visible()
+    page.locator("#img2img_inpaint_tab-button, [role=tab]:has-text('Inpaint')").first.click()
+    controls.wait_for(state="visible", timeout=10_000)
+    page.locator("#img2maskimg input[type=file]").set_input_files(str(path))
+    page.wait_for_timeout(1500)
+    _draw(page, "#img2maskimg", [(0.5, 0.45), (0.5, 0.55)])  # the brush is 24 px wide: a blob in the middle
+    set_number(page, "img2img_mask_blur", 0)
+    page.locator("#img2img_inpainting_fill label", has_text="latent noise").click()
+    for elem, v in (("img2img_steps", 3), ("img2img_width", 64), ("img2img_height", 64), ("img2img_seed", 3)):
+        set_number(page, elem, v)
+    page.locator("#img2img_prompt textarea").fill("a hole")
+    shot(page, "parity_inpaint_controls.png")
+    page.locator("#img2img_generate").click()
+    wait_done(page, "img2img")
+    info = page.locator("#html_info_img2img").inner_text()
+    assert "Masked content: latent noise" in info  # (a blur of 0 is not written, as in A1111)
+    out = np.asarray(gallery_images(page, "img2img")[0].convert("RGB")).astype(int)
+    want = np.asarray(src).astype(int)
+    assert out.shape == (64, 64, 3)
+    corner = np.abs(out[:6, :6] - want[:6, :6]).max()
+    centre = np.abs(out[28:36, 28:36] - want[28:36, 28:36]).mean()
+    assert corner <= 8, corner  # outside the mask: the original, pasted back
+    assert centre > 20, centre  # under the mask: repainted
