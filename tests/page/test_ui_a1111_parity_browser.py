@@ -251,3 +251,47 @@ def test_inpaint_options_show_and_the_mask_repaints_only_its_part(page, server, 
     centre = np.abs(out[28:36, 28:36] - want[28:36, 28:36]).mean()
     assert corner <= 8, corner  # outside the mask: the original, pasted back
     assert centre > 20, centre  # under the mask: repainted
+
+
+def _choose(page, elem_id: str, *options: str) -> None:
+    box = page.locator(f"#{elem_id} input").first
+    for option in options:
+        box.click()
+        page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_xyz_swap_buttons_move_type_and_values_between_axes(page, server):
+    page.locator("#txt2img_prompt textarea").fill("swap")
+    for elem, v in (("txt2img_steps", 2), ("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_seed", 5)):
+        set_number(page, elem, v)
+    _choose(page, "tab_txt2img #script_list", "X/Y/Z plot")
+    xid = "script_txt2img_xyz_plot_"
+    page.locator(f"#{xid}x_type").wait_for(state="visible")
+    _choose(page, f"{xid}x_type", "Steps")
+    page.locator(f"#{xid}x_values input, #{xid}x_values textarea").first.fill("1,2")
+    _choose(page, f"{xid}y_type", "Sampler")
+    page.locator(f"#{xid}y_values_dropdown").wait_for(state="visible")
+    _choose(page, f"{xid}y_values_dropdown", "Euler", "DDIM")
+    page.locator(f"#{xid}swap_xy").click()
+    page.wait_for_function(f"() => document.querySelector('#{xid}x_type input').value === 'Sampler'")
+    page.locator(f"#{xid}x_values_dropdown").filter(has_text="DDIM").wait_for()
+    assert value(page, f"#{xid}y_type input") == "Steps"
+    assert value(page, f"#{xid}y_values input, #{xid}y_values textarea") == "1,2"
+    page.locator(f"#{xid}swap_yz").click()
+    page.wait_for_function(f"() => document.querySelector('#{xid}z_type input').value === 'Steps'")
+    assert value(page, f"#{xid}z_values input, #{xid}z_values textarea") == "1,2"
+    assert value(page, f"#{xid}y_type input") == "Nothing"
+    page.locator(f"#{xid}swap_xz").click()  # and back: X Steps, Z Sampler
+    page.wait_for_function(f"() => document.querySelector('#{xid}x_type input').value === 'Steps'")
+    page.locator(f"#{xid}z_values_dropdown").filter(has_text="DDIM").wait_for()
+    page.locator(f"#{xid}swap_xz").click()  # X Sampler (Euler, DDIM), Z Steps (1, 2)
+    page.wait_for_function(f"() => document.querySelector('#{xid}x_type input').value === 'Sampler'")
+    page.locator(f"#{xid}x_values_dropdown").filter(has_text="DDIM").wait_for()
+    shot(page, "parity_xyz_swapped.png", full_page=True)
+    page.locator("#txt2img_generate").click()
+    wait_done(page, "txt2img", timeout=120_000)
+    info = page.locator("#html_info_txt2img").inner_text()
+    grid = gallery_images(page, "txt2img")[0]
+    # Z (steps) grids side by side, each one row of X (samplers): one row of four 64 px cells under the legend
+    assert grid.width >= 4 * 64 and grid.height < 2 * 64 + 64, (grid.size, info)
+    _choose(page, "tab_txt2img #script_list", "None")
