@@ -22,6 +22,7 @@ from PIL import Image
 from modules.core import samplers
 from modules.page import overrides as override_chips
 from modules.page import run as ui_run
+from modules.page import save_images
 from modules.page import style_editor
 from modules.page.paste import open_image
 from modules.core.request import GenerationRequest, RequestError
@@ -64,6 +65,9 @@ class Results:
     send_to_img2img: gr.Button
     send_to_inpaint: gr.Button
     send_to_extras: gr.Button
+    save: gr.Button  # 💾
+    save_zip: gr.Button  # 🗃️
+    download: gr.File  # what 💾 / 🗃️ wrote, to download
 
 
 @dataclass
@@ -440,14 +444,18 @@ def _results(tab: str) -> Results:
                              preview=True)
         with gr.Row(elem_id=f"image_buttons_{tab}", elem_classes=["sd-image-buttons"]):
             open_folder_btn = gr.Button("📂", elem_id=f"{tab}_open_folder", elem_classes=["sd-tool"], scale=0, min_width=40)
-            to_img2img = gr.Button("🖼️ img2img", elem_id=f"{tab}_send_to_img2img", size="sm")
-            to_inpaint = gr.Button("🎨️ inpaint", elem_id=f"{tab}_send_to_inpaint", size="sm")
-            to_extras = gr.Button("📐 extras", elem_id=f"{tab}_send_to_extras", size="sm")
+            save_btn = gr.Button("💾", elem_id=f"save_{tab}", elem_classes=["sd-tool"], scale=0, min_width=40)
+            zip_btn = gr.Button("🗃️", elem_id=f"save_zip_{tab}", elem_classes=["sd-tool"], scale=0, min_width=40)
+            to_img2img = gr.Button("🖼️ img2img", elem_id=f"{tab}_send_to_img2img", size="sm", min_width=80)
+            to_inpaint = gr.Button("🎨️ inpaint", elem_id=f"{tab}_send_to_inpaint", size="sm", min_width=80)
+            to_extras = gr.Button("📐 extras", elem_id=f"{tab}_send_to_extras", size="sm", min_width=80)
+        download = gr.File(label="Saved files", file_count="multiple", interactive=False, visible=False,
+                           elem_id=f"download_files_{tab}")
         info_html = gr.HTML(elem_id=f"html_info_{tab}", elem_classes=["sd-infotext-html"])
         info_text = gr.Textbox(visible=False, elem_id=f"generation_info_{tab}")
         log = gr.HTML(elem_id=f"html_log_{tab}", elem_classes=["sd-log"])
     return Results(gallery, info_html, info_text, log, gr.State([]), gr.State(0), open_folder_btn, to_img2img,
-                   to_inpaint, to_extras)
+                   to_inpaint, to_extras, save_btn, zip_btn, download)
 
 
 def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
@@ -590,6 +598,32 @@ def _wire_results(engine: Any, gt: GenerationTab, seed_buttons: dict[str, gr.But
                    or getattr(engine.args, "share", False))
     res.open_folder.click(lambda: log_html([open_folder(output_folder(engine, gt.tabname), allowed=allowed)]),
                           outputs=res.log_html, queue=False, api_visibility="private")
+
+    def save(make_zip):
+        def fn(gallery, state, index):
+            picked = save_images.chosen(len(gallery or []), index, bool(engine.options.get("save_selected_only")))
+            images = [selected_image(gallery, i) for i in picked]
+            texts = [state[i]["infotext"] if state and i < len(state) else "" for i in picked]
+            seeds = [state[i]["seed"] if state and i < len(state) else None for i in picked]
+            try:
+                files, message = save_images.save_images(engine, images, texts, seeds, make_zip=make_zip)
+            except OSError as exc:
+                return gr.update(), log_html(error=f"Not saved: {exc}")
+            return gr.update(value=download_copies(files) or None, visible=bool(files)), log_html([message])
+        return fn
+
+    for button, make_zip in ((res.save, False), (res.save_zip, True)):
+        button.click(save(make_zip), inputs=[res.gallery, res.state, res.selected], outputs=[res.download, res.log_html],
+                     api_visibility="private")
+
+
+def download_copies(files: list[Path]) -> list[str]:
+    """Copies in a temporary folder: Gradio serves only files under the temp dir, the working dir or
+    --gradio-allowed-path, and the Save folder may be anywhere (--data-dir)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sd-save-"))
+    return [str(shutil.copy2(f, folder / f.name)) for f in files]
 
 
 def selected_image(gallery_value: Any, index: Any) -> Image.Image | None:

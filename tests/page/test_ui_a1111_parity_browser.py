@@ -295,3 +295,49 @@ def test_xyz_swap_buttons_move_type_and_values_between_axes(page, server):
     # Z (steps) grids side by side, each one row of X (samplers): one row of four 64 px cells under the legend
     assert grid.width >= 4 * 64 and grid.height < 2 * 64 + 64, (grid.size, info)
     _choose(page, "tab_txt2img #script_list", "None")
+
+
+def test_save_and_zip_the_selected_image(page, server):
+    import zipfile
+
+    page.locator("#txt2img_prompt textarea").fill("keep me")
+    for elem, v in (("txt2img_steps", 2), ("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_seed", 21),
+                    ("txt2img_batch_count", 1), ("txt2img_batch_size", 2)):
+        set_number(page, elem, v)
+    page.locator("#txt2img_generate").click()
+    wait_done(page, "txt2img")
+    page.wait_for_function("() => document.querySelectorAll('#txt2img_gallery img').length === 3")
+    shown = gallery_images(page, "txt2img")  # grid, seed 21, seed 22
+    page.locator("#txt2img_gallery .thumbnail-item").nth(2).click()  # the second picture of the batch
+    page.locator("#html_info_txt2img").filter(has_text="Seed: 22").wait_for()
+    page.locator("#save_txt2img").click()
+    page.locator("#html_log_txt2img").filter(has_text="Saved").wait_for()
+    folder = server.data / "log" / "images"
+    saved = sorted(folder.glob("*.png"))
+    assert len(saved) == 1 and "22" in saved[0].name
+    with Image.open(saved[0]) as im:
+        assert im.convert("RGB").tobytes() == shown[2].convert("RGB").tobytes()
+        assert "Seed: 22" in im.info["parameters"] and im.info["parameters"].startswith("keep me")
+    rows = list(csv.DictReader((folder / "log.csv").open(encoding="utf-8")))
+    assert rows[-1]["seed"] == "22" and rows[-1]["filename"] == saved[0].name and rows[-1]["prompt"] == "keep me"
+    download = page.locator("#download_files_txt2img").first
+    download.filter(has_text=saved[0].stem).wait_for()
+    shot(page, "parity_saved.png")
+
+    page.locator("#save_zip_txt2img").click()
+    page.locator("#html_log_txt2img").filter(has_text="_images.zip").wait_for()
+    archive = next(folder.glob("*_images.zip"))
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        assert len(names) == 1
+        assert Image.open(io.BytesIO(z.read(names[0]))).convert("RGB").tobytes() == shown[2].convert("RGB").tobytes()
+    download.filter(has_text=archive.stem).wait_for()
+
+    server.engine.options.set("save_selected_only", False)
+    try:
+        page.locator("#save_txt2img").click()
+        page.wait_for_function("() => (document.querySelector('#html_log_txt2img').textContent.match(/png/g) || [])"
+                               ".length === 3")
+        assert len(list(folder.glob("*.png"))) == 1 + 1 + 3  # the single, the zipped one, then all three
+    finally:
+        server.engine.options.set("save_selected_only", True)
