@@ -28,8 +28,12 @@ def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("parity-browser")
     ckpt_dir = data / "models" / "Stable-diffusion"
     ckpt_dir.mkdir(parents=True)
-    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=5), ckpt_dir / "tiny-64.safetensors", "sd1",
+    components = tiny_models.tiny_sd1(seed=5)
+    tiny_models.write_single_file(components, ckpt_dir / "tiny-64.safetensors", "sd1",
                                   metadata={"modelspec.resolution": "64x64"})
+    from tests import network_files
+
+    network_files.save_safetensors(network_files.kohya_lora(components, seed=1), data / "models" / "Lora" / "ink.safetensors")
     args = cmd_args.parse_args(["--data-dir", str(data), "--api"], environ={})
     engine = webui.build_engine(args)
     engine.ensure_model()
@@ -341,3 +345,32 @@ def test_save_and_zip_the_selected_image(page, server):
         assert len(list(folder.glob("*.png"))) == 1 + 1 + 3  # the single, the zipped one, then all three
     finally:
         server.engine.options.set("save_selected_only", True)
+
+
+def test_replace_preview_puts_the_selected_picture_on_the_card(page, server):
+    page.locator("#txt2img_prompt textarea").fill("a preview")
+    for elem, v in (("txt2img_steps", 2), ("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_seed", 31),
+                    ("txt2img_batch_count", 1), ("txt2img_batch_size", 1)):
+        set_number(page, elem, v)
+    page.locator("#txt2img_generate").click()
+    wait_done(page, "txt2img")
+    shown = gallery_images(page, "txt2img")[0]
+    page.get_by_role("tab", name="Lora", exact=True).first.click()
+    root = page.locator("#txt2img_lora .sd-en")
+    card = root.locator(".sd-en-card").first
+    card.wait_for(timeout=10_000)
+    assert not card.locator("img").count()  # no preview yet
+    card.hover()
+    card.locator(".sd-en-edit").click()
+    dialog = page.locator("dialog.sd-en-dialog")
+    dialog.locator(".sd-en-replace-preview").click()
+    dialog.wait_for(state="detached")
+    preview = server.data / "models" / "Lora" / "ink.preview.png"
+    with Image.open(preview) as im:
+        assert im.convert("RGB").tobytes() == shown.convert("RGB").tobytes()
+        assert im.info["parameters"].startswith("a preview")
+    img = root.locator(".sd-en-card").first.locator("img")
+    img.wait_for()
+    served = Image.open(io.BytesIO(page.request.get(img.evaluate("e => e.src")).body()))
+    assert served.convert("RGB").tobytes() == shown.convert("RGB").tobytes()
+    shot(page, "parity_replace_preview.png")
