@@ -14,6 +14,7 @@ import gradio as gr
 from modules.page import extensions as ui_extensions
 from modules.page import extra_networks as ui_extra_networks
 from modules.page import extras as ui_extras
+from modules.page import merger as ui_merger
 from modules.page import generation as ui_generation
 from modules.page import paste as ui_paste
 from modules.page import pnginfo as ui_pnginfo
@@ -62,6 +63,8 @@ def create_ui(engine: Any, *, tasks: Any = None, restart: Any = None) -> gr.Bloc
                 extras = ui_extras.create_extras_tab(engine)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 pnginfo = ui_pnginfo.create_pnginfo_tab(engine)
+            with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):
+                ui_merger.create_merger_tab(engine, quicksettings=quick)
             for blocks, title, elem_id in ui_extensions.extension_tabs(engine):
                 with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
                     blocks.render()

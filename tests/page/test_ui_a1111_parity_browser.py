@@ -34,8 +34,11 @@ def server(tmp_path_factory):
     from tests import network_files
 
     network_files.save_safetensors(network_files.kohya_lora(components, seed=1), data / "models" / "Lora" / "ink.safetensors")
+    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=6), ckpt_dir / "tiny-other.safetensors", "sd1",
+                                  metadata={"modelspec.resolution": "64x64"})
     args = cmd_args.parse_args(["--data-dir", str(data), "--api"], environ={})
     engine = webui.build_engine(args)
+    engine.options.set("sd_model_checkpoint", "tiny-64.safetensors")
     engine.ensure_model()
     app = webui.create_app(engine, args)
     with serve(app, "parity", start_timeout=120) as url:
@@ -261,7 +264,8 @@ def _choose(page, elem_id: str, *options: str) -> None:
     box = page.locator(f"#{elem_id} input").first
     for option in options:
         box.click()
-        page.get_by_role("option", name=option, exact=True).click()
+        page.get_by_role("option", name=option, exact=True).locator("visible=true").first.click()
+    box.press("Escape")  # a multiselect's list stays open, and another dropdown's options would be ambiguous
 
 
 def test_xyz_swap_buttons_move_type_and_values_between_axes(page, server):
@@ -374,3 +378,45 @@ def test_replace_preview_puts_the_selected_picture_on_the_card(page, server):
     served = Image.open(io.BytesIO(page.request.get(img.evaluate("e => e.src")).body()))
     assert served.convert("RGB").tobytes() == shown.convert("RGB").tobytes()
     shot(page, "parity_replace_preview.png")
+
+
+def test_checkpoint_merger_tab_merges_and_the_result_generates(page, server):
+    import json as json_
+
+    from modules.models.safe_load import read_safetensors_metadata
+
+    page.get_by_role("tab", name="Checkpoint Merger", exact=True).click()
+    _choose(page, "modelmerger_primary_model_name", *[o for o in _titles(server) if o.startswith("tiny-64")])
+    _choose(page, "modelmerger_secondary_model_name", *[o for o in _titles(server) if o.startswith("tiny-other")])
+    page.locator("#modelmerger_custom_name textarea, #modelmerger_custom_name input").first.fill("mixed")
+    set_number(page, "modelmerger_interp_amount", 0.5)
+    page.locator("#modelmerger_save_as_half input").check()
+    shot(page, "parity_checkpoint_merger.png")
+    page.locator("#modelmerger_merge").click()
+    page.locator("#modelmerger_result").filter(has_text="Checkpoint saved to").wait_for(timeout=120_000)
+    path = server.data / "models" / "Stable-diffusion" / "mixed.safetensors"
+    assert str(path) in page.locator("#modelmerger_result").inner_text()
+    recipe = json_.loads(read_safetensors_metadata(path)["sd_merge_recipe"])
+    assert (recipe["interp_method"], recipe["multiplier"], recipe["save_as_half"]) == ("Weighted sum", 0.5, True)
+
+    # the new checkpoint is in the top bar's list; load it and generate
+    page.locator("#setting_sd_model_checkpoint input[role=combobox]").click()
+    page.locator("[role=listbox] [role=option]", has_text="mixed.safetensors").first.click()
+    page.locator("#quicksettings_status").filter(has_text="Loaded mixed").wait_for(timeout=60_000)
+    try:
+        page.get_by_role("tab", name="txt2img", exact=True).first.click()
+        page.locator("#txt2img_prompt textarea").fill("merged")
+        for elem, v in (("txt2img_steps", 2), ("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_seed", 3),
+                        ("txt2img_batch_count", 1), ("txt2img_batch_size", 1)):
+            set_number(page, elem, v)
+        page.locator("#txt2img_generate").click()
+        wait_done(page, "txt2img")
+        assert "Model: mixed" in page.locator("#html_info_txt2img").inner_text()
+        assert gallery_images(page, "txt2img")[0].size == (64, 64)
+    finally:
+        server.engine.options.set("sd_model_checkpoint", "tiny-64.safetensors")
+        server.engine.ensure_model()
+
+
+def _titles(server) -> list[str]:
+    return [i.title for i in server.engine.available_checkpoints()]
