@@ -20,6 +20,8 @@ import gradio as gr
 from PIL import Image
 
 from modules.core import samplers
+from modules.engine import img2img_batch
+from modules.page import img2img_modes
 from modules.page import overrides as override_chips
 from modules.page import run as ui_run
 from modules.page import save_images
@@ -33,7 +35,7 @@ RESIZE_MODES = ["Just resize", "Crop and resize", "Resize and fill", "Just resiz
 INPAINT_FILL = ["fill", "original", "latent noise", "latent nothing"]
 MASK_MODES = ["Inpaint masked", "Inpaint not masked"]
 INPAINT_AREAS = ["Whole picture", "Only masked"]
-IMG2IMG_MODES = ("img2img", "inpaint", "inpaint upload")
+IMG2IMG_MODES = ("img2img", "sketch", "inpaint", "inpaint sketch", "inpaint upload", "batch")
 
 # Request fields read straight from a component of the same name (the paste targets as well).
 TXT2IMG_FIELDS = (
@@ -50,7 +52,8 @@ IMG2IMG_FIELDS = (
 )
 # Extra (non-request) inputs, in this order after the fields.
 EXTRA_INPUTS = ("id_task", "seed_extras", "mode", "init_image", "inpaint_editor", "inpaint_upload_image",
-                "inpaint_upload_mask", "resize_by_selected", "scale_by")
+                "inpaint_upload_mask", "resize_by_selected", "scale_by", "sketch_editor", "inpaint_sketch_editor",
+                *img2img_modes.BATCH_NAMES)
 
 
 @dataclass
@@ -201,6 +204,23 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
             raise RequestError("init_images", "Inpaint upload: upload the image to repaint")
         if mask is None:
             raise RequestError("mask", "Inpaint upload: upload a mask (white = repaint)")
+    elif mode == "inpaint sketch":
+        init, mask = img2img_modes.inpaint_sketch_parts(values.get("inpaint_sketch_editor"))
+        if init is None:
+            raise RequestError("init_images", "Inpaint sketch: upload an image to draw on")
+        if mask is None:
+            raise RequestError("mask", "Inpaint sketch: draw over the part of the image to repaint")
+    elif mode == "sketch":
+        init = img2img_modes.sketch_init(values.get("sketch_editor"))
+        if init is None:
+            raise RequestError("init_images", "Sketch: upload an image to draw on")
+        fields.pop("mask_blur", None)
+    elif mode == "batch":  # the pictures come from the input folder, one request each (img2img_batch)
+        mask_blur = fields.pop("mask_blur", None)
+        request = GenerationRequest(**fields)
+        if mask_blur is not None:
+            request.mask_blur = int(mask_blur)
+        return request
     else:
         init = open_image(values.get("init_image"))
         if init is None:
@@ -385,18 +405,25 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
         with gr.Tab("img2img", id="img2img_img2img_tab", elem_id="img2img_img2img_tab") as t_img:
             extras["init_image"] = gr.Image(label="Image for img2img", type="pil", image_mode="RGBA",
                                             sources=["upload", "clipboard"], elem_id="img2img_image", height=420)
+        with gr.Tab("Sketch", id="img2img_img2img_sketch_tab", elem_id="img2img_img2img_sketch_tab") as t_sketch:
+            img2img_modes.create_sketch(extras)
         with gr.Tab("Inpaint", id="img2img_inpaint_tab", elem_id="img2img_inpaint_tab") as t_inpaint:
             extras["inpaint_editor"] = gr.ImageEditor(
                 label="Image for inpainting with mask", type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
                 brush=gr.Brush(colors=["#ffffff"], default_size=24, color_mode="fixed"), eraser=gr.Eraser(default_size=24),
                 layers=False, transforms=(), elem_id="img2maskimg", height=420)
+        with gr.Tab("Inpaint sketch", id="img2img_inpaint_sketch_tab", elem_id="img2img_inpaint_sketch_tab") as t_isketch:
+            img2img_modes.create_inpaint_sketch(extras)
         with gr.Tab("Inpaint upload", id="img2img_inpaint_upload_tab", elem_id="img2img_inpaint_upload_tab") as t_upload:
             with gr.Row():
                 extras["inpaint_upload_image"] = gr.Image(label="Image", type="pil", image_mode="RGBA",
                                                           sources=["upload", "clipboard"], elem_id="img_inpaint_base")
                 extras["inpaint_upload_mask"] = gr.Image(label="Mask (white = repaint)", type="pil", image_mode="RGBA",
                                                          sources=["upload", "clipboard"], elem_id="img_inpaint_mask")
-    modes = ((t_img, "img2img"), (t_inpaint, "inpaint"), (t_upload, "inpaint upload"))
+        with gr.Tab("Batch", id="img2img_batch_tab", elem_id="img2img_batch_tab") as t_batch:
+            img2img_modes.create_batch(extras)
+    modes = ((t_img, "img2img"), (t_sketch, "sketch"), (t_inpaint, "inpaint"), (t_isketch, "inpaint sketch"),
+             (t_upload, "inpaint upload"), (t_batch, "batch"))
 
     fields["resize_mode"] = gr.Radio(label="Resize mode", choices=RESIZE_MODES, value=RESIZE_MODES[0],
                                      elem_id="resize_mode")
@@ -423,7 +450,7 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
 
 def inpaint_controls_update(mode: str) -> Any:
     """Mask blur, mask mode, masked content and inpaint area show for the modes that have a mask."""
-    return gr.update(visible=mode != "img2img")
+    return gr.update(visible=mode not in ("img2img", "sketch"))
 
 
 def _img2img_size(engine: Any, tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> None:
@@ -481,8 +508,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
                     else:
                         _size_rows(engine, tab, fields)
                         extras["mode"] = gr.State("txt2img")
-                        for name in ("init_image", "inpaint_editor", "inpaint_upload_image", "inpaint_upload_mask",
-                                     "resize_by_selected", "scale_by"):
+                        for name in EXTRA_INPUTS[3:]:
                             extras[name] = gr.State(None)
                     fields["cfg_scale"] = gr.Slider(1.0, 30.0, value=7.0, step=0.5, label="CFG Scale",
                                                     elem_id=f"{tab}_cfg_scale")
@@ -535,7 +561,11 @@ def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
             yield keep, keep, keep, log_html(error=ui_run.error_message(exc)), keep, keep, id_task
             return
         request.id_task = id_task or f"task(ui-{os.urandom(6).hex()})"
-        for update in ui_run.run_generation(engine, request, tasks=tasks):
+        work = None
+        if gt.is_img2img and values.get("mode") == "batch":
+            spec = img2img_modes.batch_spec(values)
+            work = lambda: img2img_batch.run_batch(engine, request, spec)  # noqa: E731
+        for update in ui_run.run_generation(engine, request, tasks=tasks, work=work):
             if not update.done:
                 yield (update.images, infotext_html(update.infotexts[0]), update.infotexts[0],
                        log_html(seconds=update.seconds), keep, keep, keep)

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from modules.core.request import GenerationRequest, Processed, RequestError
 
@@ -42,11 +42,13 @@ def error_message(exc: BaseException) -> str:
 
 
 def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None,
-                   poll_seconds: float = POLL_SECONDS) -> Iterator[RunUpdate]:
+                   poll_seconds: float = POLL_SECONDS, work: Callable[[], Processed] | None = None
+                   ) -> Iterator[RunUpdate]:
     """Yield a RunUpdate whenever more images are finished, then a final one with ``done=True``.
 
     The request needs an ``id_task``: it is how the partial results and the browser's progress polling
-    find this run among others queued on the same engine.
+    find this run among others queued on the same engine. ``work``: what runs instead of
+    ``engine.generate(request)`` (img2img's Batch: one engine.generate per picture, under the same id).
     """
     if not request.id_task:
         raise ValueError("request.id_task: the page must give each run an id")
@@ -54,9 +56,11 @@ def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None
     finished = threading.Event()
     started = time.perf_counter()
 
-    def work() -> None:
+    run = work or (lambda: engine.generate(request))
+
+    def worker() -> None:
         try:
-            outcome["processed"] = engine.generate(request)
+            outcome["processed"] = run()
         except BaseException as exc:  # noqa: BLE001 - reported to the page, never lost in a thread
             outcome["error"] = exc
         finally:
@@ -64,7 +68,7 @@ def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None
 
     if tasks is not None:
         tasks.add(request.id_task)
-    thread = threading.Thread(target=work, name=f"generate {request.id_task}", daemon=True)
+    thread = threading.Thread(target=worker, name=f"generate {request.id_task}", daemon=True)
     thread.start()
     shown = 0
     try:
