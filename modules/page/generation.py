@@ -401,26 +401,28 @@ def _hires_group(engine: Any, tab: str, fields: dict[str, Any]) -> None:
 
 def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> gr.Tabs:
     extras["mode"] = gr.State("img2img")
+    # render_children: "Send to inpaint" fills an editor whose tab was never opened; Gradio 6 drops a value sent
+    # to a component it has not rendered yet.
     with gr.Tabs(elem_id="mode_img2img") as tabs:
-        with gr.Tab("img2img", id="img2img_img2img_tab", elem_id="img2img_img2img_tab") as t_img:
+        with gr.Tab("img2img", id="img2img_img2img_tab", elem_id="img2img_img2img_tab", render_children=True) as t_img:
             extras["init_image"] = gr.Image(label="Image for img2img", type="pil", image_mode="RGBA",
                                             sources=["upload", "clipboard"], elem_id="img2img_image", height=420)
-        with gr.Tab("Sketch", id="img2img_img2img_sketch_tab", elem_id="img2img_img2img_sketch_tab") as t_sketch:
+        with gr.Tab("Sketch", id="img2img_img2img_sketch_tab", elem_id="img2img_img2img_sketch_tab", render_children=True) as t_sketch:
             img2img_modes.create_sketch(extras)
-        with gr.Tab("Inpaint", id="img2img_inpaint_tab", elem_id="img2img_inpaint_tab") as t_inpaint:
+        with gr.Tab("Inpaint", id="img2img_inpaint_tab", elem_id="img2img_inpaint_tab", render_children=True) as t_inpaint:
             extras["inpaint_editor"] = gr.ImageEditor(
                 label="Image for inpainting with mask", type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
                 brush=gr.Brush(colors=["#ffffff"], default_size=24, color_mode="fixed"), eraser=gr.Eraser(default_size=24),
-                layers=False, transforms=(), elem_id="img2maskimg", height=420)
-        with gr.Tab("Inpaint sketch", id="img2img_inpaint_sketch_tab", elem_id="img2img_inpaint_sketch_tab") as t_isketch:
+                layers=False, transforms=(), elem_id="img2maskimg", height=420, format="png")  # webp would be lossy
+        with gr.Tab("Inpaint sketch", id="img2img_inpaint_sketch_tab", elem_id="img2img_inpaint_sketch_tab", render_children=True) as t_isketch:
             img2img_modes.create_inpaint_sketch(extras)
-        with gr.Tab("Inpaint upload", id="img2img_inpaint_upload_tab", elem_id="img2img_inpaint_upload_tab") as t_upload:
+        with gr.Tab("Inpaint upload", id="img2img_inpaint_upload_tab", elem_id="img2img_inpaint_upload_tab", render_children=True) as t_upload:
             with gr.Row():
                 extras["inpaint_upload_image"] = gr.Image(label="Image", type="pil", image_mode="RGBA",
                                                           sources=["upload", "clipboard"], elem_id="img_inpaint_base")
                 extras["inpaint_upload_mask"] = gr.Image(label="Mask (white = repaint)", type="pil", image_mode="RGBA",
                                                          sources=["upload", "clipboard"], elem_id="img_inpaint_mask")
-        with gr.Tab("Batch", id="img2img_batch_tab", elem_id="img2img_batch_tab") as t_batch:
+        with gr.Tab("Batch", id="img2img_batch_tab", elem_id="img2img_batch_tab", render_children=True) as t_batch:
             img2img_modes.create_batch(extras)
     modes = ((t_img, "img2img"), (t_sketch, "sketch"), (t_inpaint, "inpaint"), (t_isketch, "inpaint sketch"),
              (t_upload, "inpaint upload"), (t_batch, "batch"))

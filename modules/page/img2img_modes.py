@@ -24,7 +24,8 @@ def _sketch_editor(label: str, elem_id: str) -> gr.ImageEditor:
     return gr.ImageEditor(label=label, type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
                           brush=gr.Brush(colors=SKETCH_COLORS, default_color=SKETCH_COLORS[0], default_size=12,
                                          color_mode="defaults"),
-                          eraser=gr.Eraser(default_size=12), layers=False, transforms=(), elem_id=elem_id, height=420)
+                          eraser=gr.Eraser(default_size=12), layers=False, transforms=(), elem_id=elem_id, height=420,
+                          format="png")  # the default webp would be lossy
 
 
 def create_sketch(extras: dict[str, Any]) -> None:

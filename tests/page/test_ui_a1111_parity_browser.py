@@ -505,3 +505,26 @@ def test_batch_runs_a_folder_with_png_info_into_the_output_folder(page, server, 
         greens = np.asarray(b.convert("RGB")).astype(int).mean(axis=(0, 1))
         assert reds[0] > reds[1] and greens[1] > greens[0]  # each from its own picture
     page.wait_for_function("() => document.querySelectorAll('#img2img_gallery img').length >= 2")
+
+
+def test_send_to_inpaint_fills_the_editor_and_shows_the_inpaint_options(page, server):
+    page.get_by_role("tab", name="txt2img", exact=True).first.click()
+    page.locator("#txt2img_prompt textarea").fill("a red circle on a blue background")
+    for elem, v in (("txt2img_steps", 6), ("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_seed", 4),
+                    ("txt2img_batch_count", 1), ("txt2img_batch_size", 1)):
+        set_number(page, elem, v)
+    page.locator("#txt2img_generate").click()
+    wait_done(page, "txt2img")
+    sent = np.asarray(gallery_images(page, "txt2img")[0].convert("RGB")).astype(int)
+    page.locator("#txt2img_send_to_inpaint").click()
+    page.locator("#img2img_inpaint_controls").first.wait_for(state="visible", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('#img2img_prompt textarea').value.startsWith('a red')")
+    page.wait_for_timeout(1500)
+    _draw(page, "#img2maskimg", [(0.5, 0.45), (0.5, 0.55)])
+    set_number(page, "img2img_mask_blur", 0)
+    page.locator("#img2img_inpainting_fill label", has_text="latent noise").click()
+    page.locator("#img2img_generate").click()
+    wait_done(page, "img2img")
+    out = np.asarray(gallery_images(page, "img2img")[0].convert("RGB")).astype(int)
+    assert np.abs(out[:6, :6] - sent[:6, :6]).max() <= 8  # the sent picture is what was inpainted
+    shot(page, "parity_send_to_inpaint.png")
