@@ -1,9 +1,12 @@
-"""A1111's ``modules.processing``: process_images, ``p`` and Processed. A thin facade; the code lives in ``modules.scripting.processing_object``, ``modules.engine.pipeline``."""
-from modules.scripting.processing_object import (  # noqa: F401
-    REQUEST_FIELDS, StableDiffusionProcessing, StableDiffusionProcessingTxt2Img,
-    StableDiffusionProcessingImg2Img, as_processing,
-)
+"""A1111's ``modules.processing``: ``process_images``, ``p`` and ``Processed``. A thin facade; the code lives in
+``modules.scripting.processing`` (the script layer's side of a generation), ``modules.scripting.processing_object``
+(``p``) and ``modules.engine.pipeline`` (the generation itself)."""
+from modules.core.request import Processed  # noqa: F401
 from modules.engine.pipeline import (  # noqa: F401
-    APP_VERSION, Batch, Plan, process_images, generation_job, hires_target_size, img2img_timesteps,
-    Img2ImgInit, create_infotext, save_grid, combined_processed, processed_js,
+    APP_VERSION, create_infotext, hires_target_size, img2img_timesteps,
+)
+from modules.engine.rng import fix_seed  # noqa: F401
+from modules.scripting.processing import combined_processed, process_images, save_grid  # noqa: F401
+from modules.scripting.processing_object import (  # noqa: F401
+    StableDiffusionProcessing, StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img,
 )

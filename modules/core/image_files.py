@@ -20,6 +20,7 @@ import os
 import re
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
@@ -325,6 +326,14 @@ def _format_for(extension: str) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------------ saving
 
 
+@dataclass
+class ImageSaveParams:
+    image: Any  # PIL image about to be / that was saved
+    p: Any  # the processing object, or None
+    filename: str  # the full path it is saved to
+    pnginfo: dict[str, Any]  # text chunks; "parameters" holds the infotext
+
+
 def save_image(
     image: Image.Image,
     directory: Path | str,
@@ -369,8 +378,6 @@ def save_image(
     exact: Path | None = None
     params = None
     if callbacks is not None and (callbacks.has("before_image_saved") or callbacks.has("image_saved")):
-        from modules.scripting.callbacks import ImageSaveParams
-
         number = next_sequence_number(directory, basename_prefix)
         counter = f"{basename_prefix}-{number:04}" if basename_prefix else f"{number:05}"
         planned = str(directory / f"{counter}{file_decoration}.{ext}")

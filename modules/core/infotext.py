@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
+from modules.core import styles as styles_mod
+from modules.core.styles import PromptStyle
+
 __all__ = [
     "INFOTEXT_KEY_ORDER",
     "quote",
@@ -228,14 +231,7 @@ def uses_emphasis(*prompts: str) -> bool:
 # ------------------------------------------------------------------------------------------------ styles
 
 
-@dataclass(frozen=True)
-class _Style:
-    name: str
-    prompt: str
-    negative_prompt: str
-
-
-def _normalize_styles(styles: Any) -> list[_Style]:
+def _normalize_styles(styles: Any) -> list[PromptStyle]:
     """Accept a mapping name→style or an iterable of styles; a style is an object with ``name``/``prompt``/
     ``negative_prompt`` attributes, a dict with those keys, or a ``(name, prompt, negative_prompt)`` tuple."""
     if styles is None:
@@ -260,55 +256,14 @@ def _normalize_styles(styles: Any) -> list[_Style]:
             name = getattr(st, "name", "")
             prompt = getattr(st, "prompt", "")
             negative = getattr(st, "negative_prompt", "")
-        out.append(_Style(str(name), str(prompt or ""), str(negative or "")))
+        out.append(PromptStyle(str(name), str(prompt or ""), str(negative or "")))
     return out
 
 
-def _extract_style_text_from_prompt(style_text: str, prompt: str) -> tuple[bool, str]:
-    stripped_prompt = prompt.strip()
-    stripped_style_text = style_text.strip()
-    if "{prompt}" in stripped_style_text:
-        left, _, right = stripped_style_text.partition("{prompt}")
-        if stripped_prompt.startswith(left) and stripped_prompt.endswith(right):
-            return True, stripped_prompt[len(left):len(stripped_prompt) - len(right)]
-    else:
-        if stripped_prompt.endswith(stripped_style_text):
-            prompt = stripped_prompt[: len(stripped_prompt) - len(stripped_style_text)]
-            if prompt.endswith(", "):
-                prompt = prompt[:-2]
-            return True, prompt
-    return False, prompt
-
-
-def _extract_original_prompts(style: _Style, prompt: str, negative_prompt: str) -> tuple[bool, str, str]:
-    if not style.prompt and not style.negative_prompt:
-        return False, prompt, negative_prompt
-    ok, new_prompt = _extract_style_text_from_prompt(style.prompt, prompt)
-    if not ok:
-        return False, prompt, negative_prompt
-    ok, new_negative = _extract_style_text_from_prompt(style.negative_prompt, negative_prompt)
-    if not ok:
-        return False, prompt, negative_prompt
-    return True, new_prompt, new_negative
-
-
 def extract_styles_from_prompt(styles: Any, prompt: str, negative_prompt: str) -> tuple[list[str], str, str]:
-    """A1111's ``StyleDatabase.extract_styles_from_prompt``: peel saved styles off the end of the prompts."""
-    applicable = _normalize_styles(styles)
-    extracted: list[str] = []
-    while True:
-        found = None
-        for style in applicable:
-            ok, new_prompt, new_negative = _extract_original_prompts(style, prompt, negative_prompt)
-            if ok:
-                found = style
-                prompt, negative_prompt = new_prompt, new_negative
-                break
-        if found is None:
-            break
-        applicable.remove(found)
-        extracted.append(found.name)
-    return list(reversed(extracted)), prompt, negative_prompt
+    """Peel saved styles off the end of the prompts, as the style database does (one implementation:
+    :func:`modules.core.styles.extract_styles_from_prompt`), for styles given in any of the shapes above."""
+    return styles_mod.extract_styles_from_prompt(_normalize_styles(styles), prompt, negative_prompt)
 
 
 # ------------------------------------------------------------------------------------------------ parsing

@@ -97,6 +97,28 @@ def extract_original_prompts(style: PromptStyle, prompt: str, negative_prompt: s
     return True, positive, negative
 
 
+def extract_styles_from_prompt(styles: Iterable[PromptStyle], prompt: str,
+                               negative_prompt: str) -> tuple[list[str], str, str]:
+    """Undo applied styles: ``(style names in application order, prompt, negative_prompt)``.
+
+    Repeatedly takes off the first style (in the given order) whose prompt *and* negative prompt both match the
+    ends of the current texts, until none does. The one implementation behind the style database, PNG Info and
+    the API's png-info."""
+    extracted: list[str] = []
+    candidates = list(styles)
+    while True:
+        for style in candidates:
+            ok, new_prompt, new_negative = extract_original_prompts(style, prompt, negative_prompt)
+            if ok:
+                prompt, negative_prompt = new_prompt, new_negative
+                candidates.remove(style)
+                extracted.append(style.name)
+                break
+        else:
+            break
+    return list(reversed(extracted)), prompt, negative_prompt
+
+
 # ---------------------------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------------------------
@@ -220,24 +242,8 @@ class StyleDatabase:
         return apply_styles_to_prompt(prompt, self.get_negative_style_prompts(styles))
 
     def extract_styles_from_prompt(self, prompt: str, negative_prompt: str) -> tuple[list[str], str, str]:
-        """Undo applied styles: ``(style names in application order, prompt, negative_prompt)``.
-
-        Repeatedly takes off the first style (in database order) whose prompt *and* negative prompt
-        both match the ends of the current texts, until none does.
-        """
-        extracted: list[str] = []
-        candidates = list(self.styles.values())
-        while True:
-            for style in candidates:
-                ok, new_prompt, new_negative = extract_original_prompts(style, prompt, negative_prompt)
-                if ok:
-                    prompt, negative_prompt = new_prompt, new_negative
-                    candidates.remove(style)
-                    extracted.append(style.name)
-                    break
-            else:
-                break
-        return list(reversed(extracted)), prompt, negative_prompt
+        """Undo applied styles of this database (see :func:`extract_styles_from_prompt`)."""
+        return extract_styles_from_prompt(self.styles.values(), prompt, negative_prompt)
 
     # --- saving -----------------------------------------------------------------------------------
     def save_styles(self, path=None) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from modules.networks import extra_networks
+from modules.core import network_tags
 from modules.core import prompt_parser
 from modules.core.prompt_comments import strip_comments
 
@@ -16,7 +16,7 @@ def count_prompt_tokens(prompt: str, steps: int, count_tokens: Callable[[str], t
                         *, strip_prompt_comments: bool = True) -> tuple[int, int]:
     """(tokens used, chunk target) for the largest text the prompt produces at any step."""
     text = strip_comments(prompt) if strip_prompt_comments else prompt
-    text, _ = extra_networks.parse_prompt(text)
+    text, _ = network_tags.parse_prompt(text)
     _, flat, _ = prompt_parser.get_multicond_prompt_list([text])
     schedules = prompt_parser.get_learned_conditioning_prompt_schedules(flat, max(int(steps), 1))
     texts = [t for schedule in schedules for _, t in schedule] or [""]

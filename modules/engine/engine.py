@@ -1,31 +1,55 @@
-"""The Engine: the one object that owns the loaded model, its options and the job state.
+"""The Engine: the one object that owns the loaded model, its options, the job state and the queue.
 
-Every door (web UI, HTTP API, scripts) holds a reference to one Engine and calls
-`engine.generate(request)`; nothing here knows about Gradio or FastAPI.
+Every door (web UI, HTTP API, the script layer) holds one Engine and calls its methods: ``generate`` for
+pictures, ``apply_settings`` / ``select_checkpoint`` / ``reload_checkpoint`` / ``unload_checkpoint`` for every
+change of model, VAE or settings. Each takes the queue, so a change waits for the running job and a job
+never sees a model or setting change under it. Nothing here knows about Gradio, FastAPI or A1111's scripts:
+the script layer plugs into a generation through :class:`~modules.engine.hooks.GenerationHooks`.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
 import torch
 from PIL import Image
 
-from modules.core import img2img_ops
-from modules.engine import live_preview
-from modules.core import prompt_parser
-from modules.core import samplers
-from modules.engine.devices import DeviceConfig, torch_gc
-from modules.networks.extra_networks import ExtraNetworkRegistry
+from modules.core import img2img_ops, prompt_parser, samplers
 from modules.core.request import GenerationRequest, Processed
+from modules.core.styles import StyleDatabase
+from modules.engine import live_preview
+from modules.engine.devices import DeviceConfig, torch_gc
+from modules.engine.hooks import NO_HOOKS, GenerationHooks
 from modules.engine.job_state import JobState
 from modules.engine.sampling import SamplingInputs
+from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
+from modules.models.hashes import HashCache
+from modules.models.upscalers import UpscalerRegistry
+from modules.models.vae_list import VaeRegistry
+from modules.networks.extra_networks import ExtraNetworkRegistry
+from modules.settings.options import Options
+from modules.settings.paths import Paths
+
+if TYPE_CHECKING:
+    from modules.models.checkpoint_loader import LoadedModel
+    from modules.networks.manager import NetworkManager
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The settings that name what is loaded: changing one loads a model.
+MODEL_KEYS = ("sd_model_checkpoint", "sd_vae")
+
+# ids of the engines whose queue this thread / task already holds: a nested call (a script's grid cells, a
+# settings change made by a running job) joins that turn instead of waiting behind itself.
+_HELD: ContextVar[frozenset] = ContextVar("engine_queue_held", default=frozenset())
 
 
 class ModelLoadError(RuntimeError):
@@ -33,16 +57,7 @@ class ModelLoadError(RuntimeError):
 
 
 class Engine:
-    def __init__(self, *, args: Any, paths: Any, options: Any, devices: DeviceConfig) -> None:
-        from modules.models.checkpoints import CheckpointRegistry
-        from modules.scripting.extensions import ExtensionManager
-        from modules.models.hashes import HashCache
-        from modules.scripting.callbacks import CallbackRegistry
-        from modules.scripting.scripts import ScriptManager
-        from modules.core.styles import StyleDatabase
-        from modules.models.upscalers import UpscalerRegistry
-        from modules.models.vae_list import VaeRegistry
-
+    def __init__(self, *, args: argparse.Namespace, paths: Paths, options: Options, devices: DeviceConfig) -> None:
         self.args = args
         self.paths = paths
         self.options = options
@@ -54,22 +69,18 @@ class Engine:
         self.styles = StyleDatabase(list(paths.styles_files))
         self.upscalers = UpscalerRegistry(Path(paths.models_dir))
         self.extra_networks = ExtraNetworkRegistry()
-        self.networks = self._make_network_manager()
-        self.model: Any = None  # checkpoint_loader.LoadedModel
-        self.checkpoint_info: Any = None
+        self.networks: NetworkManager = self._make_network_manager()
+        self.model: LoadedModel | None = None
+        self.checkpoint_info: CheckpointInfo | None = None
         self.vae_info: dict[str, str] | None = None
-        self.conditioner: Any = None
+        self.conditioner: Any = None  # conditioning.TextConditioner of the loaded model
         self._baked_vae_state: dict[str, torch.Tensor] | None = None
         self._loaded_vae_path: Path | None = None
         self._latent_rgb: torch.Tensor | None = None
         self._model_lock = threading.RLock()
         self._cond_cache: OrderedDict[tuple, Any] = OrderedDict()
-        self._model_generation = 0
+        self.model_generation = 0  # counts checkpoint loads, so listeners can tell a new model
         self.builtin_checkpoint: Path | None = None
-        # Extensions and scripts (spec §12): discovered here, imported on first use or by webui.build_engine.
-        self.callbacks = CallbackRegistry()
-        self.extensions = ExtensionManager(paths, options, args)
-        self.scripts = ScriptManager(self)
 
     def _make_network_manager(self) -> Any:
         from modules.networks.extra_networks_hypernet import ExtraNetworkHypernet
@@ -85,10 +96,100 @@ class Engine:
             self.extra_networks.register(handler, aliases=handler.aliases)
         return manager
 
-    # --- doors call this -----------------------------------------------------------
-    def generate(self, request: GenerationRequest) -> Processed:
-        """The request's selected script (``script_name``) or ``process_images``, with the always-on scripts."""
-        return self.scripts.generate(request)
+    # --- the queue -----------------------------------------------------------------
+    @contextmanager
+    def exclusive(self) -> Iterator[bool]:
+        """This engine's turn in the queue (FIFO); yields True when this context holds it already (nested)."""
+        held = _HELD.get()
+        if id(self) in held:
+            yield True
+            return
+        with self.state.queue.hold():
+            token = _HELD.set(held | {id(self)})
+            try:
+                yield False
+            finally:
+                _HELD.reset(token)
+
+    @contextmanager
+    def job(self, request: GenerationRequest) -> Iterator[None]:
+        """The queue turn, the request's setting overrides, the model and the job state around a generation.
+
+        ``override_settings`` apply to this request only (to this context, so a concurrent reader of the
+        options never sees them) and are gone afterwards, even when the job fails; with
+        ``override_settings_restore_afterwards`` false they are applied as a settings change instead, as A1111
+        does. Nested inside another job (a script's grid cells), the outer job's turn and state are kept: the
+        job count grows if the cells need more than the script announced."""
+        request.validate()
+        with self.exclusive() as nested:
+            overrides = dict(request.override_settings or {})
+            if overrides and not request.override_settings_restore_afterwards:
+                self._set_options(overrides)
+                overrides = {}
+            with self.options.scoped(overrides):
+                self.ensure_model()
+                state = self.state
+                if nested:
+                    state.job_count = max(state.job_count, state.job_no + request.n_iter)
+                    yield
+                    return
+                state.begin("img2img" if request.is_img2img else "txt2img", request.n_iter, request.id_task)
+                try:
+                    yield
+                finally:
+                    state.end()
+
+    def generate(self, request: GenerationRequest, hooks: GenerationHooks = NO_HOOKS) -> Processed:
+        """Pictures for ``request``; ``hooks`` let the script layer take part (see :mod:`modules.engine.hooks`)."""
+        from modules.engine import pipeline
+
+        with self.job(request):
+            return pipeline.generate(self, request, hooks)
+
+    def run_exclusive(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the queue's turn (Extras and other model-using work that is not a generation)."""
+        with self.exclusive():
+            return fn()
+
+    # --- settings ------------------------------------------------------------------
+    def apply_settings(self, values: Mapping[str, Any], *, save: bool = True) -> list[str]:
+        """Set already-checked setting values (see :mod:`modules.engine.settings_check`); returns the keys
+        that changed. Waits for the running job. A new checkpoint or VAE is loaded before returning; when
+        loading fails, the model and settings stay as they were and the error propagates. The settings file
+        is written when anything changed."""
+        with self.exclusive():
+            changed = self._set_options(values)
+            if changed and save and self.options.path is not None:
+                self.options.save()
+            return changed
+
+    def _set_options(self, values: Mapping[str, Any]) -> list[str]:
+        opts = self.options
+        previous = {key: opts.get(key) for key in values}
+        changed = [key for key, value in values.items() if opts.set(key, value)]
+        if any(key in changed for key in MODEL_KEYS):
+            try:
+                self.ensure_model()
+            except Exception:
+                for key in MODEL_KEYS:
+                    if key in previous:
+                        opts.set(key, previous[key], run_callbacks=False)
+                raise
+        return changed
+
+    def select_checkpoint(self, title: str) -> CheckpointInfo:
+        """Load the checkpoint ``title`` names (a listed checkpoint's title) and make it the setting."""
+        self.apply_settings({"sd_model_checkpoint": title})
+        assert self.checkpoint_info is not None
+        return self.checkpoint_info
+
+    def reload_checkpoint(self) -> None:
+        with self.exclusive():
+            self.reload()
+
+    def unload_checkpoint(self) -> None:
+        with self.exclusive():
+            self.unload()
 
     # --- checkpoints ---------------------------------------------------------------
     def refresh_checkpoints(self) -> None:
@@ -192,12 +293,14 @@ class Engine:
         self.vae_info = None
         self.conditioner = TextConditioner(model.family, model.tokenizers, model.text_encoders, self.conditioning_options(None))
         self._latent_rgb = None
-        self._model_generation += 1
+        self.model_generation += 1
         self._cond_cache.clear()
         self._apply_offload()
         self.networks.attach(model)
-        # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint).
-        self.options.set("sd_model_checkpoint", info.title, run_callbacks=False)
+        # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint), unless this load
+        # serves one request's override: that must not outlive the request.
+        if not self.options.is_scoped("sd_model_checkpoint"):
+            self.options.set("sd_model_checkpoint", info.title, run_callbacks=False)
         log.info("Loaded %s (%s, %s) on %s", info.title, model.family, model.prediction_type, self.devices.describe())
 
     def _apply_offload(self) -> None:
@@ -283,8 +386,8 @@ class Engine:
         hires_total = samplers.total_denoiser_calls(sampler, hires_steps) if hires_steps else None
         use_old = bool(self.options.get("use_old_scheduling"))
         key = (
-            tuple(batch.prompts), tuple(batch.negative_prompts), total, hires_total, use_old, req.width, req.height,
-            tuple(vars(cond_opts).items()), self._model_generation, lookup.db.version,
+            tuple(batch.cond_prompts), tuple(batch.negative_prompts), total, hires_total, use_old, req.width, req.height,
+            tuple(vars(cond_opts).items()), self.model_generation, lookup.db.version,
             self.networks.text_encoder_signature(),
         )
         hit = self._cond_cache.get(key)
@@ -294,7 +397,7 @@ class Engine:
         else:
             with torch.no_grad():
                 c = prompt_parser.get_multicond_learned_conditioning(
-                    self.conditioner, prompt_parser.SdConditioning(batch.prompts, width=req.width, height=req.height),
+                    self.conditioner, prompt_parser.SdConditioning(batch.cond_prompts, width=req.width, height=req.height),
                     total, hires_total, use_old)
                 uc = prompt_parser.get_learned_conditioning(
                     self.conditioner,

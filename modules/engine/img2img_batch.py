@@ -4,8 +4,8 @@ For each image of the input folder (sorted by name): the request's settings with
 its mask from the masks folder (same stem, else the folder's only picture), and, when asked, parameters read
 from the image's own infotext (or the same-named file in a PNG info folder): the prompt is appended, the
 others replace the form's values. Results go to the output folder as ``<input stem>.png`` (written atomically,
-infotext kept), else to the usual img2img folder. One ``engine.generate`` per picture: progress, interrupt
-and skip work as for any run.
+infotext kept), else to the usual img2img folder. One generation per picture: progress, interrupt and skip
+work as for any run.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from PIL import Image, UnidentifiedImageError
 
@@ -118,8 +118,12 @@ def _save(image: Image.Image, text: str, folder: Path, stem: str, index: int, co
     return folder / name
 
 
-def run_batch(engine: Any, base: GenerationRequest, spec: BatchSpec) -> Processed:
-    """Run ``base`` (an img2img request without an image) on every picture of ``spec.input_dir``."""
+def run_batch(generate: Callable[[GenerationRequest], Processed], state: Any, base: GenerationRequest,
+              spec: BatchSpec) -> Processed:
+    """Run ``base`` (an img2img request without an image) on every picture of ``spec.input_dir``.
+
+    ``generate``: how one request runs (the page passes ``ScriptHost.generate``, so scripts take part);
+    ``state``: the engine's JobState (an Interrupt between two pictures stops the batch)."""
     from modules.core import image_files
 
     input_dir = _folder(spec.input_dir, "batch_input_dir")
@@ -139,7 +143,7 @@ def run_batch(engine: Any, base: GenerationRequest, spec: BatchSpec) -> Processe
     interrupted = False
     last: Processed | None = None
     for path in images:  # one id_task for all: the page's progress bar and partial results follow the batch
-        if engine.state.interrupted:
+        if state.interrupted:
             interrupted = True
             break
         request = copy.copy(base)
@@ -156,7 +160,7 @@ def run_batch(engine: Any, base: GenerationRequest, spec: BatchSpec) -> Processe
         if output_dir is not None:
             request.do_not_save_samples = True
             request.do_not_save_grid = True
-        processed = engine.generate(request)
+        processed = generate(request)
         last = processed
         for i, (image, text) in enumerate(zip(processed.images, processed.infotexts)):
             if output_dir is not None:

@@ -10,11 +10,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from modules.models import merge
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ class MergeResult:
     config: Path | None  # the copied NAME.yaml, if any
 
 
-def find_checkpoint(engine: Any, name: str, field: str) -> Any:
+def find_checkpoint(engine: "Engine", name: str, field: str) -> Any:
     """The CheckpointInfo a dropdown value names (title, name, or hash)."""
     for info in engine.available_checkpoints():
         if name in (info.title, info.name, info.model_name, info.short_title) or name in info.ids:
@@ -47,7 +50,7 @@ def read_checkpoint(info: Any, *, allow_unsafe_pickle: bool = False) -> dict[str
     return checkpoint_loader.load_checkpoint_state_dict(info.filename, allow_unsafe_pickle=allow_unsafe_pickle)
 
 
-def read_vae(engine: Any, name: str) -> dict[str, torch.Tensor]:
+def read_vae(engine: "Engine", name: str) -> dict[str, torch.Tensor]:
     """A VAE from the VAE list as ``first_stage_model.*`` tensors (the layout a checkpoint holds it in)."""
     from modules.models import checkpoint_detect, checkpoint_loader, ldm_export
 
@@ -60,11 +63,11 @@ def read_vae(engine: Any, name: str) -> dict[str, torch.Tensor]:
     return ldm_export.vae_to_ldm(diffusers_sd, config)
 
 
-def _unsafe(engine: Any) -> bool:
+def _unsafe(engine: "Engine") -> bool:
     return bool(getattr(getattr(engine, "args", None), "disable_safe_unpickle", False))
 
 
-def _sha256(engine: Any, info: Any) -> str | None:
+def _sha256(engine: "Engine", info: Any) -> str | None:
     try:
         engine.checkpoints.calculate_hash(info)
     except (OSError, ValueError) as exc:
@@ -77,7 +80,7 @@ def _kept_metadata(info: Any) -> dict[str, str]:
     return {k: v for k, v in (info.metadata or {}).items() if k.startswith("modelspec.")}
 
 
-def merge_checkpoints(engine: Any, recipe: merge.Recipe) -> MergeResult:
+def merge_checkpoints(engine: "Engine", recipe: merge.Recipe) -> MergeResult:
     """Merge as ``recipe`` says into the first checkpoint folder; refuses to overwrite a file."""
     recipe.check()
     roles = ["primary"]

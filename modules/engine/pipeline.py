@@ -1,61 +1,45 @@
-"""process_images: the one generation function behind the UI, the API and the scripts.
+"""The generation pipeline: a GenerationRequest in, images and infotexts out, with A1111's semantics.
 
-It turns a GenerationRequest into images and infotexts with A1111's semantics: seeds,
-prompt schedules and AND, extra-network tags, txt2img / img2img / inpainting, hires fix,
-saving with infotext. The model itself is owned by the Engine passed in.
-
-``process_images(p)`` (A1111's form, ``p`` a :class:`StableDiffusionProcessing`) and
-``process_images(engine, request)`` are the same call. With ``p.scripts`` set, the always-on scripts'
-hooks run at A1111's points (before_process, process, before_process_batch, process_batch, before_hr,
-postprocess_batch, postprocess_batch_list, postprocess_image, postprocess). A process_images called from
-inside another (a script's grid cells) joins the job of the outer one instead of queueing behind it.
+Seeds, prompt schedules and AND, extra-network tags, txt2img / img2img / inpainting, hires fix, saving with
+infotext. The Engine runs :func:`generate` inside its job (queue turn, overrides, loaded model); the layers
+above take part only through :class:`~modules.engine.hooks.GenerationHooks`, called at A1111's points.
 """
 from __future__ import annotations
 
-import datetime
-import math
-from contextlib import ExitStack, contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 from tqdm import tqdm
 
-from modules.networks import extra_networks
-from modules.core import img2img_ops
-from modules.core import infotext
-from modules.core import masking
-from modules.core import prompt_parser
+from modules.core import image_files, img2img_ops, infotext, masking, samplers
 from modules.engine import rng
-from modules.core import samplers
-from modules.models import upscalers
-from modules.core.request import GenerationRequest, Processed, RequestError
-from modules.engine.job_state import GenerationInterrupted
-from modules.scripting.processing_object import (StableDiffusionProcessing, StableDiffusionProcessingImg2Img,  # noqa: F401
-                                       StableDiffusionProcessingTxt2Img, as_processing)
 from modules.core.prompt_comments import strip_comments
+from modules.core.request import GenerationRequest, Processed, RequestError
+from modules.engine.hooks import NO_HOOKS, GenerationHooks, SamplingCallbacks
+from modules.engine.job_state import GenerationInterrupted
 from modules.engine.sampling import InpaintBlend, SamplingInputs, sample
+from modules.models import upscalers
+from modules.networks import extra_networks
+from modules.settings import output_paths
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
 
 APP_VERSION = "sd-webui-diffusers 0.1.0"
 
-# ids of the engines whose queue this thread / task already holds: a nested process_images joins that job.
-_HELD: ContextVar[frozenset] = ContextVar("processing_held_engines", default=frozenset())
-
 
 @dataclass
 class Batch:
-    """What one sampler run (one n_iter step) works on."""
+    """What one sampler run (one n_iter step) works on; hooks may change the lists before it runs."""
 
     index: int
-    prompts: list[str]  # tags stripped, for conditioning
+    prompts: list[str]  # with tags, as the infotext keeps them
     negative_prompts: list[str]
     seeds: list[int]
     subseeds: list[int]
+    cond_prompts: list[str] = field(default_factory=list)  # tags stripped, for conditioning
 
 
 @dataclass
@@ -79,85 +63,28 @@ class Plan:
     network_data: dict = field(default_factory=dict)
     used_embeddings: dict[str, Any] = field(default_factory=dict)  # found while conditioning, for "TI hashes"
     late_params: dict[str, Any] = field(default_factory=dict)  # infotext keys A1111 writes after the networks'
-    processing: Any = None  # the StableDiffusionProcessing being run (scripts' hooks get it)
-    hooks: Any = None  # sampling callbacks (on_cfg_denoiser...) bound to this run, or None
+    hooks: GenerationHooks = NO_HOOKS
+    sampling_callbacks: SamplingCallbacks | None = None  # per-step denoiser callbacks of this run, or None
 
 
-def process_images(engine_or_p: Any, req: GenerationRequest | None = None) -> Processed:
-    """Generate what ``p`` (or ``engine`` + ``req``) asks for; see the module docstring."""
-    p = as_processing(engine_or_p, req)
-    if p.scripts is not None:
-        p.scripts.before_process(p)
-    engine = p.engine
-    with generation_job(engine, p.request):
-        try:
-            processed = _process(p)
-        finally:
-            engine.after_generation()
-        if p.scripts is not None:
-            p.scripts.postprocess(p, processed)
+def generate(engine: "Engine", req: GenerationRequest, hooks: GenerationHooks = NO_HOOKS) -> Processed:
+    """Generate what ``req`` asks for; the caller holds the engine's job (``Engine.generate``)."""
+    plan = _plan(engine, req)
+    plan.hooks = hooks
+    plan.sampling_callbacks = hooks.sampling_callbacks()
+    hooks.begin(plan)  # may change plan.all_prompts / all_seeds / extra params
+    engine.networks.refresh(["embedding"])  # embedding files added or changed since the last generation
+    plan.late_params.update(req.extra_generation_params)
+    try:
+        processed = _generate(engine, plan)
+    finally:
+        engine.after_generation()
+    hooks.finish(plan, processed)
     return processed
 
 
-@contextmanager
-def _queue_turn(engine: "Engine") -> Iterator[bool]:
-    """Wait for this engine's turn; yields True when this context already has it (a nested call)."""
-    held = _HELD.get()
-    if id(engine) in held:
-        yield True
-        return
-    with engine.state.queue.hold():
-        token = _HELD.set(held | {id(engine)})
-        try:
-            yield False
-        finally:
-            _HELD.reset(token)
-
-
-@contextmanager
-def generation_job(engine: "Engine", req: GenerationRequest) -> Iterator[None]:
-    """The queue turn, the request's setting overrides, the model and the job state around one generation.
-
-    Nested inside another job (a script's cells), the outer job's turn and state are kept: the job count
-    grows if the cells need more than the script announced, and an interrupt stops the whole script."""
-    req.validate()
-    with _queue_turn(engine) as nested, ExitStack() as stack:
-        if req.override_settings:
-            if req.override_settings_restore_afterwards:
-                stack.enter_context(engine.options.override(**req.override_settings))
-            else:
-                for key, value in req.override_settings.items():
-                    engine.options.set(key, value)
-        engine.ensure_model()
-        scripts = getattr(engine, "scripts", None)
-        if scripts is not None:
-            scripts.check_model_loaded()
-        state = engine.state
-        if nested:
-            state.job_count = max(state.job_count, state.job_no + req.n_iter)
-            yield
-            return
-        state.begin("img2img" if req.is_img2img else "txt2img", req.n_iter, req.id_task)
-        try:
-            yield
-        finally:
-            state.end()
-
-
-def _process(p: StableDiffusionProcessing) -> Processed:
-    engine, req, runner = p.engine, p.request, p.scripts
-    opts = engine.options
-    plan = _plan(engine, req)
-    plan.processing = p
-    p.plan = plan
-    callbacks = getattr(engine, "callbacks", None)
-    if callbacks is not None and any(callbacks.has(k) for k in ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg")):
-        plan.hooks = callbacks.bound(p.failed_callbacks)
-    if runner is not None:
-        runner.process(p)  # may change p.all_prompts / p.all_seeds / p.extra_generation_params
-    engine.networks.refresh(["embedding"])  # embedding files added or changed since the last generation
-    plan.late_params.update(req.extra_generation_params)
-
+def _generate(engine: "Engine", plan: Plan) -> Processed:
+    req, hooks, opts = plan.request, plan.hooks, engine.options
     images: list[Image.Image] = []
     infotexts: list[str] = []
     done: list[int] = []  # index into all_* of each returned image (skipped batches leave gaps)
@@ -170,24 +97,18 @@ def _process(p: StableDiffusionProcessing) -> Processed:
         lo, hi = n * batch_size, min((n + 1) * batch_size, total)
         if lo >= hi:
             break
-        p.iteration = n
-        p.prompts, p.negative_prompts = list(plan.all_prompts[lo:hi]), list(plan.all_negative_prompts[lo:hi])
-        p.seeds, p.subseeds = list(plan.all_seeds[lo:hi]), list(plan.all_subseeds[lo:hi])
-        if runner is not None:
-            runner.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+        batch = Batch(n, list(plan.all_prompts[lo:hi]), list(plan.all_negative_prompts[lo:hi]),
+                      list(plan.all_seeds[lo:hi]), list(plan.all_subseeds[lo:hi]))
+        hooks.before_batch(plan, batch)
         # The first prompt's tags decide the batch's networks (A1111): re-activate only when they change.
-        cond_prompts, network_data = extra_networks.parse_prompts(p.prompts)
-        plan.cond_prompts[lo:hi] = cond_prompts
+        batch.cond_prompts, network_data = extra_networks.parse_prompts(batch.prompts)
+        plan.cond_prompts[lo:hi] = batch.cond_prompts
         if not req.disable_extra_networks and network_data != active_networks:
             for warning in engine.extra_networks.activate(engine, network_data) or []:
                 if warning not in plan.warnings:
                     plan.warnings.append(warning)
             active_networks = plan.network_data = network_data
-        if runner is not None:
-            kwargs = dict(batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
-            runner.after_extra_networks_activate(p, extra_network_data=network_data, **kwargs)
-            runner.process_batch(p, **kwargs)
-        batch = Batch(n, cond_prompts, p.negative_prompts, p.seeds, p.subseeds)
+        hooks.networks_activated(plan, batch, network_data)
         try:
             batch_images = _run_batch(engine, plan, batch)
         except GenerationInterrupted as exc:
@@ -196,13 +117,10 @@ def _process(p: StableDiffusionProcessing) -> Processed:
                 continue
             interrupted = True
             break
-        if runner is not None:
-            batch_images = runner.postprocess_batch_images(p, batch_images, batch_number=n)
+        batch_images = hooks.batch_done(plan, batch, batch_images)
         for i, image in enumerate(batch_images):
             index = min(lo + i, total - 1)
-            p.batch_index = i
-            if runner is not None:
-                image = runner.postprocess_image_one(p, image)
+            image = hooks.image_done(plan, batch, i, image)
             text = create_infotext(engine, plan, index)
             image.info["parameters"] = text
             images.append(image)
@@ -215,13 +133,9 @@ def _process(p: StableDiffusionProcessing) -> Processed:
 
     grid_saved = None
     if len(images) > 1 and opts.get("grid_save") and not req.do_not_save_grid:
-        from modules.core import image_files
-
         grid = image_files.image_grid(images)
         grid_saved = _save(engine, grid, plan, 0, create_infotext(engine, plan, 0), grid=True)
     if infotexts and engine.paths.params_txt is not None:
-        from modules.core import image_files
-
         image_files.write_params_txt(engine.paths.params_txt, infotexts[0])
 
     processed = Processed(
@@ -380,13 +294,11 @@ def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
         inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
         if model.is_inpainting:
             inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), height, width)
-        inputs.callbacks = plan.hooks
+        inputs.callbacks = plan.sampling_callbacks
         latents = _sample(engine, scheduler, latents, scheduler.timesteps, inputs, noise_rng, f"Sampling ({plan.sampler.name})")
 
         if req.enable_hr:
-            p = plan.processing
-            if p is not None and p.scripts is not None:
-                p.scripts.before_hr(p)
+            plan.hooks.before_hires(plan)
             latents = _hires_pass(engine, plan, batch, latents)
         return engine.decode(latents)
 
@@ -487,7 +399,7 @@ def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tenso
     if req.hr_prompt or req.hr_negative_prompt:
         hr_prompts, _ = extra_networks.parse_prompts([req.hr_prompt or p for p in plan.all_prompts[: len(batch.seeds)]])
         hr_neg = [req.hr_negative_prompt or n for n in batch.negative_prompts]
-        hr_batch = Batch(batch.index, hr_prompts, hr_neg, batch.seeds, batch.subseeds)
+        hr_batch = Batch(batch.index, hr_prompts, hr_neg, batch.seeds, batch.subseeds, cond_prompts=hr_prompts)
     conds = engine.conditioning(plan, hr_batch, steps=req.steps, hires_steps=steps, sampler=sampler)
     scheduler = samplers.build_scheduler(sampler, schedule, model.scheduler_config, noise_seeds=batch.seeds)
     timesteps = img2img_timesteps(scheduler, steps, req.denoising_strength, engine.devices.device)
@@ -497,7 +409,7 @@ def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tenso
     inputs = engine.sampling_inputs(conds, req.cfg_scale, final_w, final_h, len(batch.seeds))
     if model.is_inpainting:
         inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), final_h, final_w)
-    inputs.callbacks = plan.hooks
+    inputs.callbacks = plan.sampling_callbacks
     return _sample(engine, scheduler, start, timesteps, inputs, noise_rng, "Hires fix")
 
 
@@ -576,7 +488,7 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
         inputs.inpaint_cond = engine.inpaint_cond(init.images, init.mask)
     elif latent_mask is not None:
         inputs.blend = InpaintBlend(init_latents=init_latents, mask=latent_mask, noise=noise)
-    inputs.callbacks = plan.hooks
+    inputs.callbacks = plan.sampling_callbacks
     return _sample(engine, scheduler, latents, timesteps, inputs, noise_rng, f"img2img ({plan.sampler.name})")
 
 
@@ -623,8 +535,6 @@ def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
 
 
 def _filename_tags(engine: "Engine", plan: Plan, index: int) -> dict[str, Any]:
-    from modules.settings import output_paths
-
     req, opts, ckpt = plan.request, engine.options, engine.checkpoint_info
     return output_paths.filename_tags(
         seed=plan.all_seeds[index], prompt=plan.all_prompts[index], negative_prompt=plan.all_negative_prompts[index],
@@ -637,12 +547,10 @@ def _filename_tags(engine: "Engine", plan: Plan, index: int) -> dict[str, Any]:
 
 
 def _save(engine: "Engine", image: Image.Image, plan: Plan, index: int, text: str, *, grid: bool) -> Any:
-    from modules.core import image_files
-    from modules.settings import output_paths
-
     req = plan.request
     opts = engine.options
-    directory, pattern = output_paths.save_location(engine, is_img2img=req.is_img2img, grid=grid,
+    directory, pattern = output_paths.save_location(engine.options, engine.paths, is_img2img=req.is_img2img,
+                                                    grid=grid,
                                                     tags=_filename_tags(engine, plan, index))
     return image_files.save_image(
         image,
@@ -656,57 +564,9 @@ def _save(engine: "Engine", image: Image.Image, plan: Plan, index: int, text: st
         save_txt=bool(opts.get("save_txt")) and not grid,
         basename_prefix="grid" if grid else "",
         basename_pattern=pattern,
-        callbacks=getattr(engine, "callbacks", None),
-        p=plan.processing,
+        callbacks=plan.hooks.save_callbacks(),
+        p=plan.hooks.processing(),
     )
-
-
-def save_grid(p: StableDiffusionProcessing, image: Image.Image, text: str) -> str | None:
-    """Save a script's grid (X/Y/Z plot, prompt matrix) the way process_images saves its grids: only with the
-    ``grid_save`` setting and unless ``p.do_not_save_grid``; returns the path or None."""
-    from modules.core import image_files
-
-    engine, req = p.engine, p.request
-    opts = engine.options
-    if not opts.get("grid_save") or req.do_not_save_grid:
-        return None
-    from modules.settings import output_paths
-
-    seed = req.seed[0] if isinstance(req.seed, (list, tuple)) and req.seed else req.seed
-    directory, _ = output_paths.save_location(engine, is_img2img=req.is_img2img, grid=True,
-                                              tags={"date": datetime.date.today().isoformat(), "seed": seed})
-    path = image_files.save_image(
-        image, directory, seed=seed, infotext=text if opts.get("enable_pnginfo") else None,
-        extension=opts.get("grid_format") or "png", jpeg_quality=int(opts.get("jpeg_quality") or 80),
-        basename_prefix="grid", basename_pattern="", callbacks=getattr(engine, "callbacks", None), p=p)
-    return str(path)
-
-
-def combined_processed(p: StableDiffusionProcessing, parts: list[Processed], grids: list[Image.Image],
-                       grid_infotexts: list[str], include_images: bool = True) -> Processed:
-    """One result for a script that ran several generations: ``grids`` first (A1111's
-    ``index_of_first_image``), then every part's images when ``include_images``. Seeds, prompts and
-    infotexts stay aligned with the images after the grids."""
-    images = [img for part in parts for img in part.images] if include_images else []
-    infotexts = [t for part in parts for t in part.infotexts] if include_images else []
-    seeds = [s for part in parts for s in part.seeds] if include_images else []
-    subseeds = [s for part in parts for s in part.subseeds] if include_images else []
-    prompts = [t for part in parts for t in part.prompts] if include_images else []
-    negatives = [t for part in parts for t in part.negative_prompts] if include_images else []
-    first = parts[0] if parts else None
-    warnings: list[str] = []
-    for part in parts:
-        warnings += [w for w in part.warnings if w not in warnings]
-    info = dict(first.info) if first is not None else {}
-    info.update({"all_prompts": prompts, "all_negative_prompts": negatives, "all_seeds": seeds,
-                 "all_subseeds": subseeds, "index_of_first_image": len(grids),
-                 "infotexts": list(grid_infotexts) + infotexts, "warnings": warnings})
-    return Processed(
-        images=list(grids) + images, infotexts=list(grid_infotexts) + infotexts, seeds=seeds, subseeds=subseeds,
-        prompts=prompts, negative_prompts=negatives, request=p.request,
-        seed=first.seed if first is not None else -1, subseed=first.subseed if first is not None else -1,
-        info=info, warnings=warnings, saved_paths=[path for part in parts for path in part.saved_paths],
-        index_of_first_image=len(grids), interrupted=any(part.interrupted for part in parts))
 
 
 def processed_js(engine: "Engine", plan: Plan, processed: Processed) -> dict[str, Any]:

@@ -152,7 +152,7 @@ def run_postprocessing(engine: "Engine", inputs: Sequence[tuple[Image.Image, str
     texts: list[str] = []
     saved: list[str] = []
     interrupted = False
-    with state.queue.hold():
+    with engine.exclusive():
         state.begin("extras", len(inputs))
         try:
             for image, name in inputs:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence, Union
 import torch
 
 from modules.core import prompt_parser
+from modules.engine.hooks import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams, SamplingCallbacks
 
 Cond = Union[torch.Tensor, dict]
 
@@ -38,7 +39,7 @@ class SamplingInputs:
     blend: InpaintBlend | None = None
     # on_cfg_denoiser / on_cfg_denoised / on_cfg_after_cfg: an object with run(kind, params) and has(kind)
     # (script_callbacks.BoundCallbacks), or None
-    callbacks: Any = None
+    callbacks: SamplingCallbacks | None = None
 
 
 def _crossattn(c: Cond) -> torch.Tensor:
@@ -123,7 +124,6 @@ class CFGDenoiser:
             **kwargs,
         )[0].float()
         if callbacks is not None and callbacks.has("cfg_denoised"):
-            from modules.scripting.callbacks import CFGDenoisedParams
 
             params = CFGDenoisedParams(out, step, self.total_steps, self.unet)
             callbacks.run("cfg_denoised", params)
@@ -135,7 +135,6 @@ class CFGDenoiser:
         else:
             result = combine_denoised(out[:-batch], conds_list, out[-batch:], inp.cfg_scale)
         if callbacks is not None and callbacks.has("cfg_after_cfg"):
-            from modules.scripting.callbacks import AfterCFGCallbackParams
 
             params = AfterCFGCallbackParams(result, step, self.total_steps)
             callbacks.run("cfg_after_cfg", params)
@@ -145,7 +144,6 @@ class CFGDenoiser:
     def _before_unet(self, callbacks: Any, x_in: torch.Tensor, conds: list, t: torch.Tensor, step: int,
                      skip_uncond: bool) -> tuple[torch.Tensor, list]:
         """on_cfg_denoiser: callbacks see (and may replace) the UNet input and both conditionings."""
-        from modules.scripting.callbacks import CFGDenoiserParams
 
         text_cond = conds[0]
         text_uncond = None if skip_uncond else conds[1]

@@ -15,19 +15,22 @@ import contextlib
 import html
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import gradio as gr
 
 from modules.scripting import extensions
+
+if TYPE_CHECKING:
+    from modules.scripting.host import ScriptHost
 
 log = logging.getLogger(__name__)
 
 RESTART_NOTE = "Changes apply at the next start of the program."
 
 
-def extensions_head_html(engine: Any) -> str:
-    return extensions.head_html(engine.extensions)
+def extensions_head_html(host: "ScriptHost") -> str:
+    return extensions.head_html(host.extensions)
 
 
 @contextlib.contextmanager
@@ -44,16 +47,16 @@ def _outside_render_context() -> Iterator[None]:
         Context.root_block, Context.block = saved
 
 
-def before_ui(engine: Any) -> None:
+def before_ui(host: "ScriptHost") -> None:
     """A1111's ``on_before_ui`` callbacks: call once before building the page."""
-    engine.callbacks.run("before_ui")
+    host.callbacks.run("before_ui")
 
 
-def extension_tabs(engine: Any) -> list[tuple[Any, str, str]]:
+def extension_tabs(host: "ScriptHost") -> list[tuple[Any, str, str]]:
     """The ``ui_tabs`` callbacks' tabs; a callback that raises or returns something else is logged and left out."""
     tabs: list[tuple[Any, str, str]] = []
     with _outside_render_context():
-        results = engine.callbacks.run("ui_tabs")
+        results = host.callbacks.run("ui_tabs")
     for result in results:
         for item in result or []:
             try:
@@ -82,14 +85,14 @@ def _state(manager: extensions.ExtensionManager, ext: extensions.Extension) -> s
     return "enabled"
 
 
-def extensions_table_html(engine: Any) -> str:
+def extensions_table_html(host: "ScriptHost") -> str:
     """The installed extensions as an HTML table (every text escaped)."""
-    manager = engine.extensions
+    manager = host.extensions
     items = manager.list()
     if not items:
         return ("<p class='sd-extensions-empty'>No extensions installed. Put an extension's folder into "
                 "<code>extensions/</code> and restart.</p>")
-    failures = {f.owner: f for f in engine.callbacks.failures}
+    failures = {f.owner: f for f in host.callbacks.failures}
     rows = []
     for ext in items:
         problems = list(ext.errors)
@@ -112,9 +115,9 @@ def extensions_table_html(engine: Any) -> str:
     return f"<table id='extensions' class='sd-extensions'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def apply_enabled(engine: Any, enabled: list[str] | None) -> str:
+def apply_enabled(host: "ScriptHost", enabled: list[str] | None) -> str:
     """Persist the enabled set; returns a message for the page."""
-    disabled = engine.extensions.set_enabled(enabled or [])
+    disabled = host.extensions.set_enabled(enabled or [])
     names = ", ".join(disabled) if disabled else "none"
     return f"Saved. Disabled extensions: {names}."
 
@@ -127,8 +130,8 @@ class ExtensionsTab:
     message: Any
 
 
-def create_extensions_tab(engine: Any, restart: Callable[[], None] | None = None) -> ExtensionsTab:
-    manager = engine.extensions
+def create_extensions_tab(host: "ScriptHost", restart: Callable[[], None] | None = None) -> ExtensionsTab:
+    manager = host.extensions
     names = [e.name for e in manager.list()]
     with gr.Column(elem_id="extensions_installed_top"):
         enabled = gr.CheckboxGroup(label="Enabled extensions", choices=names,
@@ -139,17 +142,17 @@ def create_extensions_tab(engine: Any, restart: Callable[[], None] | None = None
                               elem_id="extensions_apply", scale=0)
             check = gr.Button("Refresh", elem_id="extensions_refresh", scale=0)
         message = gr.Markdown("" if restart else RESTART_NOTE, elem_id="extensions_message")
-        table = gr.HTML(extensions_table_html(engine), elem_id="extensions_table")
+        table = gr.HTML(extensions_table_html(host), elem_id="extensions_table")
 
     def on_apply(selected: list[str]) -> tuple[str, str]:
-        text = apply_enabled(engine, selected)
+        text = apply_enabled(host, selected)
         if restart is not None:
             restart()
             text += " Restarting..."
         else:
             text += " " + RESTART_NOTE
-        return extensions_table_html(engine), text
+        return extensions_table_html(host), text
 
     apply.click(on_apply, inputs=[enabled], outputs=[table, message], api_visibility="private")
-    check.click(lambda: extensions_table_html(engine), outputs=[table], api_visibility="private")
+    check.click(lambda: extensions_table_html(host), outputs=[table], api_visibility="private")
     return ExtensionsTab(table, enabled, apply, message)

@@ -25,11 +25,14 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from modules.server import file_serving
+from modules.engine import file_access
 from modules.core import fileio
 from modules.networks import sidecars
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +358,7 @@ class ExtraNetworksService:
     Thread-safe: routes run in FastAPI's thread pool. Built pages are replaced whole, never changed in place.
     """
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: Engine):
         self.engine = engine
         self._lock = threading.Lock()
         self._pages: dict[str, tuple[tuple, dict]] = {}  # page -> (cache key, payload)
@@ -601,7 +604,7 @@ class ExtraNetworksService:
                 real = os.path.realpath(entry.preview)
                 # A preview that is a symlink leading out of its model's folder is not served.
                 homes = (os.path.realpath(os.path.dirname(entry.path)), os.path.realpath(entry.root))
-                if any(file_serving.is_within(real, home) for home in homes):
+                if any(file_access.is_within(real, home) for home in homes):
                     reals.add(real)
         allowed = frozenset(reals)
         with self._lock:
@@ -630,7 +633,7 @@ def _width_reason(embedding: Any, width: int | None) -> str:
 class CheckpointSwitcher:
     """Loads a checkpoint in a background thread for a checkpoint card; the browser polls ``status``."""
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: Engine):
         self.engine = engine
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {"state": "idle", "title": None, "error": None, "serial": 0}
@@ -664,19 +667,13 @@ class CheckpointSwitcher:
         return self.status()
 
     def _run(self, title: str, serial: int) -> None:
-        options = self.engine.options
-        previous = _option(options, "sd_model_checkpoint")
+        # The Engine's one way to change the model: it waits for the running generation, and a checkpoint
+        # that fails to load leaves the model and the setting as they were.
         try:
-            options.set("sd_model_checkpoint", title)
-            self.engine.ensure_model()
-            loaded = getattr(getattr(self.engine, "checkpoint_info", None), "title", None) or title
+            loaded = self.engine.select_checkpoint(title).title
             status = {"state": "done", "title": loaded, "error": None, "serial": serial}
-        except Exception as e:  # shown on the page; the previous model setting is put back
+        except Exception as e:  # shown on the page
             log.error("switching to checkpoint %s failed: %s", title, e)
-            try:
-                options.set("sd_model_checkpoint", previous)
-            except (ValueError, KeyError):
-                pass
             status = {"state": "error", "title": title, "error": f"{type(e).__name__}: {e}", "serial": serial}
         with self._lock:
             self._status = status
@@ -685,7 +682,7 @@ class CheckpointSwitcher:
 # --- routes --------------------------------------------------------------------------------------------
 
 
-def mount_extra_networks_routes(app: Any, engine: Any,
+def mount_extra_networks_routes(app: Any, engine: Engine,
                                 dependencies: Sequence[Any] | None = None) -> ExtraNetworksService:
     """Add ``/sd_extra_networks/*`` to ``app`` (a FastAPI app); returns the service (also ``app.state.extra_networks``).
 
@@ -710,16 +707,16 @@ def mount_extra_networks_routes(app: Any, engine: Any,
         # Serialised by the service: FastAPI's encoder walks every value and is slow for thousands of cards.
         return Response(data, media_type="application/json", headers={"Cache-Control": "no-store"})
 
-    previews = file_serving.PreviewIndex(engine)
+    previews = file_access.PreviewIndex(engine)
 
     @router.get("/thumb")
     def thumb(filename: str = Query(""), mtime: str = Query("")) -> Response:
         real = service.allowed_preview(filename)  # network and checkpoint previews (the URL carries the mtime)
         if real is not None:
             return FileResponse(real, headers={"Cache-Control": "public, max-age=604800"})
-        try:  # else what A1111's thumb also serves: output images, with file_serving's refusals
-            path = file_serving.find_thumb(engine, filename, previews)
-        except file_serving.FileRefused as e:
+        try:  # else what A1111's thumb also serves: output images, with file_access's refusals
+            path = file_access.find_thumb(engine, filename, previews)
+        except file_access.FileRefused as e:
             return PlainTextResponse("Forbidden" if e.status == 403 else "Not found", status_code=e.status)
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
@@ -827,7 +824,7 @@ def _mount_js(config: dict) -> str:
     )
 
 
-def create_extra_networks_ui(engine: Any, tabname: str, *, prompt_elem_id: str | None = None,
+def create_extra_networks_ui(engine: Engine, tabname: str, *, prompt_elem_id: str | None = None,
                              neg_prompt_elem_id: str | None = None) -> dict[str, Any]:
     """Add one ``gr.Tab`` per page inside the caller's open ``gr.Tabs()``; returns ``{page name: (tab, html)}``.
 

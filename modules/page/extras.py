@@ -12,13 +12,16 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from PIL import Image, UnidentifiedImageError
 
 from modules.core.request import RequestError
 from modules.engine.postprocessing import ExtrasParams, run_postprocessing
 from modules.models.upscalers import UpscalerUnavailable
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ def _open(source: Any) -> tuple[Image.Image, str | None]:
         raise RequestError("image", f"{Path(path).name} is not an image that can be read ({e})") from None
 
 
-def run_extras_ui(engine: Any, *, mode: int = SINGLE, image: Any = None, files: Sequence[Any] | None = None,
+def run_extras_ui(engine: Engine, *, mode: int = SINGLE, image: Any = None, files: Sequence[Any] | None = None,
                   resize_mode: int = SCALE_BY, upscaling_resize: float = 4.0, upscaling_resize_w: int = 512,
                   upscaling_resize_h: int = 512, upscaling_crop: bool = True, upscaler_1: str | None = "None",
                   upscaler_2: str | None = "None", extras_upscaler_2_visibility: float = 0.0,
@@ -108,11 +111,11 @@ class ExtrasTab:
     tab_batch: Any
 
 
-def _upscaler_names(engine: Any) -> list[str]:
+def _upscaler_names(engine: Engine) -> list[str]:
     return list(engine.upscalers.names())
 
 
-def create_extras_tab(engine: Any) -> ExtrasTab:
+def create_extras_tab(engine: Engine) -> ExtrasTab:
     """Build the Extras tab's contents inside the caller's open ``gr.Tab`` (A1111's elem ids)."""
     import gradio as gr
 

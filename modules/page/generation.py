@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 from PIL import Image
@@ -28,6 +28,10 @@ from modules.page import save_images
 from modules.page import style_editor
 from modules.page.paste import open_image
 from modules.core.request import GenerationRequest, RequestError
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+    from modules.scripting.host import ScriptHost
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ class GenerationTab:
 
 # --- pure helpers -------------------------------------------------------------------------------
 
-def native_size(engine: Any) -> tuple[int, int]:
+def native_size(engine: Engine) -> tuple[int, int]:
     size = getattr(engine, "native_size", None)
     if callable(size):
         try:
@@ -258,7 +262,7 @@ def log_html(warnings: list[str] = (), error: str | None = None, seconds: float 
     return "".join(parts)
 
 
-def output_folder(engine: Any, tabname: str) -> Path:
+def output_folder(engine: Engine, tabname: str) -> Path:
     from modules.settings import output_paths
 
     return output_paths.base_directory(engine.options, engine.paths.data_dir, engine.paths.outputs_dir,
@@ -283,7 +287,7 @@ def open_folder(path: Path, *, allowed: bool) -> str:
 
 # --- building -----------------------------------------------------------------------------------
 
-def _prompt_row(engine: Any, tab: str) -> dict[str, Any]:
+def _prompt_row(engine: Engine, tab: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with gr.Row(elem_id=f"{tab}_toprow", elem_classes=["sd-toprow"]):
         with gr.Column(scale=6, elem_id=f"{tab}_prompt_container"):
@@ -320,7 +324,7 @@ def _sampler_row(tab: str, fields: dict[str, Any]) -> None:
         fields["steps"] = gr.Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id=f"{tab}_steps")
 
 
-def _size_rows(engine: Any, tab: str, fields: dict[str, Any]) -> gr.Button:
+def _size_rows(engine: Engine, tab: str, fields: dict[str, Any]) -> gr.Button:
     # callables: evaluated on every page load, so a reload shows the native size of the model loaded then
     with gr.Row(elem_id=f"{tab}_dimensions_row"):
         with gr.Column(scale=4):
@@ -365,7 +369,7 @@ def _seed_rows(tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> dict
     return buttons
 
 
-def _hires_group(engine: Any, tab: str, fields: dict[str, Any]) -> None:
+def _hires_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
     fields["enable_hr"] = gr.Checkbox(label="Hires. fix", value=False, elem_id=f"{tab}_hr")
     with gr.Group(visible=False, elem_id=f"{tab}_hires_fix") as group:
         with gr.Row():
@@ -455,7 +459,7 @@ def inpaint_controls_update(mode: str) -> Any:
     return gr.update(visible=mode not in ("img2img", "sketch"))
 
 
-def _img2img_size(engine: Any, tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> None:
+def _img2img_size(engine: Engine, tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> None:
     extras["resize_by_selected"] = gr.State(False)
     with gr.Tabs(elem_id=f"{tab}_tabs_resize"):
         with gr.Tab("Resize to", id=f"{tab}_tab_resize_to") as t_to:
@@ -487,10 +491,11 @@ def _results(tab: str) -> Results:
                    to_inpaint, to_extras, save_btn, zip_btn, download)
 
 
-def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
+def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None,
                           scripts_factory: Callable[[Any, bool], Any] | None = None,
                           extra_networks_factory: Callable[[Any, str], Any] | None = None) -> GenerationTab:
     """Build the txt2img or img2img tab inside an open ``gr.Tab`` and wire its events."""
+    engine = host.engine
     tab = tabname
     is_img2img = tab == "img2img"
     fields: dict[str, Any] = {}
@@ -521,7 +526,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
                     if not is_img2img:
                         _hires_group(engine, tab, fields)
                     fields["override_settings"] = override_chips.component(tab)
-                    scripts = scripts_factory(engine, is_img2img) if scripts_factory else None
+                    scripts = scripts_factory(host, is_img2img) if scripts_factory else None
                 if extra_networks_factory is not None:
                     extra_networks_factory(engine, tab)
         with gr.Column(scale=1, elem_id=f"{tab}_results_column"):
@@ -530,7 +535,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
     gt = GenerationTab(tab, fields, extras, top["prompt"], top["negative_prompt"], top["styles"], top["generate"],
                        top["interrupt"], top["skip"], top["paste"], top["style_edit"], top["style_editor"], results,
                        scripts=scripts, img2img_tabs=img2img_tabs)
-    _wire_generate(engine, gt, tasks)
+    _wire_generate(host, gt, tasks)
     _wire_prompt_tools(engine, gt, top)
     _wire_results(engine, gt, seed_buttons)
     return gt
@@ -538,7 +543,7 @@ def create_generation_tab(engine: Any, tabname: str, *, tasks: Any = None,
 
 # --- events -------------------------------------------------------------------------------------
 
-def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
+def _wire_generate(host: "ScriptHost", gt: GenerationTab, tasks: Any) -> None:
     field_names = list(gt.fields)
     extra_names = list(EXTRA_INPUTS)
     script_inputs = list(gt.scripts.inputs) if gt.scripts is not None else []
@@ -566,8 +571,8 @@ def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
         work = None
         if gt.is_img2img and values.get("mode") == "batch":
             spec = img2img_modes.batch_spec(values)
-            work = lambda: img2img_batch.run_batch(engine, request, spec)  # noqa: E731
-        for update in ui_run.run_generation(engine, request, tasks=tasks, work=work):
+            work = lambda: img2img_batch.run_batch(host.generate, host.engine.state, request, spec)  # noqa: E731
+        for update in ui_run.run_generation(host, request, tasks=tasks, work=work):
             if not update.done:
                 yield (update.images, infotext_html(update.infotexts[0]), update.infotexts[0],
                        log_html(seconds=update.seconds), keep, keep, keep)
@@ -576,7 +581,7 @@ def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
                 yield keep, keep, keep, log_html(error=update.error, seconds=update.seconds), keep, keep, request.id_task
                 return
             processed = update.processed
-            shown = ui_run.gallery_items(engine, processed)
+            shown = ui_run.gallery_items(host.engine, processed)
             state = [{"infotext": t, "seed": s, "subseed": ss} for _, t, s, ss in shown]
             first = processed.infotexts[0] if processed.infotexts else ""
             yield ([image for image, *_ in shown], infotext_html(first), first,
@@ -588,11 +593,11 @@ def _wire_generate(engine: Any, gt: GenerationTab, tasks: Any) -> None:
                               concurrency_limit=None, api_visibility="private")
     # The bar goes when the run's last result is in the page, not at the next progress poll.
     event.then(None, inputs=[id_box], js=f"(id) => sdUi.finishTask('{gt.tabname}', id)", queue=False)
-    gt.interrupt.click(lambda: engine.state.interrupt(), queue=False, api_visibility="private")
-    gt.skip.click(lambda: engine.state.skip(), queue=False, api_visibility="private")
+    gt.interrupt.click(lambda: host.engine.state.interrupt(), queue=False, api_visibility="private")
+    gt.skip.click(lambda: host.engine.state.skip(), queue=False, api_visibility="private")
 
 
-def _wire_prompt_tools(engine: Any, gt: GenerationTab, top: dict[str, Any]) -> None:
+def _wire_prompt_tools(engine: Engine, gt: GenerationTab, top: dict[str, Any]) -> None:
     top["clear"].click(None, outputs=[gt.prompt, gt.negative_prompt], js="() => ['', '']", queue=False)
 
     def apply_styles(prompt, negative, styles):
@@ -604,7 +609,7 @@ def _wire_prompt_tools(engine: Any, gt: GenerationTab, top: dict[str, Any]) -> N
                              outputs=[gt.prompt, gt.negative_prompt, gt.styles], queue=False, api_visibility="private")
 
 
-def _wire_results(engine: Any, gt: GenerationTab, seed_buttons: dict[str, gr.Button]) -> None:
+def _wire_results(engine: Engine, gt: GenerationTab, seed_buttons: dict[str, gr.Button]) -> None:
     res = gt.results
 
     def select(state, evt: gr.SelectData):

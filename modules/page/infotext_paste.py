@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from modules.core import infotext as infotext_mod
 from modules.core import samplers
 from modules.core.request import GenerationRequest, RequestError
 from modules.core.infotext_request import INFOTEXT_KEY_OF_FIELD, INFOTEXT_KEY_OF_SETTING, request_from_infotext
 from modules.settings.options import check_value
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 __all__ = ["PasteResult", "paste_fields", "field_names", "last_generation_infotext", "INPAINTING_FILL",
            "RESIZE_MODES"]
@@ -63,7 +66,7 @@ class PasteResult:
     has_parameters: bool = False
 
 
-def _option(engine: Any, key: str, default: Any = None) -> Any:
+def _option(engine: Engine, key: str, default: Any = None) -> Any:
     options = getattr(engine, "options", None)
     if options is None:
         return default
@@ -73,7 +76,7 @@ def _option(engine: Any, key: str, default: Any = None) -> Any:
         return default
 
 
-def last_generation_infotext(engine: Any) -> str:
+def last_generation_infotext(engine: Engine) -> str:
     """The last generation's infotext from ``params.txt`` ("" when there is none or it is disabled)."""
     path = getattr(getattr(engine, "paths", None), "params_txt", None)
     if path is None or getattr(getattr(engine, "args", None), "hide_ui_dir_config", False):
@@ -175,7 +178,7 @@ class _LoraHashes:
         return None
 
 
-def _preferred_name(engine: Any, catalog: Any, entry: Any) -> str:
+def _preferred_name(engine: Engine, catalog: Any, entry: Any) -> str:
     """The name the UI would insert for ``entry`` (setting ``lora_preferred_name``), if it resolves back to it."""
     if _option(engine, "lora_preferred_name", "Alias from file") == "Alias from file" and entry.alias:
         if not catalog.alias_forbidden(entry.alias) and catalog.get(entry.alias) is entry:
@@ -183,7 +186,7 @@ def _preferred_name(engine: Any, catalog: Any, entry: Any) -> str:
     return entry.name
 
 
-def _fix_lora_names(engine: Any, params: dict[str, Any], problems: list[str]) -> None:
+def _fix_lora_names(engine: Engine, params: dict[str, Any], problems: list[str]) -> None:
     """``Lora hashes: "alias: hash"``: a ``<lora:alias:...>`` tag whose name is not a local file, or is one with
     another hash, is renamed to the local file with that hash (A1111's Lora ``infotext_pasted``). Tags that
     name no local file, by name or hash, are reported."""
@@ -221,8 +224,7 @@ def _fix_lora_names(engine: Any, params: dict[str, Any], problems: list[str]) ->
             params[key] = _re_lora_tag.sub(replace, text)
 
 
-def _run_callbacks(engine: Any, text: str, params: dict[str, Any], problems: list[str]) -> None:
-    callbacks = getattr(engine, "callbacks", None)
+def _run_callbacks(callbacks: Any, text: str, params: dict[str, Any], problems: list[str]) -> None:
     if callbacks is None:
         return
     failures = getattr(callbacks, "failures", None)  # the registry records a failing callback, not raises
@@ -293,7 +295,7 @@ def _check_field(name: str, value: Any) -> str | None:
     return None
 
 
-def _map_fields(engine: Any, params: dict[str, Any], fields: dict[str, Any], is_img2img: bool,
+def _map_fields(engine: Engine, params: dict[str, Any], fields: dict[str, Any], is_img2img: bool,
                 problems: list[str]) -> dict[str, Any]:
     """request_from_infotext's fields completed for the tab: empty texts, batch size, styles, canonical sampler
     names, radio indices, the hires/seed-extra switches; fields outside the request's bounds are reported."""
@@ -361,7 +363,7 @@ def _cast_setting(info: Any, value: Any) -> Any:
     return check_value(info, value)
 
 
-def _resolve_checkpoint(engine: Any, params: dict[str, Any], problems: list[str]) -> str | None:
+def _resolve_checkpoint(engine: Engine, params: dict[str, Any], problems: list[str]) -> str | None:
     """``Model hash`` (then the ``Model`` name, exactly) → the title of a local checkpoint; hashes are the cached
     ones (a checkpoint is hashed when it is loaded), as in A1111."""
     registry = getattr(engine, "checkpoints", None)
@@ -387,7 +389,7 @@ def _resolve_checkpoint(engine: Any, params: dict[str, Any], problems: list[str]
     return None
 
 
-def _map_settings(engine: Any, params: dict[str, Any], overrides: dict[str, Any], fields: dict[str, Any],
+def _map_settings(engine: Engine, params: dict[str, Any], overrides: dict[str, Any], fields: dict[str, Any],
                   problems: list[str]) -> dict[str, Any]:
     """Settings named by the infotext: request_from_infotext's overrides, then every other option whose
     definition names an infotext key (the options table), cast and checked."""
@@ -429,7 +431,7 @@ def _map_settings(engine: Any, params: dict[str, Any], overrides: dict[str, Any]
     return settings
 
 
-def _override_settings(engine: Any, settings: dict[str, Any]) -> dict[str, Any]:
+def _override_settings(engine: Engine, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings whose pasted value differs from the current one (A1111's "Override settings")."""
     out = {}
     for key, value in settings.items():
@@ -448,7 +450,7 @@ def _override_settings(engine: Any, settings: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def _parse(engine: Any, text: str) -> dict[str, Any]:
+def _parse(engine: Engine, text: str) -> dict[str, Any]:
     mode = _option(engine, "infotext_styles", "Apply if any")
     style_db = getattr(engine, "styles", None)
     styles = style_db.styles if style_db is not None and mode != "Ignore" else None
@@ -461,11 +463,12 @@ def _parse(engine: Any, text: str) -> dict[str, Any]:
     return params
 
 
-def paste_fields(engine: Any, infotext: str | None, is_img2img: bool) -> PasteResult:
+def paste_fields(engine: Engine, infotext: str | None, is_img2img: bool, *, callbacks: Any = None) -> PasteResult:
     """Pasted infotext → field values for the txt2img (``is_img2img`` False) or img2img tab.
 
     Empty text pastes the last generation (``params.txt``), as A1111's paste button does. A bare prompt (no
     parameter line) pastes the prompt (and a ``Negative prompt:`` part) only. Nothing here changes a setting.
+    ``callbacks``: the script layer's registry, whose ``infotext_pasted`` callbacks may edit the parameters.
     """
     result = PasteResult()
     text = infotext or ""
@@ -483,7 +486,7 @@ def paste_fields(engine: Any, infotext: str | None, is_img2img: bool) -> PasteRe
     problems = result.problems
     _addnet_to_tags(params)
     _fix_lora_names(engine, params, problems)
-    _run_callbacks(engine, text, params, problems)
+    _run_callbacks(callbacks, text, params, problems)
     result.params = params
 
     if not result.has_parameters:

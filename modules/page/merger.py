@@ -4,11 +4,14 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from modules.models import merge
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +23,11 @@ class MergerTab:
     result: gr.HTML
 
 
-def _checkpoint_titles(engine: Any) -> list[str]:
+def _checkpoint_titles(engine: "Engine") -> list[str]:
     return [info.title for info in engine.available_checkpoints()]
 
 
-def _vae_choices(engine: Any) -> list[str]:
+def _vae_choices(engine: "Engine") -> list[str]:
     return ["None", *engine.vaes.names()]
 
 
@@ -33,7 +36,7 @@ def result_html(message: str, *, error: bool = False) -> str:
     return f'<div class="{cls}">{html.escape(message)}</div>'
 
 
-def run_merge(engine: Any, values: dict[str, Any]) -> tuple[str, str]:
+def run_merge(engine: "Engine", values: dict[str, Any]) -> tuple[str, str]:
     """(result HTML, new checkpoint title or "") for the form's values."""
     recipe = merge.Recipe(
         primary=values.get("primary") or "", secondary=values.get("secondary") or "",
@@ -53,7 +56,7 @@ def run_merge(engine: Any, values: dict[str, Any]) -> tuple[str, str]:
     return result_html(f"Checkpoint saved to {done.path}{extra}"), done.title
 
 
-def create_merger_tab(engine: Any, quicksettings: Any = None) -> MergerTab:
+def create_merger_tab(engine: "Engine", quicksettings: Any = None) -> MergerTab:
     """``quicksettings``: the top bar (``.outputs``, ``.sync()``), whose checkpoint list then shows the new file."""
     titles = _checkpoint_titles(engine)
     with gr.Row(equal_height=False, elem_id="modelmerger_row"):

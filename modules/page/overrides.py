@@ -8,12 +8,15 @@ Removing a chip drops that override; :func:`overrides_from_tokens` turns what is
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import gradio as gr
 
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
-def _setting_name(engine: Any, key: str) -> str:
+
+def _setting_name(engine: "Engine", key: str) -> str:
     try:
         info = engine.options.info(key)
     except (KeyError, AttributeError):
@@ -25,7 +28,7 @@ def token(key: str, value: Any) -> str:
     return json.dumps({key: value}, sort_keys=True)
 
 
-def chips(engine: Any, overrides: Mapping[str, Any]) -> list[tuple[str, str]]:
+def chips(engine: "Engine", overrides: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``[(label, token)]`` for the Dropdown's choices, in the overrides' order."""
     return [(f"{_setting_name(engine, key)}: {value}", token(key, value)) for key, value in overrides.items()]
 
@@ -45,7 +48,7 @@ def overrides_from_tokens(tokens: Any) -> dict[str, Any]:
     return out
 
 
-def update(engine: Any, overrides: Mapping[str, Any]) -> Any:
+def update(engine: "Engine", overrides: Mapping[str, Any]) -> Any:
     """The Dropdown update that shows ``overrides`` as chips (the row hides when there are none)."""
     choices = chips(engine, overrides)
     return gr.update(choices=choices, value=[t for _, t in choices], visible=bool(choices))

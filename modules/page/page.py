@@ -2,12 +2,12 @@
 
 This module only assembles the pieces each ``ui_*`` module builds and connects them to one another
 ("Send to img2img", the checkpoint card switching the top bar). Every generation goes through
-``engine.generate`` via :mod:`modules.ui_generation`.
+the script layer (``ScriptHost.generate``) via :mod:`modules.page.generation`.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -23,6 +23,10 @@ from modules.page import scripts as ui_scripts
 from modules.page import settings as ui_settings
 from modules.page import style_editor
 
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+    from modules.scripting.host import ScriptHost
+
 log = logging.getLogger(__name__)
 
 HOW_TO_ADD = (
@@ -31,21 +35,28 @@ HOW_TO_ADD = (
 )
 
 
-def page_head(engine: Any) -> str:
-    """Scripts and styles for the whole page (given to ``mount_gradio_app(head=...)``)."""
-    return ui_routes.head_html() + ui_extra_networks.head_html() + ui_extensions.extensions_head_html(engine)
-
-
-def mount_page_routes(app: Any, engine: Any) -> None:
-    """The HTTP routes the page's scripts call; before the Gradio mount at "/"."""
+def mount(app: Any, host: "ScriptHost", *, tasks: Any = None, restart: Any = None) -> gr.Blocks:
+    """Build the page and mount it at "/" of ``app`` (a FastAPI app), with the routes its scripts call;
+    extensions add their routes first (A1111's ``on_app_started``), before "/" would catch them."""
+    engine = host.engine
     ui_routes.mount_ui_routes(app, engine)
     ui_extra_networks.mount_extra_networks_routes(app, engine)
+    demo = create_ui(host, tasks=tasks, restart=restart)
+    host.callbacks.run("app_started", demo, app)
+    gr.mount_gradio_app(app, demo, path="/", head=page_head(host))
+    return demo
 
 
-def create_ui(engine: Any, *, tasks: Any = None, restart: Any = None) -> gr.Blocks:
+def page_head(host: "ScriptHost") -> str:
+    """Scripts and styles for the whole page (given to ``mount_gradio_app(head=...)``)."""
+    return ui_routes.head_html() + ui_extra_networks.head_html() + ui_extensions.extensions_head_html(host)
+
+
+def create_ui(host: "ScriptHost", *, tasks: Any = None, restart: Any = None) -> gr.Blocks:
     """The page. ``tasks``: the app's TaskTracker (queue positions in the progress bar); ``restart``: what the
     Extensions tab calls to restart the server after enabling or disabling extensions."""
-    ui_extensions.before_ui(engine)
+    engine = host.engine
+    ui_extensions.before_ui(host)
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         with gr.Row(elem_id="quicksettings"):
             quick = ui_settings.create_quicksettings(engine)
@@ -53,11 +64,11 @@ def create_ui(engine: Any, *, tasks: Any = None, restart: Any = None) -> gr.Bloc
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
                 txt2img = ui_generation.create_generation_tab(
-                    engine, "txt2img", tasks=tasks, scripts_factory=ui_scripts.create_scripts_ui,
+                    host, "txt2img", tasks=tasks, scripts_factory=ui_scripts.create_scripts_ui,
                     extra_networks_factory=ui_extra_networks.create_extra_networks_ui)
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 img2img = ui_generation.create_generation_tab(
-                    engine, "img2img", tasks=tasks, scripts_factory=ui_scripts.create_scripts_ui,
+                    host, "img2img", tasks=tasks, scripts_factory=ui_scripts.create_scripts_ui,
                     extra_networks_factory=ui_extra_networks.create_extra_networks_ui)
             with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
                 extras = ui_extras.create_extras_tab(engine)
@@ -65,20 +76,20 @@ def create_ui(engine: Any, *, tasks: Any = None, restart: Any = None) -> gr.Bloc
                 pnginfo = ui_pnginfo.create_pnginfo_tab(engine)
             with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):
                 ui_merger.create_merger_tab(engine, quicksettings=quick)
-            for blocks, title, elem_id in ui_extensions.extension_tabs(engine):
+            for blocks, title, elem_id in ui_extensions.extension_tabs(host):
                 with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
                     blocks.render()
             with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
                 ui_settings.create_settings_tab(engine, quicksettings=quick)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
-                ui_extensions.create_extensions_tab(engine, restart=restart)
+                ui_extensions.create_extensions_tab(host, restart=restart)
 
         _connect_styles(engine, [txt2img, img2img])
         _connect_native_size(engine, quick, [txt2img, img2img])
-        _connect_send_to(engine, tabs, txt2img, img2img, extras, pnginfo)
+        _connect_send_to(host, tabs, txt2img, img2img, extras, pnginfo)
         for tab in (txt2img, img2img):
             ui_paste.connect_paste(tab.paste, tab.prompt, _paste_targets(tab), engine, tab.is_img2img,
-                                   status=tab.results.log_html, paste_last_when_empty=True)
+                                   callbacks=host.callbacks, status=tab.results.log_html, paste_last_when_empty=True)
     return demo
 
 
@@ -89,11 +100,11 @@ def _paste_targets(tab: ui_generation.GenerationTab) -> dict[str, Any]:
     return targets
 
 
-def _connect_styles(engine: Any, tabs: list[ui_generation.GenerationTab]) -> None:
+def _connect_styles(engine: Engine, tabs: list[ui_generation.GenerationTab]) -> None:
     style_editor.connect(engine, tabs, lambda messages: ui_generation.log_html(messages))
 
 
-def _connect_native_size(engine: Any, quick: ui_settings.Quicksettings,
+def _connect_native_size(engine: Engine, quick: ui_settings.Quicksettings,
                          tabs: list[ui_generation.GenerationTab]) -> None:
     """After a checkpoint change (top bar, Settings, a checkpoint card), width and height that still show the old
     model's native size take the new model's."""
@@ -112,8 +123,9 @@ def _connect_native_size(engine: Any, quick: ui_settings.Quicksettings,
           show_progress="hidden", queue=False, api_visibility="private")
 
 
-def _connect_send_to(engine: Any, tabs: gr.Tabs, txt2img: Any, img2img: Any, extras: Any, pnginfo: Any) -> None:
+def _connect_send_to(host: "ScriptHost", tabs: gr.Tabs, txt2img: Any, img2img: Any, extras: Any, pnginfo: Any) -> None:
     """Results' and PNG Info's "Send to" buttons: the image and its generation parameters go along."""
+    engine = host.engine
     init_image = img2img.extras["init_image"]
     editor = img2img.extras["inpaint_editor"]
     mode = img2img.extras["mode"]
@@ -145,18 +157,19 @@ def _connect_send_to(engine: Any, tabs: gr.Tabs, txt2img: Any, img2img: Any, ext
         res.send_to_extras.click(to_extras, inputs=[res.gallery, res.selected], outputs=[tabs, extras.image],
                                  api_visibility="private")
         for button in (res.send_to_img2img, res.send_to_inpaint):
-            ui_paste.connect_paste(button, res.infotext, _paste_targets(img2img), engine, True)
+            ui_paste.connect_paste(button, res.infotext, _paste_targets(img2img), engine, True,
+                                   callbacks=host.callbacks)
 
     # What could not be pasted (an upscaler or LoRA not here ...) is said in the receiving tab's log line.
     ui_paste.connect_paste(pnginfo.send_to_txt2img, pnginfo.infotext, _paste_targets(txt2img), engine, False,
-                           tabs=tabs, tab_id="txt2img", status=txt2img.results.log_html)
+                           callbacks=host.callbacks, tabs=tabs, tab_id="txt2img", status=txt2img.results.log_html)
     ui_paste.connect_paste(pnginfo.send_to_img2img, pnginfo.infotext, _paste_targets(img2img), engine, True,
-                           tabs=tabs, tab_id="img2img", status=img2img.results.log_html)
+                           callbacks=host.callbacks, tabs=tabs, tab_id="img2img", status=img2img.results.log_html)
     pnginfo.send_to_img2img.click(
         lambda image: (image, "img2img", gr.update(selected="img2img_img2img_tab"), shown_for("img2img")),
         inputs=pnginfo.image, outputs=[init_image, mode, img2img.img2img_tabs, controls], api_visibility="private")
     ui_paste.connect_paste(pnginfo.send_to_inpaint, pnginfo.infotext, _paste_targets(img2img), engine, True,
-                           tabs=tabs, tab_id="img2img", status=img2img.results.log_html)
+                           callbacks=host.callbacks, tabs=tabs, tab_id="img2img", status=img2img.results.log_html)
     pnginfo.send_to_inpaint.click(
         lambda image: ({"background": image, "layers": [], "composite": image} if image is not None else None,
                        "inpaint", gr.update(selected="img2img_inpaint_tab"), shown_for("inpaint")),

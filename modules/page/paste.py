@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import os
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
@@ -17,6 +17,9 @@ from PIL import Image, UnidentifiedImageError
 from modules.core import image_files
 from modules.page import overrides as override_chips
 from modules.page.infotext_paste import PasteResult, paste_fields
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 __all__ = ["ImageInfoError", "open_image", "read_generation_parameters", "connect_paste", "paste_updates",
            "problems_text"]
@@ -172,7 +175,7 @@ def _update(component: Any, use: bool, value: Any) -> Any:
     return gr.update(value=value) if use else gr.update()
 
 
-def paste_updates(result: PasteResult, targets: Mapping[str, Any], engine: Any = None) -> tuple[list[Any], list[str]]:
+def paste_updates(result: PasteResult, targets: Mapping[str, Any], engine: "Engine" = None) -> tuple[list[Any], list[str]]:
     """One update per target (in ``targets`` order) and the problems found while fitting values to components.
 
     A target keyed by a request field gets ``result.fields``; ``"override_settings"`` gets
@@ -229,9 +232,10 @@ def connect_paste(
     button: Any,
     source: Any,
     targets: Mapping[str, Any],
-    engine: Any,
+    engine: Engine,
     is_img2img: bool,
     *,
+    callbacks: Any = None,
     tabs: Any = None,
     tab_id: str | None = None,
     image_source: Any = None,
@@ -277,7 +281,7 @@ def connect_paste(
         if text is None or not targets:  # nothing to fill (send to extras copies the image only)
             updates = [_update(c, False, None) for c in targets.values()]
         else:
-            result = paste_fields(engine, text, is_img2img)
+            result = paste_fields(engine, text, is_img2img, callbacks=callbacks)
             updates, fitting = paste_updates(result, targets, engine)
             problems = result.problems + fitting
         if tabs is not None and tab_id is not None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from modules.page.paste import ImageInfoError, read_generation_parameters
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 __all__ = ["PngInfoTab", "create_pnginfo_tab", "pnginfo_html", "run_pnginfo"]
 
@@ -93,7 +96,7 @@ def run_pnginfo(image: Any) -> tuple[str, str]:
     return infotext, pnginfo_html(infotext, items)
 
 
-def create_pnginfo_tab(engine: Any) -> PngInfoTab:
+def create_pnginfo_tab(engine: Engine) -> PngInfoTab:
     """The tab's content, built inside the caller's open ``gr.Tab``. ``engine`` is unused today (the wiring to
     the other tabs is the page's), kept so that the tab can grow settings-dependent behaviour."""
     del engine

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modules.core import token_counter
 from modules.engine.text_chunks import CHUNK_LENGTH, target_token_count
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ STATIC_FILES = {
 MAX_PROMPT_CHARS = 100_000
 
 
-def count_tokens(engine: Any, prompt: str, steps: int) -> dict[str, Any]:
+def count_tokens(engine: Engine, prompt: str, steps: int) -> dict[str, Any]:
     """``{"used", "target", "text"}`` for the prompt box counter, as the loaded text encoder will chunk it."""
     conditioner = getattr(engine, "conditioner", None)
     if conditioner is None:
@@ -48,7 +51,7 @@ def head_html() -> str:
     return f'<link rel="stylesheet" href="{static_url("ui.css")}"><script src="{static_url("ui.js")}"></script>'
 
 
-def mount_ui_routes(app: Any, engine: Any) -> None:
+def mount_ui_routes(app: Any, engine: Engine) -> None:
     """Add ``/sd_ui/*`` ahead of any catch-all mount (Gradio's at "/")."""
     from fastapi import APIRouter, Body
     from fastapi.responses import FileResponse, JSONResponse, Response

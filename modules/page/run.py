@@ -1,7 +1,7 @@
 """Running one generation for the page: the engine works in a thread, the page sees images as they finish.
 
-This is the UI door's only contact with generation: it hands a GenerationRequest to ``engine.generate``
-(the same call the API and scripts make) and reports progress from the engine's JobState. The progress
+This is the UI door's only contact with generation: it hands a GenerationRequest to ``ScriptHost.generate``
+(through the script layer, the same call the API makes) and reports progress from the engine's JobState. The progress
 bar and live preview themselves are polled by the browser from ``/internal/progress``.
 """
 from __future__ import annotations
@@ -10,9 +10,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from modules.core.request import GenerationRequest, Processed, RequestError
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+    from modules.scripting.host import ScriptHost
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +45,14 @@ def error_message(exc: BaseException) -> str:
         else f"{type(exc).__name__}: {text}"
 
 
-def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None,
+def run_generation(host: "ScriptHost", request: GenerationRequest, *, tasks: Any = None,
                    poll_seconds: float = POLL_SECONDS, work: Callable[[], Processed] | None = None
                    ) -> Iterator[RunUpdate]:
     """Yield a RunUpdate whenever more images are finished, then a final one with ``done=True``.
 
     The request needs an ``id_task``: it is how the partial results and the browser's progress polling
     find this run among others queued on the same engine. ``work``: what runs instead of
-    ``engine.generate(request)`` (img2img's Batch: one engine.generate per picture, under the same id).
+    ``host.generate(request)`` (img2img's Batch: one generation per picture, under the same id).
     """
     if not request.id_task:
         raise ValueError("request.id_task: the page must give each run an id")
@@ -56,7 +60,7 @@ def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None
     finished = threading.Event()
     started = time.perf_counter()
 
-    run = work or (lambda: engine.generate(request))
+    run = work or (lambda: host.generate(request))
 
     def worker() -> None:
         try:
@@ -73,7 +77,7 @@ def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None
     shown = 0
     try:
         while not finished.wait(poll_seconds):
-            results = engine.state.results_for(request.id_task)
+            results = host.engine.state.results_for(request.id_task)
             if len(results) > shown:
                 shown = len(results)
                 yield RunUpdate([r[0] for r in results], [r[1] for r in results],
@@ -96,7 +100,7 @@ def run_generation(engine: Any, request: GenerationRequest, *, tasks: Any = None
                     seconds=seconds, warnings=list(processed.warnings))
 
 
-def gallery_items(engine: Any, processed: Processed) -> list[tuple[Any, str, int, int]]:
+def gallery_items(engine: "Engine", processed: Processed) -> list[tuple[Any, str, int, int]]:
     """``[(image, infotext, seed, subseed)]`` as the gallery shows a finished run: with "Show grid in gallery"
     (``return_grid``) a batch of several images gets its grid first, as A1111's gallery does. A result that
     already starts with grids (X/Y/Z plot, prompt matrix) is shown as it is."""

@@ -8,17 +8,20 @@ import csv
 import io
 import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from PIL import Image
 
 from modules.core import fileio, image_files, infotext
 
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+
 LOG_COLUMNS = ["prompt", "seed", "width", "height", "sampler", "cfgs", "steps", "filename", "negative_prompt",
                "sd_model_name", "sd_model_hash"]  # A1111's log.csv header
 
 
-def save_folder(engine: Any) -> Path:
+def save_folder(engine: "Engine") -> Path:
     folder = Path(str(engine.options.get("outdir_save") or "log/images"))
     return folder if folder.is_absolute() else Path(engine.paths.data_dir) / folder
 
@@ -51,7 +54,7 @@ def _append_log(folder: Path, rows: list[list[Any]]) -> None:
     fileio.atomic_write_text(path, old + out.getvalue())
 
 
-def save_images(engine: Any, images: Sequence[Image.Image], infotexts: Sequence[str], seeds: Sequence[Any],
+def save_images(engine: "Engine", images: Sequence[Image.Image], infotexts: Sequence[str], seeds: Sequence[Any],
                 *, make_zip: bool) -> tuple[list[Path], str]:
     """Save ``images`` (with their infotexts) to the Save folder; with ``make_zip`` also one zip of them.
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from modules.scripting.scripts import Script, ScriptRunner, title_of
+
+if TYPE_CHECKING:
+    from modules.scripting.host import ScriptHost
 
 NONE = "None"
 
@@ -49,8 +52,8 @@ def visibility_updates(titles: list[str], selected: str | None) -> list[Any]:
     return [gr.update(visible=(t == selected)) for t in titles]
 
 
-def create_scripts_ui(engine: Any, is_img2img: bool) -> ScriptsUI:
-    runner = engine.scripts.runner(is_img2img)
+def create_scripts_ui(host: "ScriptHost", is_img2img: bool) -> ScriptsUI:
+    runner = host.scripts.runner(is_img2img)
     tab = "img2img" if is_img2img else "txt2img"
     titles = runner.titles()
     groups: dict[str, Any] = {}

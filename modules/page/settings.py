@@ -8,7 +8,7 @@
   applied as soon as it changes; a checkpoint or VAE change loads it and says so in ``quicksettings_status``.
 
 The pure parts (which control an option gets, converting values, applying a batch of changes) are plain
-functions, tested without a browser. Changes go through ``modules.api.settings.apply_options``, like the
+functions, tested without a browser. Changes go through ``modules.engine.settings_changes.apply_options``, like the
 API's: checked, set (``Options.set`` runs the ``on_change`` callbacks), a new model loaded, and
 ``config.json`` written atomically.
 """
@@ -21,11 +21,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
-from modules.server.api import settings as api_settings
+from modules.engine import settings_changes
 from modules.core.request import RequestError
 from modules.settings.options import OptionInfo
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ SETTINGS_JS = REPO_ROOT / "javascript" / "settings.js"
 QUICKSETTINGS_JS = REPO_ROOT / "javascript" / "quicksettings.js"
 SETTINGS_CSS = REPO_ROOT / "html" / "settings.css"
 
-MODEL_KEYS = api_settings.MODEL_KEYS
+MODEL_KEYS = settings_changes.MODEL_KEYS
 REFRESHABLE = ("sd_model_checkpoint", "sd_vae")
 RESTART_NOTE = "takes effect after a restart of the web UI"
 # At most this many fixed choices are shown as radio buttons / checkboxes; more make a dropdown.
@@ -46,22 +49,22 @@ _SETTING_PREFIX = re.compile(r"^setting '[^']*': ")
 # --- choices that depend on the engine --------------------------------------------------------------------
 
 
-def checkpoint_titles(engine: Any) -> list[str]:
+def checkpoint_titles(engine: Engine) -> list[str]:
     return [c.title for c in engine.available_checkpoints()]
 
 
-def _catalog_names(engine: Any, attr: str) -> list[str]:
+def _catalog_names(engine: Engine, attr: str) -> list[str]:
     catalog = getattr(getattr(engine, "networks", None), attr, None)
     return ["None"] + ([e.name for e in catalog.items()] if catalog is not None else [])
 
 
-def _sampler_names(_engine: Any) -> list[str]:
+def _sampler_names(_engine: Engine) -> list[str]:
     from modules.core import samplers
 
     return [s.name for s in samplers.SAMPLERS]
 
 
-def _infotext_fields(_engine: Any) -> list[str]:
+def _infotext_fields(_engine: Engine) -> list[str]:
     from modules.core import infotext
 
     return ["Prompt", "Negative prompt", *infotext.INFOTEXT_KEY_ORDER]
@@ -91,7 +94,7 @@ DYNAMIC_CHOICES: Mapping[str, Callable[[Any], list]] = MappingProxyType({
 OPEN_CHOICES = frozenset({"ui_tab_order", "hidden_tabs", "ui_reorder_list", "localization"})
 
 
-def option_choices(engine: Any, info: OptionInfo) -> list | None:
+def option_choices(engine: Engine, info: OptionInfo) -> list | None:
     """The choices the control offers: the engine's current list for :data:`DYNAMIC_CHOICES`, else the table's."""
     fn = DYNAMIC_CHOICES.get(info.key)
     if fn is not None:
@@ -103,7 +106,7 @@ def option_choices(engine: Any, info: OptionInfo) -> list | None:
     return info.current_choices()
 
 
-def current_value(engine: Any, key: str) -> Any:
+def current_value(engine: Engine, key: str) -> Any:
     """The value a control shows: the option, or for an unset checkpoint the one that is (or will be) loaded."""
     value = engine.options.get(key)
     if key == "sd_model_checkpoint" and not value:
@@ -244,7 +247,7 @@ def error_text(exc: BaseException) -> str:
     return text if len(text) <= 400 else text[:399] + "…"
 
 
-def apply_settings(engine: Any, values: Mapping[str, Any], shown: Mapping[str, Any] | None = None) -> ApplyResult:
+def apply_settings(engine: Engine, values: Mapping[str, Any], shown: Mapping[str, Any] | None = None) -> ApplyResult:
     """Apply the controls' ``values`` ({key: control value}); returns what changed and why others did not.
 
     ``shown`` holds the option values the page showed: a control still showing them is left alone, so a
@@ -267,8 +270,8 @@ def apply_settings(engine: Any, values: Mapping[str, Any], shown: Mapping[str, A
         if value == opts.get(key):
             continue
         try:
-            value = api_settings.check_setting(engine, key, value, field=key, exact_checkpoint_name=True)
-            reason = api_settings._frozen_reason(engine, key)
+            value = settings_changes.check_setting(engine, key, value, field=key, exact_checkpoint_name=True)
+            reason = settings_changes.frozen_reason(engine, key)
             if reason:
                 raise RequestError(key, reason)
         except RequestError as e:
@@ -282,7 +285,7 @@ def apply_settings(engine: Any, values: Mapping[str, Any], shown: Mapping[str, A
         if not batch:
             continue
         try:
-            changed = api_settings.apply_options(engine, batch, from_api=False)
+            changed = settings_changes.apply_options(engine, batch, from_api=False)
         except Exception as e:  # a model that does not load, a file that cannot be written
             log.error("applying settings %s failed: %s", ", ".join(batch), e)
             for key in batch:
@@ -301,7 +304,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "section"
 
 
-def settings_sections(engine: Any, exclude: Sequence[str] = ()) -> list[tuple[str, str, list[OptionInfo]]]:
+def settings_sections(engine: Engine, exclude: Sequence[str] = ()) -> list[tuple[str, str, list[OptionInfo]]]:
     """[(elem id, section label, [infos])] of the tab, in table order: not the hidden section, not the keys in
     ``exclude`` (the quicksettings), not folder settings with ``--hide-ui-dir-config``; empty sections dropped."""
     opts = engine.options
@@ -324,7 +327,7 @@ def settings_sections(engine: Any, exclude: Sequence[str] = ()) -> list[tuple[st
     return out
 
 
-def quicksettings_keys(engine: Any) -> list[str]:
+def quicksettings_keys(engine: Engine) -> list[str]:
     keys: list[str] = []
     for key in engine.options.get("quicksettings_list") or []:
         if key in keys:
@@ -367,14 +370,14 @@ def _make(spec: ComponentSpec, elem_id: str, elem_classes: list[str]) -> Any:
     return classes[spec.kind](elem_id=elem_id, elem_classes=elem_classes, **kwargs)
 
 
-def _spec_for(engine: Any, key: str) -> ComponentSpec:
+def _spec_for(engine: Engine, key: str) -> ComponentSpec:
     info = engine.options.info(key)
     return component_spec(info, current_value(engine, key), option_choices(engine, info),
                           dynamic=key in DYNAMIC_CHOICES,
-                          interactive=api_settings._frozen_reason(engine, key) is None)
+                          interactive=settings_changes.frozen_reason(engine, key) is None)
 
 
-def _update_for(engine: Any, key: str) -> Any:
+def _update_for(engine: Engine, key: str) -> Any:
     """A Gradio update bringing a control to the option's current value (and choices)."""
     import gradio as gr
 
@@ -384,7 +387,7 @@ def _update_for(engine: Any, key: str) -> Any:
     return gr.update(value=spec.kwargs.get("value"), **extra)
 
 
-def _refresh(engine: Any, key: str) -> None:
+def _refresh(engine: Engine, key: str) -> None:
     if key == "sd_model_checkpoint":
         engine.refresh_checkpoints()
     elif key == "sd_vae":
@@ -403,7 +406,7 @@ def _on_page_load(fn: Callable, outputs: list) -> None:
 
 @dataclass
 class SettingsTab:
-    engine: Any
+    engine: Engine
     components: dict[str, Any]  # key -> control (elem_id setting_<key>)
     shown: Any  # gr.State: {key: value shown}
     submit: Any  # "Apply settings" (settings_submit)
@@ -426,7 +429,7 @@ class SettingsTab:
         return [result.html(self.engine.options.labels()), *self.sync()]
 
 
-def create_settings_tab(engine: Any, quicksettings: "Quicksettings | None" = None) -> SettingsTab:
+def create_settings_tab(engine: Engine, quicksettings: "Quicksettings | None" = None) -> SettingsTab:
     """Build the Settings tab's contents inside the caller's open ``gr.Tab`` (elem_id ``tab_settings``).
 
     With ``quicksettings`` (from :func:`create_quicksettings`), "Apply settings" also refreshes the top bar.
@@ -475,7 +478,7 @@ def create_settings_tab(engine: Any, quicksettings: "Quicksettings | None" = Non
     return tab
 
 
-def _refresher(engine: Any, key: str) -> Callable[[], Any]:
+def _refresher(engine: Engine, key: str) -> Callable[[], Any]:
     def refresh() -> Any:
         _refresh(engine, key)
         return _update_for(engine, key)
@@ -494,7 +497,7 @@ def _status_html(text: str, *, error: bool = False, busy: bool = False) -> str:
 
 @dataclass
 class Quicksettings:
-    engine: Any
+    engine: Engine
     components: dict[str, Any]  # key -> control (elem_id setting_<key>)
     status: Any  # gr.HTML (quicksettings_status)
     refresh_buttons: dict[str, Any]  # refresh_sd_model_checkpoint, refresh_sd_vae
@@ -520,7 +523,7 @@ class Quicksettings:
         info = engine.options.info(key)
         if key in MODEL_KEYS and value not in (None, ""):
             try:  # the name as it will be stored: a control may fire again with the value it was just given
-                target = api_settings.check_setting(engine, key, from_component_value(info, value), field=key,
+                target = settings_changes.check_setting(engine, key, from_component_value(info, value), field=key,
                                                     exact_checkpoint_name=True)
             except ValueError:  # RequestError too; reported below
                 target = value
@@ -559,7 +562,7 @@ def _quick_handler(quick: Quicksettings, key: str) -> Callable[[Any], Iterator[t
     return handler
 
 
-def create_quicksettings(engine: Any) -> Quicksettings:
+def create_quicksettings(engine: Engine) -> Quicksettings:
     """Build the top bar inside the caller's open ``gr.Row`` (elem_id ``quicksettings``)."""
     import gradio as gr
 

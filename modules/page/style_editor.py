@@ -6,9 +6,12 @@ editor closes on a save and the tab's log line says what happened.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import gradio as gr
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 
 @dataclass
@@ -24,7 +27,7 @@ class StyleEditor:
     close: gr.Button
 
 
-def create(engine: Any, tab: str) -> StyleEditor:
+def create(engine: "Engine", tab: str) -> StyleEditor:
     """The editor's controls, hidden until 🖌️ opens it (inside the prompt row's tools column)."""
     with gr.Group(visible=False, elem_id=f"{tab}_style_editor", elem_classes=["sd-style-editor"]) as group:
         with gr.Row():
@@ -42,7 +45,7 @@ def create(engine: Any, tab: str) -> StyleEditor:
     return StyleEditor(group, name, prompt, negative, copy, apply, save, delete, close)
 
 
-def save_style(engine: Any, name: str, prompt: str, negative: str) -> tuple[list[str], str, bool]:
+def save_style(engine: "Engine", name: str, prompt: str, negative: str) -> tuple[list[str], str, bool]:
     """Save the prompt pair as style ``name``: (style names, message, saved)."""
     name = (name or "").strip()
     if not name:
@@ -55,7 +58,7 @@ def save_style(engine: Any, name: str, prompt: str, negative: str) -> tuple[list
     return list(engine.styles.styles), f"Saved style {name!r}", True
 
 
-def delete_style(engine: Any, name: str) -> tuple[list[str], str, bool]:
+def delete_style(engine: "Engine", name: str) -> tuple[list[str], str, bool]:
     name = (name or "").strip()
     if name not in engine.styles.styles:
         return list(engine.styles.styles), f"Style {name!r} does not exist", False
@@ -67,7 +70,7 @@ def delete_style(engine: Any, name: str) -> tuple[list[str], str, bool]:
     return list(engine.styles.styles), f"Deleted style {name!r}", True
 
 
-def connect(engine: Any, tabs: Sequence[Any], log_html: Any) -> None:
+def connect(engine: "Engine", tabs: Sequence[Any], log_html: Any) -> None:
     """Wire each tab's editor; ``tabs``: GenerationTabs (``.styles``, ``.prompt``, ``.style_editor`` ...);
     ``log_html(messages)`` renders the tab's log line."""
     dropdowns = [t.styles for t in tabs]

@@ -1,7 +1,7 @@
 """A1111's ``script_callbacks`` (spec §12.3): extension code registers functions that the app calls at set points.
 
 Extension modules call ``script_callbacks.on_<name>(fn, name=None)`` at import time, as in A1111. The
-functions land in the :class:`CallbackRegistry` that the Engine owns (``engine.callbacks``): the loader
+functions land in the :class:`CallbackRegistry` of the script host (``host.callbacks``): the loader
 makes that registry *active* (a ``ContextVar``) while it imports an extension, and a registry running its
 callbacks makes itself active again, so a callback may register another. Called anywhere else, ``on_*``
 raises :class:`CallbackRegistrationError` (there is no global registry to fall back on).
@@ -53,48 +53,9 @@ class CallbackRegistrationError(RuntimeError):
 
 
 # --- A1111's parameter objects -------------------------------------------------------------------
-
-@dataclass
-class ImageSaveParams:
-    image: Any  # PIL image about to be / that was saved
-    p: Any  # the processing object, or None
-    filename: str  # the full path it is saved to
-    pnginfo: dict[str, Any]  # text chunks; "parameters" holds the infotext
-
-
-@dataclass
-class CFGDenoiserParams:
-    """Before a UNet call. ``x`` is the whole batch given to the UNet (conditional rows, then unconditional
-    ones), ``sigma`` the diffusers timestep of the step; changing ``x``, ``text_cond`` or ``text_uncond``
-    changes what the UNet gets."""
-
-    x: Any
-    image_cond: Any
-    sigma: Any
-    sampling_step: int
-    total_sampling_steps: int
-    text_cond: Any
-    text_uncond: Any
-    denoiser: Any = None
-
-
-@dataclass
-class CFGDenoisedParams:
-    """After a UNet call: ``x`` is its output for the whole batch (may be replaced)."""
-
-    x: Any
-    sampling_step: int
-    total_sampling_steps: int
-    inner_model: Any = None
-
-
-@dataclass
-class AfterCFGCallbackParams:
-    """After guidance: ``x`` is the guided prediction, one row per image (may be replaced)."""
-
-    x: Any
-    sampling_step: int
-    total_sampling_steps: int
+# Those the engine and the core fill are defined there, and are A1111's names here too.
+from modules.core.image_files import ImageSaveParams  # noqa: E402,F401
+from modules.engine.hooks import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams  # noqa: E402,F401
 
 
 @dataclass

@@ -526,7 +526,7 @@ def _guarded_preload(name: str, fn: Callable[[Any], None], errors: dict[str, str
 
 # --- web routes -----------------------------------------------------------------------------------
 
-def add_routes(app: Any, engine: Any) -> None:
+def add_routes(app: Any, manager: "ExtensionManager") -> None:
     """``GET /sd_extensions/<extension>/<javascript/x.js | style.css>``: only the files the page is told to load
     (an active extension's ``javascript/*.js|*.mjs`` and ``style.css`` whose real path stays in its folder).
     Call before the Gradio mount at ``/``."""
@@ -534,7 +534,7 @@ def add_routes(app: Any, engine: Any) -> None:
 
     @app.get(WEB_ROUTE + "/{name}/{relpath:path}", include_in_schema=False)
     def extension_file(name: str, relpath: str):
-        path = engine.extensions.web_file(name, relpath)
+        path = manager.web_file(name, relpath)
         if path is None:
             return PlainTextResponse("Not found", status_code=404)
         return FileResponse(path, media_type=WEB_SUFFIXES.get(path.suffix.lower(), "text/plain"),

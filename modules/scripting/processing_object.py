@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import copy as _copy
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modules.core.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationRequest)) | {"mask_blur"}
 _PLAN_LISTS = ("all_prompts", "all_negative_prompts", "all_seeds", "all_subseeds")
@@ -25,7 +28,7 @@ class StableDiffusionProcessing:
     ``StableDiffusionProcessingTxt2Img(prompt=..., steps=...)`` (the engine is then taken from the ``p``
     it is copied from, or must be set as ``p.engine`` before ``process_images``)."""
 
-    def __init__(self, engine: Any = None, request: GenerationRequest | None = None, *, scripts: Any = None,
+    def __init__(self, engine: Engine = None, request: GenerationRequest | None = None, *, scripts: Any = None,
                  script_args: list | None = None, **fields: Any) -> None:
         object.__setattr__(self, "request", request if request is not None else GenerationRequest())
         self.engine = engine

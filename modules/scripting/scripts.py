@@ -24,10 +24,14 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from modules.scripting import loading as script_loading
 from modules.core.request import GenerationRequest, Processed, RequestError
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+    from modules.scripting.host import ScriptHost
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ class Script:
     setup_for_ui_only = False
     controls: list | None = None
     extension: str | None = None  # the extension's name (None for the program's own scripts)
-    engine: Any = None  # not in A1111: the Engine, for choices lists in ui() (A1111 scripts reach globals)
+    engine: Engine = None  # not in A1111: the Engine, for choices lists in ui() (A1111 scripts reach globals)
 
     def title(self) -> str:
         raise NotImplementedError(f"{type(self).__name__}.title() must return the script's name")
@@ -213,22 +217,22 @@ def order_script_files(files: list[ScriptFile]) -> list[ScriptFile]:
 
 
 class ScriptManager:
-    """The scripts of one Engine (``engine.scripts``): loading, one runner per tab, running requests."""
+    """The scripts of one script host: loading, one runner per tab, the API's listings."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    def __init__(self, host: "ScriptHost") -> None:
+        self.host = host
+        self.engine = host.engine
         self._lock = threading.RLock()
         self.loaded = False
         self.script_data: list[ScriptClassData] = []
         self.load_errors: list[LoadError] = []
         self._runners: dict[bool, ScriptRunner] = {}
-        self._model_seen: int | None = None
 
     # -- loading ---------------------------------------------------------------------------------
     def script_files(self) -> list[ScriptFile]:
         repo = Path(self.engine.paths.repo_root)
         files = [ScriptFile(f"scripts/{p.name}", p, repo) for p in _py_files(repo / "scripts")]
-        for ext in self.engine.extensions.active():
+        for ext in self.host.extensions.active():
             for path in ext.files("scripts", (".py",)):
                 files.append(ScriptFile(f"{ext.canonical_name}/scripts/{path.name}", path, ext.path, ext))
         return order_script_files(files)
@@ -239,12 +243,12 @@ class ScriptManager:
             if self.loaded:
                 return
             self.loaded = True
-            extensions = self.engine.extensions
+            extensions = self.host.extensions
             try:
                 extensions.run_installers()
             except Exception as exc:  # an unreadable record must not stop the program
                 log.error("Extension installers: %s", exc)
-            callbacks = self.engine.callbacks
+            callbacks = self.host.callbacks
             for ext in extensions.active():
                 ext.loaded = True
             for file in self.script_files():
@@ -254,7 +258,7 @@ class ScriptManager:
     def _load_file(self, file: ScriptFile, callbacks: Any) -> None:
         ext = file.extension
         owner = ext.name if ext is not None else None
-        missing = _missing_requirements(file, self.engine.extensions)
+        missing = _missing_requirements(file, self.host.extensions)
         if missing:
             self._error(file.path, ext, f"requires {', '.join(missing)}, which is not installed or is disabled")
             return
@@ -285,13 +289,13 @@ class ScriptManager:
                 extension.errors.append(message)
 
     def _error_of(self, script: Script, error: str, trace: str = "") -> None:
-        ext = self.engine.extensions.find(script.extension) if script.extension else None
+        ext = self.host.extensions.find(script.extension) if script.extension else None
         self._error(script.filename or type(script).__name__, ext, error, trace)
 
     def record_hook_error(self, script: Script, hook: str, exc: BaseException) -> None:
         error = f"{hook}() raised {type(exc).__name__}: {exc}"
         log.error("Script %s (%s): %s\n%s", title_of(script), script.filename, error, traceback.format_exc())
-        ext = self.engine.extensions.find(script.extension) if script.extension else None
+        ext = self.host.extensions.find(script.extension) if script.extension else None
         if ext is not None:
             message = f"{Path(script.filename or '').name}: {error}"
             if message not in ext.errors:
@@ -300,7 +304,7 @@ class ScriptManager:
     def unload(self) -> None:
         """Run ``script_unloaded`` callbacks and forget every script and callback (a reload imports again)."""
         with self._lock:
-            callbacks = self.engine.callbacks
+            callbacks = self.host.callbacks
             callbacks.run("script_unloaded")
             callbacks.clear()
             self.script_data = []
@@ -334,33 +338,6 @@ class ScriptManager:
         runner = self.runner(request.is_img2img)
         args = runner.build_args(request.script_name, request.script_args, request.alwayson_scripts)
         return StableDiffusionProcessing(self.engine, request, scripts=runner, script_args=args)
-
-    def generate(self, request: GenerationRequest) -> Processed:
-        """``Engine.generate``: the selected script's ``run`` when ``script_name`` is set (``process_images``
-        if it returns None), else ``process_images``; the always-on scripts' hooks run either way."""
-        from modules.engine import pipeline as processing
-
-        p = self.processing_for(request)
-        runner: ScriptRunner = p.scripts
-        if not request.script_name:
-            runner.setup(p)
-            return processing.process_images(p)
-        with processing.generation_job(self.engine, request):
-            runner.setup(p)
-            processed = runner.run(p, *p.script_args)
-            if processed is None:
-                processed = processing.process_images(p)
-        return processed
-
-    def check_model_loaded(self) -> None:
-        """Run ``model_loaded`` callbacks once per checkpoint load (called before each generation uses it)."""
-        engine = self.engine
-        with self._lock:
-            generation = getattr(engine, "_model_generation", None)
-            if engine.model is None or generation == self._model_seen:
-                return
-            self._model_seen = generation
-        engine.callbacks.run("model_loaded", engine.model)
 
     # -- API listings ----------------------------------------------------------------------------
     def api_script_names(self) -> dict[str, list[str]]:

@@ -17,9 +17,11 @@ import logging
 import os
 import shutil
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from modules.core import fileio
 
@@ -454,6 +456,8 @@ class Options:
         self._values: dict[str, Any] = {}
         self._extra: dict[str, Any] = {}  # keys nobody registered, kept and written back
         self._callbacks: dict[str, list[Callable[[], None]]] = {}
+        # Values one request overrides (``scoped``): seen only by code running in that request's context.
+        self._scope: ContextVar[Mapping[str, Any]] = ContextVar(f"options_scope_{id(self)}", default=MappingProxyType({}))
         for info in table:
             self._register(info)
         if self.path is not None:
@@ -508,6 +512,9 @@ class Options:
         return key in self._infos or key in self._extra
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
+        layer = self._scope.get()
+        if key in layer:
+            return layer[key]
         with self._lock:
             if key in self._values:
                 return self._values[key]
@@ -550,19 +557,27 @@ class Options:
             return {**{k: _copy(v) for k, v in self._values.items()}, **{k: _copy(v) for k, v in self._extra.items()}}
 
     @contextlib.contextmanager
-    def override(self, **values: Any) -> Iterator["Options"]:
-        """Set values for the duration of a ``with`` block (API ``override_settings``), then restore them."""
-        previous: dict[str, Any] = {}
+    def scoped(self, values: Mapping[str, Any]) -> Iterator["Options"]:
+        """``values`` (checked) in force for code running in this context until the block ends, for one
+        request's ``override_settings``. Other threads and requests keep seeing the stored values, nothing is
+        written, no change callback runs, and the values are gone afterwards whatever happens in the block."""
+        if not values:
+            yield self
+            return
+        checked = {key: check_value(self.info(key), value) for key, value in values.items()}
+        token = self._scope.set(MappingProxyType({**self._scope.get(), **checked}))
         try:
-            for key, value in values.items():
-                self.info(key)
-                old = self.get(key)
-                if self.set(key, value):
-                    previous[key] = old
             yield self
         finally:
-            for key, old in reversed(previous.items()):
-                self.set(key, old)
+            self._scope.reset(token)
+
+    # A1111's name for the same thing.
+    def override(self, **values: Any) -> contextlib.AbstractContextManager["Options"]:
+        return self.scoped(values)
+
+    def is_scoped(self, key: str) -> bool:
+        """True while this context runs under an override of ``key``."""
+        return key in self._scope.get()
 
     # -- storage --------------------------------------------------------------------------------
 

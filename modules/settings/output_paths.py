@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from modules.core.image_files import _apply_pattern
+
+if TYPE_CHECKING:
+    from modules.settings.options import Options
+    from modules.settings.paths import Paths
 
 PROMPT_TAG_CHARS = 128
 
 
-def save_location(engine: Any, *, is_img2img: bool, grid: bool, tags: Mapping[str, Any]) -> tuple[Path, str]:
-    """(folder, file-name pattern) for one image of `engine`'s options."""
-    opts, paths = engine.options, engine.paths
+def save_location(opts: Options, paths: Paths, *, is_img2img: bool, grid: bool,
+                  tags: Mapping[str, Any]) -> tuple[Path, str]:
+    """(folder, file-name pattern) for one image, from the options and the data folders."""
     base = base_directory(opts, paths.data_dir, paths.outputs_dir, is_img2img=is_img2img, grid=grid)
     return image_directory(opts, base, tags, grid=grid), file_pattern(opts, grid=grid)
 

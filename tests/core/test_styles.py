@@ -219,3 +219,17 @@ def test_apply_then_extract_round_trip(tmp_path, prompt, negative, style_text, s
     assert names == ["S"]
     assert p == (prompt if placeholder else prompt.strip())
     assert n == negative.strip()
+
+
+def test_png_info_and_the_style_database_extract_styles_alike():
+    """One implementation: the infotext parser (PNG Info, /sdapi/v1/png-info) peels styles as the database does."""
+    from modules.core import infotext
+    from modules.core.styles import PromptStyle
+
+    styles = [PromptStyle("masterpiece", "masterpiece", ""), PromptStyle("neg", "", "blurry")]
+    for prompt, negative in [("supermasterpiece", ""), ("a cat, masterpiece", "ugly, blurry"), ("masterpiece", "")]:
+        db = StyleDatabase([])
+        db.styles = {s.name: s for s in styles}
+        assert infotext.extract_styles_from_prompt(styles, prompt, negative) == db.extract_styles_from_prompt(prompt, negative)
+    params = infotext.parse_generation_parameters("supermasterpiece\nSteps: 20, Sampler: Euler, CFG scale: 7", styles=styles)
+    assert params["Prompt"] == "supermasterpiece" and params.get("Styles array", []) == []

@@ -255,17 +255,16 @@ def test_infotext_pasted_callbacks_edit_params_before_mapping(engine):
             params["Steps"] = "33"
             params["Prompt"] += ", edited"
 
-    engine.callbacks = Callbacks()
     text = "p\nSteps: 20, Sampler: Euler, CFG scale: 7"
-    result = paste_fields(engine, text, False)
+    result = paste_fields(engine, text, False, callbacks=Callbacks())
     assert seen == [("infotext_pasted", text)]
     assert (result.fields["steps"], result.fields["prompt"]) == (33, "p, edited")
 
 
 def test_engine_callback_registry_edits_and_failures(engine):
-    registry = getattr(engine, "callbacks", None)
-    if registry is None or not hasattr(registry, "add"):
-        pytest.skip("this engine has no callback registry")
+    from modules.scripting.callbacks import CallbackRegistry
+
+    registry = CallbackRegistry()
 
     def add_tag(infotext, params):
         params["Prompt"] += " <lora:x:1>"
@@ -275,7 +274,7 @@ def test_engine_callback_registry_edits_and_failures(engine):
 
     registry.add("infotext_pasted", add_tag, name="tagger")
     registry.add("infotext_pasted", broken, name="broken-extension")
-    result = paste_fields(engine, "p\nSteps: 20, Sampler: Euler, CFG scale: 7", False)
+    result = paste_fields(engine, "p\nSteps: 20, Sampler: Euler, CFG scale: 7", False, callbacks=registry)
     assert result.fields["prompt"] == "p <lora:x:1>"
     assert "infotext_pasted callback broken-extension failed: KeyError: 'Nope'" in result.problems
 

@@ -29,8 +29,10 @@ def noise_image(w: int, h: int, seed: int = 0) -> Image.Image:
 def make_engine(data: Path) -> SimpleNamespace:
     """What the Extras tab uses of an engine: upscalers, options, job state, paths; no model."""
     paths = Paths.from_args(cmd_args.parse_args(["--data-dir", str(data)], environ={}), REPO_ROOT)
+    state = JobState()
     return SimpleNamespace(upscalers=UpscalerRegistry([data / "models"], device="cpu"),
-                           options=Options(data / "config.json"), state=JobState(), paths=paths)
+                           options=Options(data / "config.json"), state=state, paths=paths,
+                           exclusive=state.queue.hold)
 
 
 @pytest.fixture()

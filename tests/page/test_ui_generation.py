@@ -8,6 +8,7 @@ from modules.page import generation as ug
 from modules.page import run as ui_run
 from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
+from modules.scripting.host import ScriptHost
 
 
 def _txt2img_values(**over):
@@ -151,7 +152,7 @@ def test_run_generation_reports_each_finished_image_then_the_result(tiny_engine)
     req.do_not_save_samples = req.do_not_save_grid = True
     req.id_task = "task(test-run)"
     tasks = TaskTracker()
-    updates = list(ui_run.run_generation(tiny_engine, req, tasks=tasks, poll_seconds=0.001))
+    updates = list(ui_run.run_generation(ScriptHost.for_engine(tiny_engine), req, tasks=tasks, poll_seconds=0.001))
     final = updates[-1]
     assert final.done and final.error is None and len(final.images) == 3
     partial = [u for u in updates if not u.done]
@@ -168,11 +169,11 @@ def test_run_generation_turns_errors_into_one_line(tiny_engine):
     req = ug.build_request("txt2img", _txt2img_values(sampler_name="No such sampler", enable_hr=False, steps=1,
                                                       width=64, height=64))
     req.id_task = "task(bad)"
-    updates = list(ui_run.run_generation(tiny_engine, req, poll_seconds=0.001))
+    updates = list(ui_run.run_generation(ScriptHost.for_engine(tiny_engine), req, poll_seconds=0.001))
     assert len(updates) == 1 and updates[0].done and updates[0].images == []
     assert updates[0].error.startswith("sampler_name: ") and "No such sampler" in updates[0].error
     with pytest.raises(ValueError):
-        next(ui_run.run_generation(tiny_engine, req.__class__()))  # no id_task
+        next(ui_run.run_generation(ScriptHost.for_engine(tiny_engine), req.__class__()))  # no id_task
 
 
 def test_token_count_uses_the_loaded_text_encoder(tiny_engine):

@@ -15,6 +15,12 @@ import pytest
 
 from tests import browser_harness, tiny_models
 from tests.browser_harness import open_page, require_playwright, serve
+from modules.scripting.host import ScriptHost
+
+
+def _host(engine):
+    return ScriptHost.for_engine(engine)
+
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,19 +40,19 @@ def _build_app(engine):
         with gr.Tabs():
             with gr.Tab("txt2img", elem_id="tab_txt2img"):
                 with gr.Column():
-                    scripts_ui = ui_scripts.create_scripts_ui(engine, False)
+                    scripts_ui = ui_scripts.create_scripts_ui(_host(engine), False)
                 collect = gr.Button("Collect", elem_id="collect")
                 collected = gr.Textbox(label="Collected", elem_id="collected")
                 collect.click(lambda *values: json.dumps(scripts_ui.request_fields(list(values)), default=str),
                               inputs=scripts_ui.inputs, outputs=collected)
-            for blocks, title, elem_id in ui_extensions.extension_tabs(engine):
+            for blocks, title, elem_id in ui_extensions.extension_tabs(_host(engine)):
                 with gr.Tab(title, elem_id=f"tab_{elem_id}"):
                     blocks.render()
             with gr.Tab("Extensions", elem_id="tab_extensions"):
-                ui_extensions.create_extensions_tab(engine)
+                ui_extensions.create_extensions_tab(_host(engine))
     app = FastAPI()
-    extensions.add_routes(app, engine)
-    return gr.mount_gradio_app(app, demo, path="/", head=ui_extensions.extensions_head_html(engine))
+    extensions.add_routes(app, _host(engine).extensions)
+    return gr.mount_gradio_app(app, demo, path="/", head=ui_extensions.extensions_head_html(_host(engine)))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import pytest
 
 from modules.page import settings as ui_settings
 from modules.settings.options import OptionInfo, Options
+from modules.engine.engine import Engine
+from modules.engine.job_state import JobState
 from modules.page.settings import (
     ApplyResult, apply_settings, component_spec, from_component_value, quicksettings_keys, settings_sections,
 )
@@ -18,9 +20,15 @@ CKPT = "a.safetensors [0123456789]"
 
 
 class StubEngine:
-    """What the settings code reads of an engine, without a model (model keys are not applied with it)."""
+    """What the settings code reads of an engine, without a model (model keys are not applied with it); changes go
+    through the real Engine's queue and ``apply_settings``."""
+
+    exclusive = Engine.exclusive
+    apply_settings = Engine.apply_settings
+    _set_options = Engine._set_options
 
     def __init__(self, path: Path | None = None, **args):
+        self.state = JobState()
         self.options = Options(path)
         self.args = SimpleNamespace(**args)
         self.vaes = SimpleNamespace(choices=lambda: ["Automatic", "None", "kl-f8.safetensors"], refresh=lambda: None)

@@ -211,9 +211,8 @@ def test_web_files_route_serves_only_declared_files(tmp_path):
     options = Options(None)
     options.set("disabled_extensions", ["off"])
     manager = _manager(paths, options)
-    engine = SimpleNamespace(extensions=manager)
     app = FastAPI()
-    extensions.add_routes(app, engine)
+    extensions.add_routes(app, manager)
     client = TestClient(app)
     assert client.get("/sd_extensions/web/javascript/a.js").text == "console.log(1)"
     assert client.get("/sd_extensions/web/javascript/a.js").headers["content-type"].startswith("text/javascript")

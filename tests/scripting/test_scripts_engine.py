@@ -22,6 +22,7 @@ from modules.core import infotext
 from modules.scripting import loading as script_loading
 from modules.page import extensions as ui_extensions
 from modules.core.request import GenerationRequest
+from modules.scripting.host import ScriptHost
 from tests import network_files, tiny_models
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,8 +30,7 @@ EXAMPLE = REPO / "extensions-examples" / "sd-webui-example"
 
 BROKEN_IMPORT = "raise RuntimeError('broken at import')\n"
 BROKEN_HOOK = '''
-from modules.scripting import scripts
-from modules.scripting import callbacks as script_callbacks
+from modules import script_callbacks, scripts
 
 class Exploding(scripts.Script):
     def title(self):
@@ -51,7 +51,7 @@ def bad_denoiser(params):
 script_callbacks.on_cfg_denoiser(bad_denoiser)
 '''
 RECORDER = '''
-from modules.scripting import callbacks as script_callbacks
+from modules import script_callbacks
 
 EVENTS = []
 
@@ -102,8 +102,12 @@ def events(engine):
     return sys.modules[script_loading.module_name_for("recorder", Path("recorder.py"))].EVENTS
 
 
+def _host(engine):
+    return ScriptHost.for_engine(engine)
+
+
 def _gen(engine, **kw):
-    return engine.generate(GenerationRequest(**{**BASE, **kw}))
+    return _host(engine).generate(GenerationRequest(**{**BASE, **kw}))
 
 
 def _px(image: Image.Image) -> np.ndarray:
@@ -119,24 +123,24 @@ def _xyz_args(x_type="Nothing", x_values="", y_type="Nothing", y_values="", z_ty
 # --- loading ------------------------------------------------------------------------------------------
 
 def test_extensions_load_and_the_broken_one_says_why(engine):
-    names = [e.name for e in engine.extensions.list()]
+    names = [e.name for e in _host(engine).extensions.list()]
     assert names == ["broken-hook", "broken-import", "recorder", "sd-webui-example"]
-    broken = engine.extensions.find("broken-import")
+    broken = _host(engine).extensions.find("broken-import")
     assert broken.errors == ["broken_import.py: RuntimeError: broken at import"]
-    assert any("broken at import" in e.error for e in engine.scripts.load_errors)
-    txt2img = engine.scripts.txt2img
+    assert any("broken at import" in e.error for e in _host(engine).scripts.load_errors)
+    txt2img = _host(engine).scripts.txt2img
     assert [s.title() for s in txt2img.selectable_scripts] == ["Prompt matrix", "Prompts from file or textbox", "X/Y/Z plot"]
     assert [s.title() for s in txt2img.alwayson_scripts] == ["Exploding", "Example note"]
-    assert engine.scripts.img2img.alwayson_scripts[1].is_img2img
+    assert _host(engine).scripts.img2img.alwayson_scripts[1].is_img2img
     assert "example_note_prefix" in engine.options  # on_ui_settings ran
-    html = ui_extensions.extensions_table_html(engine)
+    html = ui_extensions.extensions_table_html(_host(engine))
     assert "broken at import" in html and "failed to load" in html and "sd-webui-example" in html
 
 
 def test_example_extension_tab_and_head(engine):
-    tabs = ui_extensions.extension_tabs(engine)
+    tabs = ui_extensions.extension_tabs(_host(engine))
     assert [(title, elem_id) for _, title, elem_id in tabs] == [("Example", "example_tab")]
-    head = ui_extensions.extensions_head_html(engine)
+    head = ui_extensions.extensions_head_html(_host(engine))
     assert "/sd_extensions/sd-webui-example/javascript/example.js" in head
     assert "/sd_extensions/sd-webui-example/style.css" in head
 
@@ -155,15 +159,15 @@ def test_always_on_script_writes_infotext_and_a_raising_hook_does_not_stop_gener
     assert fields["Example note"] == "for the wiki"
     assert "Example note" not in plain.infotexts[0]
     assert np.array_equal(_px(plain.images[0]), _px(noted.images[0]))  # the hooks that raised changed nothing
-    errors = engine.extensions.find("broken-hook").errors
+    errors = _host(engine).extensions.find("broken-hook").errors
     assert any("process() raised ValueError: process hook exploded" in e for e in errors)
     # The script is switched off after its first failure in a call: postprocess_image was never reached.
     assert not any("postprocess hook exploded" in e for e in errors)
-    failures = [f for f in engine.callbacks.failures if f.owner == "broken-hook"]
+    failures = [f for f in _host(engine).callbacks.failures if f.owner == "broken-hook"]
     assert failures and all(f.kind == "cfg_denoiser" for f in failures)
     before = len(failures)
     _gen(engine, steps=3)
-    after = [f for f in engine.callbacks.failures if f.owner == "broken-hook"]
+    after = [f for f in _host(engine).callbacks.failures if f.owner == "broken-hook"]
     assert len(after) == before + 1  # once per generation, not once per step
 
 

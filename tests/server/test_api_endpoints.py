@@ -463,13 +463,14 @@ def test_server_routes_need_the_flag(client):
 
 
 def _app_with_flags(engine, data, *flags: str) -> FastAPI:
+    from modules.scripting.host import ScriptHost
     from modules.server.api.api import mount_api
 
     args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui", *flags], environ={})
     app = FastAPI()
     old_args, engine.args = engine.args, args
     try:
-        mount_api(app, engine)
+        mount_api(app, ScriptHost.for_engine(engine))
     finally:
         engine.args = old_args
     return app

@@ -25,7 +25,8 @@ from starlette.websockets import WebSocketDisconnect
 
 import webui
 from modules.settings import cmd_args
-from modules.server import file_serving
+from modules.engine import file_access as file_serving
+from modules.server import app as server_app
 from modules.server import auth as server_auth
 from modules.server import upload_limits
 from modules.core.request import GenerationRequest
@@ -548,7 +549,7 @@ def test_port_fallback_and_taken_port(monkeypatch):
     taken.listen()
     port = taken.getsockname()[1]
     try:
-        monkeypatch.setattr(webui, "UI_PORT", port)
+        monkeypatch.setattr(server_app, "UI_PORT", port)
         sock = webui.open_server_socket(cmd_args.parse_args([], environ={}))
         try:
             assert sock.getsockname()[0] == "127.0.0.1" and sock.getsockname()[1] > port
@@ -570,7 +571,7 @@ def _run_main(monkeypatch, engine, argv, opened_url_check):
     monkeypatch.setattr(webui, "build_engine", lambda args: engine)
     monkeypatch.setattr(webui, "create_app", lambda eng, args: apps.append(real_create_app(eng, args)) or apps[-1])
     monkeypatch.setattr(webui, "_load_initial_model", lambda eng: pytest.fail("--skip-load-model-at-start ignored"))
-    monkeypatch.setattr(webui.webbrowser, "open", lambda url: (urls.append(url), opened.set()))
+    monkeypatch.setattr(server_app.webbrowser, "open", lambda url: (urls.append(url), opened.set()))
     result = []
     thread = threading.Thread(target=lambda: result.append(webui.main(argv)), daemon=True)
     thread.start()

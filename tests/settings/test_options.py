@@ -1,5 +1,6 @@
 """Settings: A1111 defaults, validation, config.json round trip, atomic save, overrides."""
 import json
+import threading
 import logging
 import os
 
@@ -181,8 +182,32 @@ def test_on_change_callbacks():
     opts.set("sd_model_checkpoint", "a")
     opts.set("sd_model_checkpoint", "a")
     with opts.override(sd_model_checkpoint="b"):
-        pass
-    assert seen == ["a", "b", "a"]
+        assert opts.get("sd_model_checkpoint") == "b"
+    # A request's overrides are scoped to it: no change callbacks (A1111 sets them with run_callbacks=False).
+    assert seen == ["a"]
+
+
+def test_scoped_values_never_reach_another_thread():
+    opts = Options()
+    opts.set("eta_ddim", 0.25)
+    inside, outside = threading.Event(), threading.Event()
+    seen = {}
+
+    def reader():
+        inside.wait(5)
+        seen["other"] = opts.get("eta_ddim")
+        outside.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    with opts.scoped({"eta_ddim": 0.75}):
+        inside.set()
+        outside.wait(5)
+        seen["own"] = opts.get("eta_ddim")
+        assert opts.is_scoped("eta_ddim") and opts.data()["eta_ddim"] == 0.25
+    thread.join(5)
+    assert seen == {"other": 0.25, "own": 0.75}
+    assert opts.get("eta_ddim") == 0.25 and not opts.is_scoped("eta_ddim")
 
 
 def test_add_option_for_extensions(tmp_path):

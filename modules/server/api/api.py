@@ -1,6 +1,6 @@
 """A1111's HTTP API (/sdapi/v1, spec §9) as a thin door onto the Engine: no generation logic here.
 
-``mount_api(app, engine)`` adds the error handlers (A1111's error JSON; 422 for anything the client got
+``mount_api(app, host)`` (a :class:`~modules.scripting.host.ScriptHost`) adds the error handlers (A1111's error JSON; 422 for anything the client got
 wrong), the ``X-Process-Time`` header, ``--api-log`` and every route (``--api-auth`` is checked in front
 of the whole app by ``modules.server_auth``). The routes of this file run generations and
 postprocessing; listings, settings and model management are in ``routes_info``, the server-control and
@@ -12,7 +12,7 @@ import datetime
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -27,6 +27,10 @@ from modules.engine import postprocessing
 from modules.server.api import convert, models, routes_info, routes_internal
 from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+    from modules.scripting.host import ScriptHost
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +85,11 @@ def _install_middleware(app: FastAPI, api_log: bool) -> None:
 
 # ---- generation ------------------------------------------------------------------------------------
 
-def check_scripts(engine: Any, payload: models._Common, *, img2img: bool) -> None:
+def check_scripts(host: "ScriptHost", payload: models._Common, *, img2img: bool) -> None:
     """``script_name`` / ``alwayson_scripts`` must name scripts of the tab's runner (A1111's 422 otherwise)."""
     if not payload.script_name and not payload.alwayson_scripts:
         return
-    runner = engine.scripts.runner(img2img)
+    runner = host.scripts.runner(img2img)
     if payload.script_name and runner.find(payload.script_name, runner.selectable_scripts) is None:
         raise HTTPException(status_code=422, detail=f"Script '{payload.script_name}' not found")
     for name in (payload.alwayson_scripts or {}):
@@ -96,8 +100,9 @@ def check_scripts(engine: Any, payload: models._Common, *, img2img: bool) -> Non
             raise HTTPException(status_code=422, detail="Cannot have a selectable script in the always on scripts params")
 
 
-def _generate(engine: Any, tasks: TaskTracker, payload: models._Common, *, img2img: bool) -> models.TextToImageResponse:
-    check_scripts(engine, payload, img2img=img2img)
+def _generate(host: "ScriptHost", tasks: TaskTracker, payload: models._Common, *, img2img: bool) -> models.TextToImageResponse:
+    engine = host.engine
+    check_scripts(host, payload, img2img=img2img)
     payload = convert.apply_infotext(engine, payload)
     task_id = payload.force_task_id or convert.create_task_id("img2img" if img2img else "txt2img")
     req = convert.to_generation_request(engine, payload, img2img=img2img, task_id=task_id)
@@ -106,7 +111,7 @@ def _generate(engine: Any, tasks: TaskTracker, payload: models._Common, *, img2i
     req.alwayson_scripts = dict(payload.alwayson_scripts or {})
     tasks.add(task_id)
     try:
-        processed = engine.generate(req)
+        processed = host.generate(req)
     finally:
         tasks.finish(task_id)
     images = [convert.encode_image(engine, img, text) for img, text in zip(processed.images, processed.infotexts)] \
@@ -142,17 +147,18 @@ def _json_friendly(items: dict[str, Any]) -> dict[str, Any]:
     return {str(k): fix(v) for k, v in items.items()}
 
 
-def create_router(engine: Any, tasks: TaskTracker) -> APIRouter:
+def create_router(host: "ScriptHost", tasks: TaskTracker) -> APIRouter:
+    engine = host.engine
     # --api-auth is enforced in front of the whole app (modules.server_auth), not per route.
     router = APIRouter(prefix="/sdapi/v1")
 
     @router.post("/txt2img", response_model=models.TextToImageResponse)
     def text2imgapi(payload: models.StableDiffusionTxt2ImgProcessingAPI) -> models.TextToImageResponse:
-        return _generate(engine, tasks, payload, img2img=False)
+        return _generate(host, tasks, payload, img2img=False)
 
     @router.post("/img2img", response_model=models.ImageToImageResponse)
     def img2imgapi(payload: models.StableDiffusionImg2ImgProcessingAPI) -> models.TextToImageResponse:
-        return _generate(engine, tasks, payload, img2img=True)
+        return _generate(host, tasks, payload, img2img=True)
 
     @router.post("/extra-single-image", response_model=models.ExtrasSingleImageResponse)
     def extras_single_image_api(payload: models.ExtrasSingleImageRequest) -> models.ExtrasSingleImageResponse:
@@ -213,20 +219,20 @@ def create_router(engine: Any, tasks: TaskTracker) -> APIRouter:
     async def skipapi() -> None:
         engine.state.skip()
 
-    routes_info.add_routes(router, engine)
+    routes_info.add_routes(router, host)
     routes_internal.add_server_routes(router, engine)
     return router
 
 
-def mount_api(app: FastAPI, engine: Any) -> None:
+def mount_api(app: FastAPI, host: "ScriptHost") -> None:
     """Add /sdapi/v1 (and the /internal UI-support routes) to ``app``.
 
     ``app.state.request_shutdown`` / ``request_restart`` / ``request_kill``, set by the launcher, are what
     /server-stop, /server-restart and /server-kill call (with ``--api-server-stop``)."""
     install_error_handlers(app)
-    _install_middleware(app, bool(getattr(engine.args, "api_log", False)))
-    app.include_router(create_router(engine, task_tracker(app)))
-    mount_internal_routes(app, engine)
+    _install_middleware(app, bool(getattr(host.engine.args, "api_log", False)))
+    app.include_router(create_router(host, task_tracker(app)))
+    mount_internal_routes(app, host.engine)
 
 
 def task_tracker(app: FastAPI) -> TaskTracker:
@@ -237,7 +243,7 @@ def task_tracker(app: FastAPI) -> TaskTracker:
     return tracker
 
 
-def mount_internal_routes(app: FastAPI, engine: Any) -> None:
+def mount_internal_routes(app: FastAPI, engine: Engine) -> None:
     """/internal/ping, /internal/progress, /internal/pending-tasks; once per app (the UI may call this too)."""
     if getattr(app.state, "internal_routes_mounted", False):
         return

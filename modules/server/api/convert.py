@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from pydantic import ValidationError
@@ -14,9 +14,12 @@ from pydantic import ValidationError
 from modules.core import image_files
 from modules.core import infotext as infotext_mod
 from modules.server.api import models
-from modules.server.api.settings import check_overrides, check_setting, closest_checkpoint
+from modules.engine.settings_changes import check_overrides, check_setting, closest_checkpoint
 from modules.core.request import GenerationRequest, RequestError
 from modules.core.infotext_request import request_from_infotext
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 ENCODABLE_FORMATS = ("png", "jpg", "jpeg", "webp")
 
@@ -38,7 +41,7 @@ def decode_image(value: Any, field: str) -> Image.Image:
         raise RequestError(field, str(exc)) from exc
 
 
-def encode_image(engine: Any, image: Image.Image, infotext: str | None = None) -> str:
+def encode_image(engine: Engine, image: Image.Image, infotext: str | None = None) -> str:
     """Base64 (no prefix) in the ``samples_format`` setting's format (PNG when it cannot be encoded), infotext kept."""
     fmt = str(engine.options.get("samples_format") or "png").lower()
     if fmt not in ENCODABLE_FORMATS:
@@ -47,7 +50,7 @@ def encode_image(engine: Any, image: Image.Image, infotext: str | None = None) -
                                            webp_lossless=bool(engine.options.get("webp_lossless")))
 
 
-def apply_infotext(engine: Any, payload: models._Common) -> models._Common:
+def apply_infotext(engine: Engine, payload: models._Common) -> models._Common:
     """A1111's ``infotext`` field: fields the request did not set explicitly are taken from the infotext, and
     the settings it names (``Clip skip`` included) become ``override_settings`` unless the request gives them."""
     if not payload.infotext:
@@ -85,7 +88,7 @@ def apply_infotext(engine: Any, payload: models._Common) -> models._Common:
     return payload.model_copy(update=update)
 
 
-def to_generation_request(engine: Any, payload: models._Common, *, img2img: bool, task_id: str) -> GenerationRequest:
+def to_generation_request(engine: Engine, payload: models._Common, *, img2img: bool, task_id: str) -> GenerationRequest:
     data = payload.model_dump()
     req = GenerationRequest(
         prompt=data["prompt"] or "",

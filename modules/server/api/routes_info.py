@@ -6,14 +6,28 @@ list), training (501).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 
 from modules.core import samplers
 from modules.models import upscalers
-from modules.server.api import memory, models, settings
+from modules.engine import settings_changes
+from modules.server.api import memory, models
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+    from modules.scripting.host import ScriptHost
+
+
+def _options_for_api(engine: "Engine") -> dict[str, Any]:
+    """Every setting (GET /sdapi/v1/options); ``sd_checkpoint_hash`` tells the loaded checkpoint's sha256."""
+    data = engine.options.data()
+    info = engine.checkpoint_info
+    if info is not None and info.sha256 and not data.get("sd_checkpoint_hash"):
+        data["sd_checkpoint_hash"] = info.sha256
+    return data
 
 
 def _config_near(filename: str) -> str | None:
@@ -28,7 +42,7 @@ def _embedding_item(embedding: Any) -> dict[str, Any]:
             "sd_checkpoint_name": embedding.sd_checkpoint_name, "shape": embedding.shape, "vectors": embedding.vectors}
 
 
-def _options_schema(engine: Any) -> dict[str, Any]:
+def _options_schema(engine: Engine) -> dict[str, Any]:
     """OpenAPI body of POST /options: the known settings with their JSON types (any other key is a 422)."""
     kinds = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
     properties: dict[str, Any] = {}
@@ -38,18 +52,18 @@ def _options_schema(engine: Any) -> dict[str, Any]:
     return {"requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": properties}}}}}
 
 
-def add_routes(router: APIRouter, engine: Any) -> None:
+def add_routes(router: APIRouter, host: "ScriptHost") -> None:
+    engine = host.engine
     networks = engine.networks
-    queue = engine.state.queue
 
     # ---- settings and flags --------------------------------------------------------------------------
     @router.get("/options")
     def get_config() -> dict[str, Any]:
-        return jsonable_encoder(settings.options_for_api(engine))
+        return jsonable_encoder(_options_for_api(engine))
 
     @router.post("/options", openapi_extra=_options_schema(engine))
     def set_config(req: dict[str, Any] = Body(...)) -> None:
-        settings.apply_options(engine, req)
+        settings_changes.apply_options(engine, req)
 
     @router.get("/cmd-flags")
     def get_cmd_flags() -> dict[str, Any]:
@@ -130,17 +144,15 @@ def add_routes(router: APIRouter, engine: Any) -> None:
         if engine.model is not None:
             networks.prepare_embeddings(force=True)
 
-    # The model must not change under a running generation: these wait for the queue.
+    # The model must not change under a running generation: the Engine's methods wait for the queue.
     @router.post("/reload-checkpoint")
     def reloadapi() -> dict[str, Any]:
-        with queue.hold():
-            engine.reload()
+        engine.reload_checkpoint()
         return {}
 
     @router.post("/unload-checkpoint")
     def unloadapi() -> dict[str, Any]:
-        with queue.hold():
-            engine.unload()
+        engine.unload_checkpoint()
         return {}
 
     # ---- system --------------------------------------------------------------------------------------
@@ -151,15 +163,15 @@ def add_routes(router: APIRouter, engine: Any) -> None:
     # ---- scripts and extensions (spec §12) ------------------------------------------------------------
     @router.get("/scripts", response_model=models.ScriptsList)
     def get_scripts_list() -> dict[str, list[str]]:
-        return engine.scripts.api_script_names()
+        return host.scripts.api_script_names()
 
     @router.get("/script-info", response_model=list[models.ScriptInfo])
     def get_script_info() -> list[dict[str, Any]]:
-        return engine.scripts.api_script_info()
+        return host.scripts.api_script_info()
 
     @router.get("/extensions", response_model=list[models.ExtensionItem])
     def get_extensions_list() -> list[dict[str, Any]]:
-        return engine.extensions.api_items()
+        return host.extensions.api_items()
 
     # ---- what this app does not have -----------------------------------------------------------------
 

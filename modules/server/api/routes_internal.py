@@ -11,7 +11,7 @@ import io
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
@@ -20,8 +20,11 @@ from starlette.concurrency import run_in_threadpool
 from modules.server.api import models
 from modules.server.api.tasks import TaskTracker
 
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
-def add_server_routes(router: APIRouter, engine: Any) -> None:
+
+def add_server_routes(router: APIRouter, engine: Engine) -> None:
     if not getattr(engine.args, "api_server_stop", False):
         return  # A1111 has no such routes without the flag (404)
 
@@ -60,7 +63,7 @@ def _preview_data_uri(image: Any, fmt: str) -> str:
     return f"data:image/{fmt};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def create_internal_router(engine: Any, tasks: TaskTracker) -> APIRouter:
+def create_internal_router(engine: Engine, tasks: TaskTracker) -> APIRouter:
     router = APIRouter(prefix="/internal")
 
     @router.get("/ping")

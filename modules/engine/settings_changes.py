@@ -1,21 +1,29 @@
-"""Checking and applying settings from outside (POST /sdapi/v1/options, a request's override_settings).
+"""Checking setting changes that come from outside: the API's POST /sdapi/v1/options, the settings page and
+quicksettings, a request's override_settings, the checkpoint cards.
 
-FastAPI-free, so that the settings page can apply its changes the same way. Every problem is a
-RequestError naming the setting: a client never gets a 500 for a bad key or value.
+Both doors check here and then apply through :meth:`Engine.apply_settings`, so they give the same errors and a
+change always waits for the running job. Every problem is a RequestError naming the setting: a client never
+gets a 500 for a bad key or value.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from modules.core.request import RequestError
+from modules.engine.engine import MODEL_KEYS
 from modules.settings.options import check_value
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
+    from modules.models.checkpoints import CheckpointInfo
 
 # A1111's `restrict_api` options: the API silently leaves them alone.
 API_RESTRICTED = frozenset({"api_enable_requests", "api_forbid_local_requests", "api_useragent"})
-MODEL_KEYS = ("sd_model_checkpoint", "sd_vae")
+__all__ = ["API_RESTRICTED", "MODEL_KEYS", "apply_options", "check_overrides", "check_setting", "closest_checkpoint",
+           "exact_checkpoint", "frozen_reason"]
 
 
-def exact_checkpoint(engine: Any, name: str) -> Any:
+def exact_checkpoint(engine: "Engine", name: str) -> "CheckpointInfo | None":
     """The checkpoint one of whose exact aliases is ``name`` (A1111's ``checkpoint_aliases``), or None."""
     for info in engine.available_checkpoints():
         if name in info.ids or name == info.hash:
@@ -23,7 +31,7 @@ def exact_checkpoint(engine: Any, name: str) -> Any:
     return None
 
 
-def closest_checkpoint(engine: Any, name: str) -> Any:
+def closest_checkpoint(engine: "Engine", name: str) -> "CheckpointInfo | None":
     """A1111's ``get_closet_checkpoint_match`` over the listed checkpoints (the built-in one when none is listed)."""
     info = engine.checkpoints.get_closest(name)
     if info is None and not engine.checkpoints.list():
@@ -31,11 +39,11 @@ def closest_checkpoint(engine: Any, name: str) -> Any:
     return info
 
 
-def _checkpoint_choices(engine: Any) -> str:
+def _checkpoint_choices(engine: "Engine") -> str:
     return ", ".join(c.title for c in engine.available_checkpoints())
 
 
-def check_setting(engine: Any, key: str, value: Any, *, field: str, exact_checkpoint_name: bool) -> Any:
+def check_setting(engine: "Engine", key: str, value: Any, *, field: str, exact_checkpoint_name: bool) -> Any:
     """``value`` converted for setting ``key``; RequestError(field, why) if it is not acceptable."""
     try:
         info = engine.options.info(key)
@@ -58,13 +66,13 @@ def check_setting(engine: Any, key: str, value: Any, *, field: str, exact_checkp
         raise RequestError(field, str(exc)) from None
 
 
-def _ignored_from_api(engine: Any, key: str) -> bool:
+def _ignored_from_api(engine: "Engine", key: str) -> bool:
     """Settings A1111's API leaves alone: its ``restrict_api`` ones, and folders with ``--hide-ui-dir-config``."""
     return key in API_RESTRICTED or (bool(getattr(engine.args, "hide_ui_dir_config", False))
                                      and engine.options.info(key).restricted)
 
 
-def check_overrides(engine: Any, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_overrides(engine: "Engine", overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """A request's ``override_settings``, checked and converted (field names ``override_settings.<key>``)."""
     out: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
@@ -78,7 +86,8 @@ def _split(text: str | None) -> set[str]:
     return {part.strip() for part in (text or "").split(",") if part.strip()}
 
 
-def _frozen_reason(engine: Any, key: str) -> str | None:
+def frozen_reason(engine: "Engine", key: str) -> str | None:
+    """Why ``key`` may not be changed (the --freeze-settings flags), or None."""
     args = engine.args
     if getattr(args, "freeze_settings", False):
         return "settings are frozen (--freeze-settings)"
@@ -90,13 +99,13 @@ def _frozen_reason(engine: Any, key: str) -> str | None:
     return None
 
 
-def apply_options(engine: Any, values: Mapping[str, Any], *, from_api: bool = True) -> list[str]:
+def apply_options(engine: "Engine", values: Mapping[str, Any], *, from_api: bool = True) -> list[str]:
     """Set several settings at once, like A1111's POST /sdapi/v1/options; returns the keys that changed.
 
     All values are checked before any is set (one bad key changes nothing). ``sd_model_checkpoint`` must be
-    an exact checkpoint alias (title, name, hash...). A new checkpoint or VAE is loaded before returning,
-    waiting for the running generation; when loading fails the previous values come back and the error
-    propagates. The settings file is saved.
+    an exact checkpoint alias (title, name, hash...). The change goes through :meth:`Engine.apply_settings`:
+    it waits for the running generation, a new checkpoint or VAE is loaded before returning, a model that
+    fails to load leaves model and settings as they were (the error propagates), and the file is saved.
     """
     opts = engine.options
     checked: dict[str, Any] = {}
@@ -106,32 +115,8 @@ def apply_options(engine: Any, values: Mapping[str, Any], *, from_api: bool = Tr
             continue
         if opts.get(key) == value:
             continue
-        reason = _frozen_reason(engine, key)
+        reason = frozen_reason(engine, key)
         if reason:
             raise RequestError(key, reason)
         checked[key] = value
-
-    previous = {key: opts.get(key) for key in checked}
-    changed = [key for key, value in checked.items() if opts.set(key, value)]
-    if any(key in changed for key in MODEL_KEYS):
-        try:
-            with engine.state.queue.hold():
-                engine.ensure_model()
-        except Exception:
-            for key in MODEL_KEYS:
-                if key in previous:
-                    opts.set(key, previous[key], run_callbacks=False)
-            raise
-    if changed and opts.path is not None:
-        opts.save()
-    return changed
-
-
-def options_for_api(engine: Any) -> dict[str, Any]:
-    """Every setting (GET /sdapi/v1/options); ``sd_checkpoint_hash`` tells the loaded checkpoint's sha256."""
-    data = engine.options.data()
-    info = engine.checkpoint_info
-    if info is not None and info.sha256 and not data.get("sd_checkpoint_hash"):
-        data["sd_checkpoint_hash"] = info.sha256
-    return data
-
+    return engine.apply_settings(checked) if checked else []

@@ -1,0 +1,111 @@
+"""The points of a generation where a layer above the engine may look and change things.
+
+The pipeline knows nothing of A1111's scripts, ``p`` or extensions: it calls these hooks, and the script
+layer (``modules.scripting``) implements them for its always-on scripts and callbacks. A generation without
+scripts runs with :data:`NO_HOOKS`. Each hook gets the run's :class:`~modules.engine.pipeline.Plan` (what was
+resolved from the request: prompts, seeds, extra infotext parameters) and may change it in place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from modules.core.request import Processed
+    from modules.engine.pipeline import Batch, Plan
+
+
+# --- A1111's parameter objects of the per-step callbacks (``script_callbacks`` re-exports them) ---------
+
+@dataclass
+class CFGDenoiserParams:
+    """Before a UNet call. ``x`` is the whole batch given to the UNet (conditional rows, then unconditional
+    ones), ``sigma`` the diffusers timestep of the step; changing ``x``, ``text_cond`` or ``text_uncond``
+    changes what the UNet gets."""
+
+    x: Any
+    image_cond: Any
+    sigma: Any
+    sampling_step: int
+    total_sampling_steps: int
+    text_cond: Any
+    text_uncond: Any
+    denoiser: Any = None
+
+
+@dataclass
+class CFGDenoisedParams:
+    """After a UNet call: ``x`` is its output for the whole batch (may be replaced)."""
+
+    x: Any
+    sampling_step: int
+    total_sampling_steps: int
+    inner_model: Any = None
+
+
+@dataclass
+class AfterCFGCallbackParams:
+    """After guidance: ``x`` is the guided prediction, one row per image (may be replaced)."""
+
+    x: Any
+    sampling_step: int
+    total_sampling_steps: int
+
+
+
+class SamplingCallbacks(Protocol):
+    """Per-step callbacks of the denoiser (A1111's on_cfg_denoiser / on_cfg_denoised / on_cfg_after_cfg)."""
+
+    def has(self, name: str) -> bool: ...
+
+    def run(self, name: str, *args: Any) -> Any: ...
+
+
+class ImageSaveCallbacks(Protocol):
+    """Callbacks around writing an image file (A1111's before_image_saved / image_saved)."""
+
+    def run(self, name: str, *args: Any) -> Any: ...
+
+
+class GenerationHooks:
+    """No-op hooks; the script layer subclasses this. Names follow the order they are called in."""
+
+    def begin(self, plan: "Plan") -> None:
+        """The run is planned and the model loaded (A1111: ``process``); prompts and seeds may be changed."""
+
+    def before_batch(self, plan: "Plan", batch: "Batch") -> None:
+        """Before a batch's extra networks are activated; ``batch.prompts`` / ``batch.seeds`` may be changed."""
+
+    def networks_activated(self, plan: "Plan", batch: "Batch", network_data: dict) -> None:
+        """The batch's extra networks are active; conditioning comes next."""
+
+    def before_hires(self, plan: "Plan") -> None:
+        """The first pass is done; the hires pass starts."""
+
+    def batch_done(self, plan: "Plan", batch: "Batch", images: list["Image.Image"]) -> list["Image.Image"]:
+        """A batch's decoded images; the returned list replaces them."""
+        return images
+
+    def image_done(self, plan: "Plan", batch: "Batch", index_in_batch: int, image: "Image.Image") -> "Image.Image":
+        """One finished image, before its infotext is written; the returned image replaces it."""
+        return image
+
+    def finish(self, plan: "Plan", processed: "Processed") -> None:
+        """The run's result, before it is returned."""
+
+    def sampling_callbacks(self) -> SamplingCallbacks | None:
+        """Per-step denoiser callbacks for this run, or None when nobody listens."""
+        return None
+
+    def save_callbacks(self) -> ImageSaveCallbacks | None:
+        """Callbacks around saving images, or None."""
+        return None
+
+    def processing(self) -> Any:
+        """The object callbacks receive as ``p`` (A1111's StableDiffusionProcessing), or None."""
+        return None
+
+
+NO_HOOKS = GenerationHooks()
