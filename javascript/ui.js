@@ -196,6 +196,18 @@
     }
   });
 
+  // An ImageEditor given a picture by an event (Send to inpaint) shows the brush as chosen but does not draw until
+  // a tool is picked: pick the brush for the user, once the picture is in.
+  function activateBrush(elemId, tries = 20) {
+    const editor = byId(elemId);
+    const brush = editor && editor.querySelector("button[aria-label=Brush]");
+    if (brush && editor.querySelector("canvas")) {
+      brush.click();
+    } else if (tries > 0) {
+      setTimeout(() => activateBrush(elemId, tries - 1), 150);
+    }
+  }
+
   setInterval(counterLoop, 700);
-  window.sdUi = {submit, finishTask, newTaskId, progressText, formatEta};
+  window.sdUi = {submit, finishTask, newTaskId, progressText, formatEta, activateBrush};
 })();

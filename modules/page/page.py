@@ -123,6 +123,9 @@ def _connect_native_size(engine: Engine, quick: ui_settings.Quicksettings,
           show_progress="hidden", queue=False, api_visibility="private")
 
 
+ACTIVATE_BRUSH = "() => sdUi.activateBrush('img2maskimg')"  # see javascript/ui.js
+
+
 def _connect_send_to(host: "ScriptHost", tabs: gr.Tabs, txt2img: Any, img2img: Any, extras: Any, pnginfo: Any) -> None:
     """Results' and PNG Info's "Send to" buttons: the image and its generation parameters go along."""
     engine = host.engine
@@ -153,7 +156,7 @@ def _connect_send_to(host: "ScriptHost", tabs: gr.Tabs, txt2img: Any, img2img: A
                                   api_visibility="private")
         res.send_to_inpaint.click(to_inpaint, inputs=[res.gallery, res.selected],
                                   outputs=[tabs, img2img.img2img_tabs, editor, mode, controls],
-                                  api_visibility="private")
+                                  api_visibility="private").then(None, js=ACTIVATE_BRUSH, queue=False)
         res.send_to_extras.click(to_extras, inputs=[res.gallery, res.selected], outputs=[tabs, extras.image],
                                  api_visibility="private")
         for button in (res.send_to_img2img, res.send_to_inpaint):
@@ -173,6 +176,7 @@ def _connect_send_to(host: "ScriptHost", tabs: gr.Tabs, txt2img: Any, img2img: A
     pnginfo.send_to_inpaint.click(
         lambda image: ({"background": image, "layers": [], "composite": image} if image is not None else None,
                        "inpaint", gr.update(selected="img2img_inpaint_tab"), shown_for("inpaint")),
-        inputs=pnginfo.image, outputs=[editor, mode, img2img.img2img_tabs, controls], api_visibility="private")
+        inputs=pnginfo.image, outputs=[editor, mode, img2img.img2img_tabs, controls], api_visibility="private",
+    ).then(None, js=ACTIVATE_BRUSH, queue=False)
     pnginfo.send_to_extras.click(lambda image: (gr.update(selected="extras"), image), inputs=pnginfo.image,
                               outputs=[tabs, extras.image], api_visibility="private")

@@ -72,8 +72,10 @@ def gallery_images(pg, tab: str) -> list[Image.Image]:
     return out
 
 
-def wait_done(pg, tab: str, timeout: float = 60_000) -> None:
-    pg.locator(f"#html_log_{tab}").filter(has_text="Time taken").wait_for(timeout=timeout)
+def wait_done(pg, tab: str, timeout: float = 90_000) -> None:
+    log = pg.locator(f"#html_log_{tab}")
+    log.filter(has_text="Time taken").or_(log.filter(has_text="Error")).wait_for(timeout=timeout)
+    assert "Error" not in log.inner_text(), log.inner_text()
     pg.wait_for_function(f"() => !document.querySelector('#{tab}_results .sd-progress-box')", timeout=timeout)
 
 
@@ -225,7 +227,8 @@ def test_paste_selects_karras_names_an_unknown_upscaler_and_shows_overrides_as_c
 def _draw(page, selector: str, points: list[tuple[float, float]]) -> None:
     canvas = page.locator(f"{selector} canvas").first
     box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * points[0][0], box["y"] + box["height"] * points[0][1])
+    # over the canvas first, as a hand would: the editor starts a stroke where it last saw the pointer
+    page.mouse.move(box["x"] + box["width"] * points[0][0], box["y"] + box["height"] * points[0][1], steps=10)
     page.mouse.down()
     for fx, fy in points[1:]:
         page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
