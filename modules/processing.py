@@ -3,7 +3,7 @@
 (``p``) and ``modules.engine.pipeline`` (the generation itself)."""
 from modules.core.request import Processed  # noqa: F401
 from modules.engine.pipeline import (  # noqa: F401
-    APP_VERSION, create_infotext, hires_target_size, img2img_timesteps,
+    APP_VERSION, create_infotext, hires_target_size,
 )
 from modules.engine.rng import fix_seed  # noqa: F401
 from modules.scripting.processing import combined_processed, process_images, save_grid  # noqa: F401

@@ -90,7 +90,7 @@ def last_generation_infotext(engine: Engine) -> str:
 def _has_parameter_line(text: str) -> bool:
     """The parser's rule: the last line holds parameters only if it has at least 3 ``key: value`` pairs."""
     lastline = text.strip().split("\n")[-1]
-    return len(infotext_mod.re_param.findall(lastline)) >= 3
+    return len(infotext_mod.find_params(lastline)) >= 3
 
 
 # ------------------------------------------------------------------------------------------------ paste fixes
