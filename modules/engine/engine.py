@@ -207,6 +207,12 @@ class Engine:
         self.checkpoints.refresh()
         self.vaes.refresh()
 
+    def merge_checkpoints(self, recipe: Any) -> Any:
+        """Checkpoint Merger (:mod:`modules.engine.merger`): write the merged file, list it; the loaded model stays."""
+        from modules.engine import merger
+
+        return merger.merge_checkpoints(self, recipe)
+
     def available_checkpoints(self) -> list[Any]:
         items = self.checkpoints.list()
         if not items:

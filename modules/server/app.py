@@ -27,7 +27,10 @@ PORT_ATTEMPTS = 100
 
 def create_base_app(args: argparse.Namespace) -> FastAPI:
     """An app with the server control on ``app.state`` (``request_shutdown()`` / ``request_restart()``)."""
-    app = FastAPI(title="Stable Diffusion web UI API", docs_url="/docs", redoc_url="/redoc")
+    from modules.server import api_docs
+
+    app = FastAPI(title="Stable Diffusion web UI API", docs_url=None, redoc_url="/redoc")
+    api_docs.mount_api_docs(app)  # /docs from the swagger-ui-bundle package: works offline
     control = app.state.server_control = ServerControl()
     app.state.request_shutdown = control.request_shutdown
     app.state.request_restart = control.request_restart
