@@ -238,6 +238,12 @@ class CFGDenoiser:
     def cond_scale(self) -> float:
         return self.inputs.cfg_scale
 
+    def combine_denoised(self, x_out: torch.Tensor, conds_list: list, uncond: torch.Tensor,
+                         cond_scale: float) -> torch.Tensor:
+        """A1111's signature (``x_out``: every row the UNet gave, unconditional ones last; ``uncond``: one row per
+        image): extensions replace ``CFGDenoiser.combine_denoised`` to change the guidance (CFG rescale)."""
+        return combine_denoised(x_out, conds_list, x_out[-uncond.shape[0]:], cond_scale)
+
     def get_pred_x0(self, x_in: torch.Tensor, x_out: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if not self.timesteps:
             return x_out
@@ -325,7 +331,7 @@ class CFGDenoiser:
         if self.need_last_noise_uncond:
             self.last_noise_uncond = torch.clone(x_out[-batch:])
         scale = 1.0 if skip_uncond else inp.cfg_scale * self.cond_scale_miltiplier
-        denoised = combine_denoised(x_out, conds_list, x_out[-batch:], scale)
+        denoised = self.combine_denoised(x_out, conds_list, x_out[-batch:], scale)
         if not self.mask_before_denoising and self.mask is not None:
             denoised = self._blend(denoised)
 
