@@ -67,10 +67,12 @@ def check_setting(engine: "Engine", key: str, value: Any, *, field: str, exact_c
         value = check_value(info, value)
     except ValueError as exc:
         raise RequestError(field, str(exc)) from None
-    try:
-        output_paths.check_output_setting(key, value, engine.paths)
-    except output_paths.OutputPathRefused as exc:
-        raise RequestError(field, exc.message) from None
+    paths = getattr(engine, "paths", None)
+    if paths is not None and value != engine.options.get(key):  # a value already set (or a page's untouched
+        try:                                                   # control) is checked where images are saved
+            output_paths.check_output_setting(key, value, paths)
+        except output_paths.OutputPathRefused as exc:
+            raise RequestError(field, exc.message) from None
     return value
 
 
