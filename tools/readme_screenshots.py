@@ -90,7 +90,11 @@ def take(url: str, out: Path, chromium: str, data_dir: Path) -> list[Path]:
         page.get_by_role("tab", name="txt2img", exact=True).first.click()
         page.locator("#txt2img_send_to_inpaint").click()
         page.locator("#img2img_inpaint_controls").first.wait_for(state="visible", timeout=20_000)
-        time.sleep(0.5)
+        page.wait_for_function("() => document.querySelector('#img2img_prompt textarea').value.length > 0",
+                               timeout=20_000)
+        page.wait_for_function("() => !document.querySelector('#img2maskimg').innerText.includes('processing')",
+                               timeout=60_000)
+        time.sleep(2.5)  # the editor draws the picture after the event
         shot("img2img_inpaint")
 
         page.get_by_role("tab", name="txt2img", exact=True).first.click()
