@@ -298,7 +298,12 @@ def test_refresh_route_picks_up_new_files(client, data_dir):
 
 def test_checkpoint_switch_runs_in_background(client, engine, monkeypatch):
     calls = []
-    monkeypatch.setattr(engine, "ensure_model", lambda: calls.append(engine.options.get("sd_model_checkpoint")))
+
+    def fake_load():  # records the request and stands in for the load (select_checkpoint reads checkpoint_info)
+        calls.append(engine.options.get("sd_model_checkpoint"))
+        monkeypatch.setattr(engine, "checkpoint_info", engine.resolve_checkpoint(calls[-1]))
+
+    monkeypatch.setattr(engine, "ensure_model", fake_load)
     r = client.post("/sd_extra_networks/checkpoint", json={"title": "model-b.safetensors"})
     assert r.status_code == 202 and r.json()["state"] == "loading"
     status = engine_service(client).switcher.wait(10)
