@@ -3,7 +3,7 @@
 generation), ``modules.scripting.processing_object`` (``p``), ``modules.scripting.a1111_processing`` (A1111's
 ``Processed`` and ``fix_seed`` forms) and ``modules.engine.pipeline`` (the generation itself)."""
 from modules.engine.pipeline import (  # noqa: F401
-    APP_VERSION, create_infotext, hires_target_size, img2img_timesteps,
+    APP_VERSION, create_infotext, hires_target_size,
 )
 from modules.scripting.a1111_processing import Processed, fix_seed, get_fixed_seed, opt_C, opt_f  # noqa: F401
 from modules.scripting.processing import combined_processed, process_images, save_grid  # noqa: F401

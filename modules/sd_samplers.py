@@ -3,9 +3,8 @@
 and ``modules.scripting.a1111_samplers``."""
 from modules.core.samplers import (  # noqa: F401
     SamplerInfo, ScheduleInfo, SAMPLERS, SCHEDULES, SCHEDULERS, DEFAULT_SAMPLER, AUTOMATIC, SCHEDULE_IGNORED,
-    APPROXIMATIONS, EQUIVALENCES, find_sampler, find_schedule, split_combined_name, resolve_sampler,
+    find_sampler, find_schedule, split_combined_name, resolve_sampler,
     infotext_schedule_label, is_second_order, total_denoiser_calls, samplers_for_api, schedulers_for_api,
-    scheduler_plan, build_scheduler,
 )
 from modules.scripting.a1111_samplers import (  # noqa: F401
     SamplerData, all_samplers, all_samplers_map, samplers, samplers_for_img2img, samplers_map, find_sampler_config,

@@ -542,22 +542,28 @@ class ScriptRunner:
             with gr.Blocks(analytics_enabled=False):
                 self.layout(lambda script: script.ui(self.is_img2img))
 
-    def build_args(self, script_name: str | None, script_args: Iterable[Any] | None,
-                   alwayson_scripts: dict[str, Any] | None) -> list[Any]:
-        """The flat argument list of a request (A1111's API semantics); RequestError names what is wrong."""
-        script_args = list(script_args or [])
-        alwayson_scripts = dict(alwayson_scripts or {})
+    def check_script_names(self, script_name: str | None, alwayson_scripts: Any) -> Any:
+        """The selected script (None when none is named); RequestError (A1111's messages) for a name that is not
+        a script of this runner, or a selectable script among the always-on ones."""
         selected = None
         if script_name:
             selected = self.find(script_name, self.selectable_scripts)
             if selected is None:
                 raise RequestError("script_name", f"Script '{script_name}' not found")
-        for title in alwayson_scripts:
+        for title in alwayson_scripts or {}:
             script = self.find(title)
             if script is None:
                 raise RequestError("alwayson_scripts", f"always on script {title} not found")
             if not script.alwayson:
                 raise RequestError("alwayson_scripts", "Cannot have a selectable script in the always on scripts params")
+        return selected
+
+    def build_args(self, script_name: str | None, script_args: Iterable[Any] | None,
+                   alwayson_scripts: dict[str, Any] | None) -> list[Any]:
+        """The flat argument list of a request (A1111's API semantics); RequestError names what is wrong."""
+        script_args = list(script_args or [])
+        alwayson_scripts = dict(alwayson_scripts or {})
+        selected = self.check_script_names(script_name, alwayson_scripts)
         if selected is None and not self.alwayson_scripts:
             return [0]
         self.ensure_layout()
