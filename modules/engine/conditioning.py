@@ -21,6 +21,9 @@ from typing import Any, Sequence
 
 import torch
 
+from modules.core import request_bounds
+from modules.core.request import RequestError
+
 from modules.engine import emphasis as emphasis_modes
 from modules.engine.text_chunks import (
     CHUNK_LENGTH,
@@ -195,6 +198,17 @@ class ClipEncoderChunked:
         return torch.cat(zs, dim=1), pooled
 
 
+def _check_chunk_bound(texts: Sequence[str], per_encoder: list[list[list[PromptChunk]]]) -> None:
+    """A prompt of more chunks than ``--max-prompt-chunks`` is the client's mistake (the encoder would run once
+    per chunk and every UNet step attend to all of them)."""
+    count = max((len(chunks) for batch in per_encoder for chunks in batch), default=0)
+    try:
+        request_bounds.check_chunk_count(count)
+    except request_bounds.BoundError as exc:
+        field = "negative_prompt" if getattr(texts, "is_negative_prompt", False) else "prompt"
+        raise RequestError(field, str(exc)) from None
+
+
 class TextConditioner:
     """Prompts -> conditioning tensors for one model family, with the reference web UI's options."""
 
@@ -255,6 +269,7 @@ class TextConditioner:
         For sdxl, a batch marked `is_negative_prompt` whose texts are all empty gives zeros (the reference's
         `force_zero_embeddings`)."""
         per_encoder = self._batch_chunks(texts)
+        _check_chunk_bound(texts, per_encoder)
         self.last_used_embeddings = {
             getattr(fix.embedding, "name", str(id(fix.embedding))): fix.embedding
             for chunks in per_encoder[0] for chunk in chunks for fix in chunk.fixes

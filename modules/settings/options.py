@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import shutil
 import threading
@@ -414,6 +415,14 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
 ])
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_value(info: OptionInfo, value: Any, check_dynamic_choices: bool = True) -> Any:
     """``value`` converted to the option's type, or ValueError saying why it is not acceptable."""
     key, kind = info.key, info.kind
@@ -441,6 +450,11 @@ def check_value(info: OptionInfo, value: Any, check_dynamic_choices: bool = True
     elif not isinstance(value, kind):
         raise ValueError(f"setting {key!r}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
 
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"setting {key!r}: expected a finite number, got {value}")
+    for text in (value if isinstance(value, list) else [value]):
+        if isinstance(text, str) and not _encodable(text):
+            raise ValueError(f"setting {key!r}: the text holds an invalid character (a lone UTF-16 surrogate)")
     if info.minimum is not None and value < info.minimum:
         raise ValueError(f"setting {key!r}: {value!r} is below the minimum {info.minimum}")
     if info.maximum is not None and value > info.maximum:
@@ -556,6 +570,19 @@ class Options:
         for callback in callbacks:
             callback()
         return True
+
+    def set_unregistered(self, key: str, value: Any) -> None:
+        """Store a value under a key no option describes (A1111 extensions write ``opts.<their key>`` freely);
+        it is kept and saved like an unknown key read from the file."""
+        with self._lock:
+            if key in self._infos:
+                raise ValueError(f"setting {key!r} is registered: use set()")
+            self._extra[key] = value
+
+    def remove_unregistered(self, key: str) -> Any:
+        """Forget an unregistered key's value (None if there was none)."""
+        with self._lock:
+            return self._extra.pop(key, None)
 
     def on_change(self, key: str, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after ``set`` changes ``key``."""
