@@ -182,10 +182,10 @@ class Engine:
                 raise
         return changed
 
-    def select_checkpoint(self, title: str) -> CheckpointInfo:
-        """Load the checkpoint ``title`` names (a listed checkpoint's title) and make it the setting."""
+    def select_checkpoint(self, title: str) -> CheckpointInfo | None:
+        """Load the checkpoint ``title`` names (a listed checkpoint's title) and make it the setting; returns what
+        is loaded now."""
         self.apply_settings({"sd_model_checkpoint": title})
-        assert self.checkpoint_info is not None
         return self.checkpoint_info
 
     def reload_checkpoint(self) -> None:

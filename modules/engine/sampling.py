@@ -19,6 +19,7 @@ import torch
 
 from modules.core import samplers as names
 from modules.core.sampling import a1111_samplers as a1111
+from modules.core.sampling import dpm_solver
 from modules.core.sampling import k_samplers as k
 from modules.core.sampling.discrete import DiscreteSchedule
 from modules.core.sampling.noise import BrownianNoise, StreamNoise
@@ -43,8 +44,8 @@ K_SAMPLERS: dict[str, tuple[Callable, tuple[str, ...], dict[str, Any]]] = {
     "Heun": (k.heun, CHURN, {}),
     "DPM2": (k.dpm_2, CHURN, {}),
     "DPM2 a": (k.dpm_2_ancestral, ("eta", "s_noise"), {}),
-    "DPM fast": (k.dpm_fast, ("eta", "s_noise"), {}),
-    "DPM adaptive": (k.dpm_adaptive, ("eta",), {}),
+    "DPM fast": (dpm_solver.dpm_fast, ("eta", "s_noise"), {}),
+    "DPM adaptive": (dpm_solver.dpm_adaptive, ("eta",), {}),
     "Restart": (a1111.restart, (), {}),
     "LCM": (a1111.lcm, (), {}),
 }

@@ -670,7 +670,8 @@ class CheckpointSwitcher:
         # The Engine's one way to change the model: it waits for the running generation, and a checkpoint
         # that fails to load leaves the model and the setting as they were.
         try:
-            loaded = self.engine.select_checkpoint(title).title
+            info = self.engine.select_checkpoint(title)
+            loaded = info.title if info is not None else title
             status = {"state": "done", "title": loaded, "error": None, "serial": serial}
         except Exception as e:  # shown on the page
             log.error("switching to checkpoint %s failed: %s", title, e)
