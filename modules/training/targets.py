@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EmbeddingTarget", "HypernetworkTarget"]
 
+COND_CACHE_SIZE = 512  # prompts whose conditioning a hypernetwork run keeps (SD1: 77 x 768 floats, 236 kB each)
+
 
 def _checkpoint_ids(engine: "Engine") -> tuple[str | None, str | None]:
     info = engine.checkpoint_info
@@ -143,6 +145,7 @@ class HypernetworkTarget:
         self.network.to(self.device, torch.float32)  # trained in float32 whatever the UNet's dtype
         self.train_mode()
         self.conditioner = _conditioner(engine, engine.networks.prepare_embeddings(force=False))
+        self._cond_cache: dict[str, torch.Tensor] = {}
 
     def train_mode(self) -> None:
         for module in self.network.modules():
@@ -153,8 +156,23 @@ class HypernetworkTarget:
         return [p for m in self.network.modules() for p in m.parameters()]
 
     def conditioning(self, prompts: list[str]) -> torch.Tensor:
-        with torch.no_grad():
-            return self.conditioner.get_learned_conditioning(prompts)
+        """The frozen text encoder's output, cached per prompt: a dataset's prompts repeat every epoch. Each prompt
+        is encoded alone, so a value is the same whether it came from the cache or not (resuming, which starts
+        with an empty cache, stays bit-identical)."""
+        out = []
+        for prompt in prompts:
+            cond = self._cond_cache.get(prompt)
+            if cond is None:
+                with torch.no_grad():
+                    cond = self.conditioner.get_learned_conditioning([prompt])
+                if len(self._cond_cache) >= COND_CACHE_SIZE:
+                    self._cond_cache.pop(next(iter(self._cond_cache)))
+                self._cond_cache[prompt] = cond
+            out.append(cond)
+        if len({c.shape[1] for c in out}) != 1:  # prompts of different chunk counts: encode them together
+            with torch.no_grad():
+                return self.conditioner.get_learned_conditioning(prompts)
+        return torch.cat(out)
 
     def resume_state(self) -> dict | None:
         return files.load_optimizer(self.source, self.initial_checksum)

@@ -12,7 +12,7 @@
 Everything goes through ``engine.train`` and ``modules.training.create`` in a scratch data folder; the
 shipped demo adapters are not touched.
 
-    .venv/bin/python -m tools.demo_model.train_in_app --hypernet-steps 300 --embedding-steps 150 --json out.json
+    .venv/bin/python -m tools.demo_model.train_in_app --json out.json   # 1500 + 400 steps, batch 4, 1 thread
 """
 from __future__ import annotations
 
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     from modules.training.trainer import TrainParams
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--hypernet-steps", type=int, default=300)
-    ap.add_argument("--embedding-steps", type=int, default=150)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--hypernet-steps", type=int, default=1500)
+    ap.add_argument("--embedding-steps", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--hypernet-lr", default="5e-3:1000, 1e-3")
     ap.add_argument("--embedding-lr", default="0.01")
     ap.add_argument("--pictures", type=int, default=64)
