@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO.parent / "shared" / "fixtures" / "extensions" / "CFG_Rescale_webui"
 pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason="the shared extension fixtures are not present")
 
-BASE = dict(prompt="a cat", negative_prompt="", steps=3, width=64, height=64, cfg_scale=9.0, sampler_name="Euler",
+BASE = dict(prompt="a cat", negative_prompt="", steps=6, width=64, height=64, cfg_scale=20.0, sampler_name="Euler",
             seed=11, do_not_save_samples=True, do_not_save_grid=True)
 
 
