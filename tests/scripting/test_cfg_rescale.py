@@ -68,7 +68,7 @@ def test_cfg_rescale_loads_and_changes_the_picture_with_its_infotext_key(engine)
     assert "CFG Rescale: 0.9" in rescaled.infotexts[0] and "CFG Rescale" not in plain.infotexts[0]
     a = np.asarray(plain.images[0], dtype=np.int16)
     b = np.asarray(rescaled.images[0], dtype=np.int16)
-    assert np.abs(a - b).mean() > 0.05  # the tiny random model: small but real differences
+    assert np.abs(a - b).mean() > 0.5
     assert sd_samplers_kdiffusion.CFGDenoiser.combine_denoised is original  # put back by its postprocess
     again = runtime.host(engine).generate(GenerationRequest(**BASE, alwayson_scripts={"CFG Rescale Extension": {"args": [0.0]}}))
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(plain.images[0]))
