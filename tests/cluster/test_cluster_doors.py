@@ -1,0 +1,108 @@
+"""The doors in front of the replicas, unchanged: the webuiapi client (A1111's), progress with queue
+positions, and the page."""
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.server.test_api_robustness import LiveServer
+
+webuiapi = pytest.importorskip("webuiapi")
+
+
+@pytest.fixture(scope="module")
+def live(cluster_env):
+    import webui
+
+    app = webui.create_app(cluster_env["engine"], cluster_env["args"])
+    server = LiveServer(app)
+    yield {**cluster_env, "port": server.port, "url": server.url}
+    server.stop()
+
+
+def _ckpt(env, name):
+    return env["engine"].resolve_checkpoint(name).title
+
+
+def test_webuiapi_client_gets_the_single_engine_pictures(live):
+    import torch
+
+    from modules.core.request import GenerationRequest
+    from modules.scripting.host import ScriptHost
+
+    api = webuiapi.WebUIApi(host="127.0.0.1", port=live["port"], sampler="Euler a", steps=4)
+    model = _ckpt(live, "demo-a.safetensors")
+    result = api.txt2img(prompt="a green star", seed=21, width=64, height=64, n_iter=2, cfg_scale=5,
+                         override_settings={"sd_model_checkpoint": model, "samples_save": False})
+    assert result.info["all_seeds"] == [21, 22] and len(result.images) == 2
+    ref_engine = live["reference"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(live["cluster"].torch_threads)
+    try:
+        ref = ScriptHost.for_engine(ref_engine).generate(GenerationRequest(
+            prompt="a green star", seed=21, width=64, height=64, n_iter=2, cfg_scale=5.0, steps=4, sampler_name="Euler a",
+            override_settings={"sd_model_checkpoint": model, "samples_save": False}))
+    finally:
+        torch.set_num_threads(threads)
+    assert result.info["infotexts"] == ref.infotexts
+    for got, want in zip(result.images, ref.images):
+        assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(want.convert("RGB")))
+    assert result.images[1].info["parameters"] == ref.infotexts[1]
+
+
+def test_outputs_are_written_once_by_the_front(live):
+    api = webuiapi.WebUIApi(host="127.0.0.1", port=live["port"], sampler="Euler a", steps=3)
+    outdir = live["data"] / "outputs" / "txt2img-images"
+    griddir = live["data"] / "outputs" / "txt2img-grids"
+    before = set(outdir.rglob("*.png")) | set(griddir.rglob("*.png"))
+    api.txt2img(prompt="a blue square", seed=3, width=64, height=64, n_iter=2, cfg_scale=5, save_images=True,
+                override_settings={"sd_model_checkpoint": _ckpt(live, "tiny-b.safetensors")})
+    new = sorted(set(outdir.rglob("*.png")) - before)
+    assert len(new) == 2 and [p.name for p in new] == ["00000-3.png", "00001-4.png"]
+    assert len(set(griddir.rglob("*.png")) - before) == 1
+
+
+def test_progress_shows_running_and_queued_jobs(live):
+    model = _ckpt(live, "demo-a.safetensors")
+    results = {}
+
+    def run(task, steps):
+        with httpx.Client(base_url=live["url"], timeout=300) as c:
+            results[task] = c.post("/sdapi/v1/txt2img", json={
+                "prompt": "a red circle", "seed": 1, "steps": steps, "width": 64, "height": 64, "sampler_name": "Euler a",
+                "force_task_id": task, "override_settings": {"sd_model_checkpoint": model, "samples_save": False}})
+
+    tasks = [("task(p1)", 40), ("task(p2)", 40), ("task(p3)", 3)]
+    threads = []
+    for task, steps in tasks:
+        threads.append(threading.Thread(target=run, args=(task, steps)))
+        threads[-1].start()
+        time.sleep(0.3)
+    seen_queued = seen_active = False
+    with httpx.Client(base_url=live["url"], timeout=30) as c:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (seen_queued and seen_active):
+            third = c.post("/internal/progress", json={"id_task": "task(p3)"}).json()
+            first = c.post("/internal/progress", json={"id_task": "task(p1)"}).json()
+            if third["queued"] and third["textinfo"].startswith("In queue: 1/"):
+                seen_queued = True
+            if first["active"] and first["sampling_steps"] == 40 and first["job_count"] == 1:
+                seen_active = True
+            time.sleep(0.1)
+        state = c.get("/sdapi/v1/progress").json()["state"]
+    for t in threads:
+        t.join(300)
+    assert seen_active and seen_queued
+    assert "job_count" in state
+    assert [results[t].status_code for t, _ in tasks] == [200, 200, 200]
+
+
+def test_page_is_served(live):
+    with httpx.Client(base_url=live["url"], timeout=60) as c:
+        page = c.get("/")
+        assert page.status_code == 200 and "gradio" in page.text.lower()
+        assert c.get("/sdapi/v1/sd-models").json()[0]["model_name"] in ("demo-a", "tiny-b")
