@@ -10,16 +10,20 @@ from modules.cluster import runtime
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "models" / "demo" / "sd-demo-shapes-64.safetensors"
+LORA = REPO / "models" / "Lora" / "sd-demo-striped.safetensors"
 
 
 def cluster_data_dir(root: Path) -> Path:
-    """A data dir with two checkpoints: the demo model and a tiny random SD1."""
+    """A data dir with two checkpoints (the demo model and a tiny random SD1) and the demo LoRA."""
     from tests import tiny_models
 
     ckpts = root / "models" / "Stable-diffusion"
     ckpts.mkdir(parents=True)
     os.symlink(DEMO, ckpts / "demo-a.safetensors")
     tiny_models.write_single_file(tiny_models.tiny_sd1(seed=5), ckpts / "tiny-b.safetensors", "sd1")
+    loras = root / "models" / "Lora"
+    loras.mkdir(parents=True)
+    os.symlink(LORA, loras / LORA.name)
     return root
 
 

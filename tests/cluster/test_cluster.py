@@ -122,6 +122,16 @@ def test_two_checkpoints_at_once_without_switching(cluster_env):
     assert loads_after == loads_before  # no replica switched its checkpoint
 
 
+def test_lora_tags_travel_with_the_request(cluster_env):
+    prompt = "a red circle on a blue background <lora:sd-demo-striped:1>"
+    ref = _reference(cluster_env, DEMO_A, prompt=prompt, n_iter=2, seed=8)
+    got = _cluster(cluster_env, DEMO_A, prompt=prompt, n_iter=2, seed=8)
+    assert "Lora hashes" in got.infotexts[0] and got.infotexts == ref.infotexts
+    assert all(np.array_equal(a, b) for a, b in zip(_pixels(got), _pixels(ref))) and len(got.images) == 2
+    plain = _cluster(cluster_env, DEMO_A, n_iter=1, seed=8)  # the next job on that replica has no LoRA left
+    assert np.array_equal(_pixels(plain)[0], _pixels(_reference(cluster_env, DEMO_A, seed=8))[0])
+
+
 def test_interrupt_reaches_the_replica_running_the_job(cluster_env):
     from modules.scripting.host import ScriptHost
 
