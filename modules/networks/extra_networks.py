@@ -1,16 +1,6 @@
 """The handlers of extra-network prompt tags (spec §5.1), in a registry keyed by the tag name.
 
 The tags themselves are parsed by :mod:`modules.core.network_tags` (re-exported here under A1111's names).
-
-Parsing only returns stripped *copies* of the prompts: the stored prompt (infotext) keeps its tags.
-
->>> prompt, data = parse_prompt("1girl, <hypernet:agm:1.1> <extrasupernet:master:12:13:14> <hypernet:ray>")
->>> prompt
-'1girl,   '
->>> [p.items for p in data["hypernet"]], data["extrasupernet"][0].positional
-([['agm', '1.1'], ['ray']], ['master', '12', '13', '14'])
->>> ExtraNetworkParams(["name", "te=0.5", "a=b=c"]).named
-{'te': '0.5'}
 """
 from __future__ import annotations
 
