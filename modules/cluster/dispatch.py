@@ -66,6 +66,14 @@ class ClusterHost(ScriptHost):
         self._stop = threading.Event()
         self.state = ClusterJobState(self._control)
         engine.state = self.state  # what the progress routes and the page read
+        # The front loads no model: choosing a checkpoint (Settings, the cards, /options) only records it as the
+        # default for later requests; the replicas load it when a request needs it.
+        engine.ensure_model = self._note_checkpoint  # type: ignore[method-assign]
+        engine.load_checkpoint = lambda info: setattr(engine, "checkpoint_info", info)  # type: ignore[method-assign]
+
+    def _note_checkpoint(self) -> None:
+        engine = self.engine
+        engine.checkpoint_info = engine.resolve_checkpoint(engine.options.get("sd_model_checkpoint") or None)
 
     def attach(self, cluster: Any) -> "ClusterHost":
         self.cluster = cluster

@@ -88,7 +88,7 @@ def test_progress_shows_running_and_queued_jobs(live):
         while time.monotonic() < deadline and not (seen_queued and seen_active):
             third = c.post("/internal/progress", json={"id_task": "task(p3)"}).json()
             first = c.post("/internal/progress", json={"id_task": "task(p1)"}).json()
-            if third["queued"] and third["textinfo"].startswith("In queue: 1/"):
+            if third["queued"] and third["textinfo"].startswith("In queue: "):
                 seen_queued = True
             if first["active"] and first["sampling_steps"] == 40 and first["job_count"] == 1:
                 seen_active = True
@@ -106,3 +106,41 @@ def test_page_is_served(live):
         page = c.get("/")
         assert page.status_code == 200 and "gradio" in page.text.lower()
         assert c.get("/sdapi/v1/sd-models").json()[0]["model_name"] in ("demo-a", "tiny-b")
+        # Choosing a checkpoint on the front records the default for later requests and loads nothing there.
+        title = _ckpt(live, "tiny-b.safetensors")
+        assert c.post("/sdapi/v1/options", json={"sd_model_checkpoint": title}).status_code == 200
+        assert c.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == title
+        assert live["engine"].model is None and live["engine"].checkpoint_info.title == title
+
+
+def test_page_generates_through_the_replicas(live, browser):
+    """The page, unchanged: Generate with batch count 2 shows the pictures the replicas made, saved once."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from tests.browser_harness import open_page, shot
+
+    def set_number(pg, elem_id, value):
+        box = pg.locator(f"#{elem_id} input[type=number]")
+        box.fill(str(value))
+        box.press("Tab")
+
+    outdir = live["data"] / "outputs" / "txt2img-images"
+    before = set(outdir.rglob("*.png"))
+    with open_page(browser, live["url"] + "/", "#txt2img_prompt textarea", viewport={"width": 1400, "height": 1100}) as pg:
+        pg.locator("#txt2img_prompt textarea").fill("a yellow triangle")
+        for elem, value in (("txt2img_steps", 3), ("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_seed", 4321),
+                            ("txt2img_batch_count", 2)):
+            set_number(pg, elem, value)
+        pg.locator("#txt2img_generate").click()
+        pg.wait_for_function("() => document.querySelectorAll('#txt2img_gallery img').length >= 2", timeout=120_000)
+        pg.locator("#html_info_txt2img .sd-infotext").wait_for(timeout=60_000)
+        info = pg.locator("#html_info_txt2img").inner_text()
+        shot(pg, "cluster_page_txt2img.png")
+        assert info.startswith("a yellow triangle\n") and "Seed: 4321" in info
+        src = pg.locator("#txt2img_gallery img").first.get_attribute("src")
+        shown = Image.open(BytesIO(pg.request.get(src).body())).convert("RGB")
+    saved = sorted(set(outdir.rglob("*.png")) - before)
+    assert [p.name.split("-", 1)[1] for p in saved] == ["4321.png", "4322.png"]
+    assert any(Image.open(p).convert("RGB").tobytes() == shown.tobytes() for p in saved)
