@@ -64,7 +64,6 @@ def main() -> None:
     ns = ap.parse_args()
 
     import webui
-    from modules.cluster import runtime
     from modules.scripting.host import ScriptHost
     from modules.settings import cmd_args
 

@@ -7,7 +7,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from modules.core.request import GenerationRequest
 
@@ -81,17 +80,10 @@ def test_n_iter_4_split_over_2_replicas(cluster_env):
     assert got.infotexts == ref.infotexts
     assert got.info["all_seeds"] == ref.info["all_seeds"] and got.info["infotexts"] == ref.info["infotexts"]
     assert all(np.array_equal(a, b) for a, b in zip(_pixels(got), _pixels(ref))) and len(got.images) == 4
-    parts = ScriptHostParts.of(cluster_env)
-    assert parts.split(_request(cluster_env["engine"], DEMO_A, n_iter=4, seed=100), "t") and \
-        [p.seed for p in parts.split(_request(cluster_env["engine"], DEMO_A, n_iter=4, seed=100), "t")] == [100, 102]
+    from modules.scripting.host import ScriptHost
 
-
-class ScriptHostParts:
-    @staticmethod
-    def of(env):
-        from modules.scripting.host import ScriptHost
-
-        return ScriptHost.for_engine(env["engine"])
+    parts = ScriptHost.for_engine(cluster_env["engine"]).split(_request(cluster_env["engine"], DEMO_A, n_iter=4, seed=100), "t")
+    assert [(p.n_iter, p.seed, p.id_task) for p in parts] == [(2, 100, "t#0"), (2, 102, "t#1")]
 
 
 def test_two_checkpoints_at_once_without_switching(cluster_env):
