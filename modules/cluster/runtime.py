@@ -101,7 +101,10 @@ def start(args: Any, repo_root: Path, *, replicas: int | None = None) -> Cluster
     owns_ray = not ray.is_initialized() and not address
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+            # Workers on other machines do not inherit this environment: the path to the repository (the same on
+            # every machine) goes with the job.
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
         else:
             ray.init(num_cpus=max(count, 1) * actor_options.get("num_cpus", 1), object_store_memory=OBJECT_STORE_BYTES,
                      include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
