@@ -45,6 +45,9 @@ def build_engine(args: argparse.Namespace) -> "Engine":
     from modules.settings.options import Options
     from modules.settings.paths import Paths
 
+    from modules.core import request_bounds
+
+    request_bounds.configure(args)  # the --max-* flags
     paths = Paths.from_args(args, REPO_ROOT)
     for folder in (paths.outputs_dir, paths.cache_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -106,7 +109,10 @@ def create_app(engine: "Engine", args: argparse.Namespace) -> "FastAPI":
     if not args.nowebui:
         from modules.page import page
 
-        file_serving.add_file_routes(app, engine)  # before the mount at "/", which would catch them
+        from modules.scripting.extension_files import find_extension_file
+
+        # Before the mount at "/", which would catch them; extensions' data files too, as A1111 serves them.
+        file_serving.add_file_routes(app, engine, fallback=lambda raw: find_extension_file(host, raw))
         extensions.add_routes(app, host.extensions)  # the extensions' javascript/ and style.css
         mount_internal_routes(app, engine)  # the page's progress polling
         page.mount(app, host, tasks=task_tracker(app), restart=app.state.request_restart)
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         elif not (args.ui_debug_mode or (args.nowebui and args.skip_load_model_at_start)):
             threading.Thread(target=_load_initial_model, args=(engine,), daemon=True, name="initial-model-load").start()
         app = create_app(engine, args)
-        server = make_server(app, args)
+        server = make_server(app, args, on_exit=engine.state.shutdown)
         control: ServerControl = app.state.server_control
         control.attach(server)
         app.state.bound_address = sock.getsockname()
@@ -207,8 +213,20 @@ def _load_initial_model(engine: "Engine") -> None:
     try:
         engine.ensure_model()
         ScriptHost.for_engine(engine).check_model_loaded()
-    except Exception as exc:  # the UI shows the error on the next generation; keep serving
+        return
+    except Exception as exc:  # keep serving: with the demo model, saying why
         log.error("Initial model load failed: %s", exc)
+        reason = str(exc)
+    if engine.model is not None:
+        return
+    try:
+        builtin = engine._builtin_info()
+        engine.load_checkpoint(builtin)  # the setting in config.json is left as the user chose it
+        ScriptHost.for_engine(engine).check_model_loaded()
+        log.warning("NOTICE: serving the demo model %s because the chosen checkpoint failed to load: %s",
+                    builtin.title, reason)
+    except Exception as exc:  # pragma: no cover - the demo model ships with the app
+        log.error("The demo model failed to load too: %s", exc)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def main() -> None:
     ns = ap.parse_args()
 
     import webui
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from modules.settings import cmd_args
@@ -70,7 +70,7 @@ def main() -> None:
 
     vae_unet = engine.model
     pipe = StableDiffusionPipeline(vae=vae_unet.vae, unet=vae_unet.unet, text_encoder=clip, tokenizer=tokenizer,
-                                   scheduler=samplers.build_scheduler(sampler, schedule, vae_unet.scheduler_config),
+                                   scheduler=DPMSolverMultistepScheduler.from_config(vae_unet.scheduler_config, use_karras_sigmas=True),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
     def ours_first() -> None:

@@ -1,7 +1,9 @@
-"""End-to-end txt2img: our engine against a plain diffusers pipeline on the same weights.
+"""End-to-end txt2img: our engine against an independently loaded diffusers pipeline on the same file.
 
-Both run the same checkpoint, sampler (DPM++ 2M, Karras), steps, size, CFG and seed, in one
-process, interleaved, so that the noisy machine cancels out; the ratio is what counts.
+The reference is ``StableDiffusionPipeline.from_single_file`` on the same checkpoint (offline: the configs the
+engine inferred from the file are written to a temporary diffusers folder and passed as ``config``), with
+diffusers' own DPM-Solver++ 2M Karras scheduler. Ours runs A1111's DPM++ 2M (Karras) in σ space. Same steps, size,
+CFG and seed, in one process, interleaved, so that the noisy machine cancels out; the ratio is what counts.
 
     .venv/bin/python bench/bench_txt2img.py [--size N] [--steps 20] [--repeats 5] [--ckpt PATH]
 Without --ckpt it uses the default model (the shipped demo model); --size defaults to the model's native
@@ -23,6 +25,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 
+def _independent_pipeline(ckpt: str, m, device):
+    """diffusers' own single-file loader on ``ckpt``, offline, with the configs the engine inferred."""
+    import json
+    import shutil
+
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    shipped = Path(__file__).resolve().parents[1] / "modules" / "models" / "model_configs" / m.family
+    folder = Path(tempfile.mkdtemp(prefix="bench-config-"))
+    shutil.copy(shipped / "model_index.json", folder / "model_index.json")
+    for name, cfg in m.config.items():
+        (folder / name).mkdir()
+        target = "scheduler_config.json" if name == "scheduler" else "config.json"
+        (folder / name / target).write_text(json.dumps(cfg))
+    for tok in ("tokenizer", "tokenizer_2"):
+        if (shipped / tok).is_dir():
+            shutil.copytree(shipped / tok, folder / tok)
+            for f in ("vocab.json", "merges.txt"):  # the shipped CLIP vocabulary
+                shutil.copy(shipped.parent / "clip_tokenizer" / f, folder / tok / f)
+    cls = StableDiffusionXLPipeline if m.family == "sdxl" else StableDiffusionPipeline
+    kwargs = {} if m.family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
+    pipe = cls.from_single_file(ckpt, config=str(folder), local_files_only=True, **kwargs).to(device)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, use_karras_sigmas=True,
+                                                             algorithm_type="dpmsolver++", solver_order=2)
+    return pipe
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=None)
@@ -33,10 +62,7 @@ def main() -> None:
     ns = ap.parse_args()
 
     import webui
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
     from modules.settings import cmd_args
-    from modules.core import samplers
     from modules.models.builtin_model import default_model
     from modules.core.request import GenerationRequest
 
@@ -54,14 +80,7 @@ def main() -> None:
     if ns.size is None:
         ns.size = engine.native_size()[0]
 
-    sampler, schedule = samplers.resolve_sampler("DPM++ 2M", "Automatic")
-    common = dict(vae=m.vae, unet=m.unet, scheduler=samplers.build_scheduler(sampler, schedule, m.scheduler_config))
-    if m.family == "sdxl":
-        pipe = StableDiffusionXLPipeline(text_encoder=m.text_encoders[0], text_encoder_2=m.text_encoders[1],
-                                         tokenizer=m.tokenizers[0], tokenizer_2=m.tokenizers[1], **common)
-    else:
-        pipe = StableDiffusionPipeline(text_encoder=m.text_encoders[0], tokenizer=m.tokenizers[0], safety_checker=None,
-                                       feature_extractor=None, requires_safety_checker=False, **common)
+    pipe = _independent_pipeline(ckpt, m, engine.devices.device)
     pipe.set_progress_bar_config(disable=True)
     prompt, negative = "a red circle on a blue background", "blurry"
 

@@ -776,6 +776,39 @@
         });
         var save = el("button", "sd-en-button sd-en-save", "Save");
         save.type = "submit";
+        // A1111's "Replace preview": the picture selected in this tab's gallery becomes the card's preview.
+        var replace = el("button", "sd-en-button sd-en-replace-preview", "Replace preview");
+        replace.type = "button";
+        replace.addEventListener("click", function () {
+            var src = selectedGalleryImage(self.cfg.tabname);
+            if (!src) {
+                error.textContent = "Select a picture in the " + self.cfg.tabname + " gallery first.";
+                return;
+            }
+            replace.disabled = true;
+            error.textContent = "";
+            fetch(src).then(function (r) {
+                return r.blob();
+            }).then(function (blob) {
+                return new Promise(function (resolve, reject) {
+                    var reader = new FileReader();
+                    reader.onload = function () { resolve(reader.result); };
+                    reader.onerror = function () { reject(new Error("cannot read the picture")); };
+                    reader.readAsDataURL(blob);
+                });
+            }).then(function (dataUrl) {
+                return api(self.api, "/replace-preview", {method: "POST",
+                    body: {page: self.cfg.page, id: card.id, image: dataUrl}});
+            }).then(function (resp) {
+                self.replaceCard(resp.card);
+                self.setStatus("Replaced the preview of " + card.name + ".");
+                dlg.close();
+            }).catch(function (e) {
+                error.textContent = e.message;
+                replace.disabled = false;
+            });
+        });
+        buttons.appendChild(replace);
         buttons.appendChild(cancel);
         buttons.appendChild(save);
         form.appendChild(buttons);
@@ -829,6 +862,17 @@
                 });
         });
     };
+
+    // The gallery picture the user is looking at: the selected thumbnail, else the large preview, else the first.
+    function selectedGalleryImage(tabname) {
+        var gallery = document.getElementById(tabname + "_gallery");
+        if (!gallery) {
+            return null;
+        }
+        var img = gallery.querySelector(".thumbnail-item.selected img") || gallery.querySelector(".preview img") ||
+            gallery.querySelector("img");
+        return img ? img.src : null;
+    }
 
     Page.prototype.replaceCard = function (card) {
         for (var i = 0; i < this.cards.length; i++) {

@@ -28,6 +28,7 @@
     return parts.join(" · ");
   }
 
+  // The progress bar and live preview lie over the gallery (A1111's place for them), sized to it on every poll.
   function progressBox(tab) {
     const results = byId(`${tab}_results`);
     if (!results) return null;
@@ -38,6 +39,13 @@
       box.innerHTML = '<div class="sd-progress"><div class="sd-progress-bar"></div>' +
         '<span class="sd-progress-text">Waiting…</span></div><div class="sd-live-preview"></div>';
       results.prepend(box);
+    }
+    const gallery = byId(`${tab}_gallery`);
+    if (gallery && gallery.offsetParent === results) {
+      box.style.top = `${gallery.offsetTop}px`;
+      box.style.left = `${gallery.offsetLeft}px`;
+      box.style.width = `${gallery.offsetWidth}px`;
+      box.style.height = `${gallery.offsetHeight}px`;
     }
     return box;
   }
@@ -188,6 +196,18 @@
     }
   });
 
+  // An ImageEditor given a picture by an event (Send to inpaint) shows the brush as chosen but does not draw until
+  // a tool is picked: pick the brush for the user, once the picture is in.
+  function activateBrush(elemId, tries = 20) {
+    const editor = byId(elemId);
+    const brush = editor && editor.querySelector("button[aria-label=Brush]");
+    if (brush && editor.querySelector("canvas")) {
+      brush.click();
+    } else if (tries > 0) {
+      setTimeout(() => activateBrush(elemId, tries - 1), 150);
+    }
+  }
+
   setInterval(counterLoop, 700);
-  window.sdUi = {submit, finishTask, newTaskId, progressText, formatEta};
+  window.sdUi = {submit, finishTask, newTaskId, progressText, formatEta, activateBrush};
 })();

@@ -1,4 +1,5 @@
-"""A1111's ``modules.options``: OptionInfo and the settings store. A thin facade; the code lives in ``modules.settings.options``."""
-from modules.settings.options import (  # noqa: F401
-    Choices, OptionInfo, OPTION_TABLE, check_value, Options,
-)
+"""A1111's ``modules.options``: ``OptionInfo(default, label, component, component_args, ...)``, ``options_section``
+and the settings store. A thin facade; the code lives in ``modules.scripting.a1111_options`` (A1111's forms) and
+``modules.settings.options`` (this app's typed settings)."""
+from modules.scripting.a1111_options import OptionInfo, OptionHTML, options_section  # noqa: F401
+from modules.settings.options import Options  # noqa: F401

@@ -388,7 +388,7 @@ def cell_image(processed: Processed, size: tuple[int, int]) -> Image.Image:
         return blank_like(size)
     if len(images) == 1:
         return images[0]
-    from modules import images as image_files
+    from modules.core import image_files
 
     return image_files.image_grid(images)
 
@@ -421,8 +421,10 @@ class Script(scripts.Script):
             with gr.Row():
                 kind = gr.Dropdown(label=f"{name} type", choices=labels, value=default, elem_id=self.elem_id(f"{name.lower()}_type"))
                 text = gr.Textbox(label=f"{name} values", lines=1, elem_id=self.elem_id(f"{name.lower()}_values"))
+                # allow_custom_value: the choices follow the axis type, and Gradio checks a value against the
+                # choices it knew when the event started (a swap would be refused); run() confirms the values.
                 drop = gr.Dropdown(label=f"{name} values", choices=[], multiselect=True, visible=False,
-                                   elem_id=self.elem_id(f"{name.lower()}_values_dropdown"))
+                                   allow_custom_value=True, elem_id=self.elem_id(f"{name.lower()}_values_dropdown"))
             return kind, text, drop
 
         with gr.Column():
@@ -440,21 +442,35 @@ class Script(scripts.Script):
                 include_sub_grids = gr.Checkbox(label="Include Sub Grids", value=False, elem_id=self.elem_id("include_sub_grids"))
                 csv_mode = gr.Checkbox(label="Use text inputs instead of dropdowns", value=False, elem_id=self.elem_id("csv_mode"))
             margin = gr.Slider(label="Grid margins (px)", minimum=0, maximum=500, value=0, step=2, elem_id=self.elem_id("margin_size"))
-            swap_xy = gr.Button("⇅ Swap X/Y axes", size="sm", elem_id=self.elem_id("swap_xy"))
+            with gr.Row(elem_id=self.elem_id("swap_axes")):  # A1111's three swap buttons, under the options
+                swap_xy = gr.Button("Swap X/Y axes", size="sm", elem_id=self.elem_id("swap_xy"))
+                swap_yz = gr.Button("Swap Y/Z axes", size="sm", elem_id=self.elem_id("swap_yz"))
+                swap_xz = gr.Button("Swap X/Z axes", size="sm", elem_id=self.elem_id("swap_xz"))
 
-        def switch(axis_label: str, text_mode: bool):
+        def switch(axis_label: str, text_mode: bool, current: Any = None):
             opt = by_label.get(axis_label)
             has_choices = opt is not None and opt.choices is not None and not text_mode
             choices = opt.choices(engine) if has_choices and engine is not None else []
-            return gr.update(visible=not has_choices), gr.update(visible=has_choices, choices=choices, value=[])
+            kept = [v for v in (current or []) if v in choices]  # a swap brings its values along
+            return gr.update(visible=not has_choices), gr.update(visible=has_choices, choices=choices, value=kept)
 
         for kind, text, drop in ((x_type, x_values, x_drop), (y_type, y_values, y_drop), (z_type, z_values, z_drop)):
-            kind.change(switch, inputs=[kind, csv_mode], outputs=[text, drop], api_visibility="private")
+            # .input, not .change: a swap sets the other controls itself (a change event would read them stale)
+            kind.input(switch, inputs=[kind, csv_mode, drop], outputs=[text, drop], api_visibility="private")
         csv_mode.change(lambda a, b, c, mode: [*switch(a, mode), *switch(b, mode), *switch(c, mode)],
                         inputs=[x_type, y_type, z_type, csv_mode],
                         outputs=[x_values, x_drop, y_values, y_drop, z_values, z_drop], api_visibility="private")
-        swap_xy.click(lambda a, b, c, d, e, f: (d, e, f, a, b, c), inputs=[x_type, x_values, x_drop, y_type, y_values, y_drop],
-                      outputs=[x_type, x_values, x_drop, y_type, y_values, y_drop], api_visibility="private")
+        rows = {"x": [x_type, x_values, x_drop], "y": [y_type, y_values, y_drop], "z": [z_type, z_values, z_drop]}
+
+        def swap(a_type, a_text, a_drop, b_type, b_text, b_drop, text_mode):
+            def axis(kind, text, drop):  # the dropdown gets the new type's choices with its values
+                text_update, drop_update = switch(kind, text_mode, drop)
+                return kind, {**text_update, "value": text}, drop_update
+            return (*axis(b_type, b_text, b_drop), *axis(a_type, a_text, a_drop))
+
+        for button, (a, b) in ((swap_xy, "xy"), (swap_yz, "yz"), (swap_xz, "xz")):
+            button.click(swap, inputs=rows[a] + rows[b] + [csv_mode], outputs=rows[a] + rows[b],
+                         api_visibility="private")
         return [x_type, x_values, x_drop, y_type, y_values, y_drop, z_type, z_values, z_drop, draw_legend,
                 include_lone, include_sub_grids, no_fixed_seeds, vary_x, vary_y, vary_z, margin, csv_mode]
 

@@ -17,7 +17,9 @@ import pytest
 
 MODULES = Path(__file__).resolve().parents[1] / "modules"
 
-LAYERS = {"core": 0, "settings": 1, "models": 2, "networks": 3, "engine": 4, "scripting": 5, "cluster": 5.5, "server": 6, "page": 6}
+# training sits beside the engine: it trains against the Engine's model in the Engine's queue (Engine.train).
+LAYERS = {"core": 0, "settings": 1, "models": 2, "networks": 3, "engine": 4, "training": 4, "scripting": 5, "cluster": 5.5, "server": 6,
+          "page": 6}
 FACADE_PACKAGES = {"api"}  # A1111's ``modules.api`` package names, facades like the top-level files
 
 

@@ -88,6 +88,12 @@ def take(url: str, out: Path, chromium: str, data_dir: Path) -> list[Path]:
         shot("img2img")
 
         page.get_by_role("tab", name="txt2img", exact=True).first.click()
+        page.locator("#txt2img_send_to_inpaint").click()
+        page.locator("#img2img_inpaint_controls").first.wait_for(state="visible", timeout=20_000)
+        time.sleep(0.5)
+        shot("img2img_inpaint")
+
+        page.get_by_role("tab", name="txt2img", exact=True).first.click()
         page.locator("#txt2img_send_to_extras").click()
         page.locator("#extras_generate").wait_for(state="visible")
         page.locator("#extras_generate").click()
@@ -95,7 +101,8 @@ def take(url: str, out: Path, chromium: str, data_dir: Path) -> list[Path]:
         time.sleep(0.5)
         shot("extras")
 
-        for title, name, marker in (("PNG Info", "pnginfo", "#pnginfo_image"), ("Settings", "settings", "#settings_submit"),
+        for title, name, marker in (("PNG Info", "pnginfo", "#pnginfo_image"), ("Checkpoint Merger", "checkpoint_merger", "#modelmerger_merge"),
+                                    ("Settings", "settings", "#settings_submit"),
                                     ("Extensions", "extensions", "#tab_extensions")):
             page.get_by_role("tab", name=title, exact=True).first.click()
             page.locator(marker).first.wait_for(state="visible")

@@ -17,6 +17,10 @@ extras="${SETUP_EXTRAS:-}"
 # wheels pin one torch build and would replace the torch chosen above; the architectures we use do not
 # need it (modules/upscalers.py: import_spandrel). Its other requirements are in pyproject.toml.
 NO_DEPS_PACKAGES="spandrel==0.4.2"
+# The tests use k-diffusion (MIT) as the reference for A1111's samplers; its declared requirements are a training
+# stack (torchvision, clip, wandb, ...) that the tests never import (tests/kdiffusion_ref.py loads its sampling
+# module directly), so it is installed without them, with the test extra only.
+case "${extras}" in *test*) NO_DEPS_PACKAGES="${NO_DEPS_PACKAGES} k-diffusion==0.1.1.post1" ;; esac
 
 if [ ! -x "${venv_dir}/bin/python" ]; then
     echo "Creating virtual environment in ${venv_dir}"

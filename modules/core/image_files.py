@@ -125,6 +125,7 @@ def _write_temp(directory: Path, suffix: str, writer) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; images are for the user's other programs too
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
             fh.flush()
@@ -501,7 +502,11 @@ def _fix_image(image: Image.Image) -> Image.Image:
     return image
 
 
-def decode_base64_image(data: str | bytes) -> Image.Image:
+class _ImageTooLarge(ValueError):
+    pass
+
+
+def decode_base64_image(data: str | bytes, max_pixels: int | None = None) -> Image.Image:
     """Decode a base64 image, with or without a ``data:image/...;base64,`` prefix; the pixels are fully loaded.
 
     Raises ``ValueError("Invalid encoded image: <reason>")`` for an empty string, bad base64, bytes that are not an
@@ -532,7 +537,13 @@ def decode_base64_image(data: str | bytes) -> Image.Image:
         raise ValueError("Invalid encoded image: empty")
     try:
         image = Image.open(io.BytesIO(raw))
+        # The header tells the size: refuse before the pixels cost memory (a 480 kB PNG can be 13000 x 13000).
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise _ImageTooLarge(f"Invalid encoded image: {image.width}x{image.height} = {image.width * image.height} "
+                                 f"pixels; the limit is {max_pixels} (--max-image-pixels)")
         image.load()
+    except _ImageTooLarge:
+        raise
     except Image.DecompressionBombError as e:
         raise ValueError(f"Invalid encoded image: too large ({e})") from None
     except Exception as e:  # UnidentifiedImageError, OSError("image file is truncated"), SyntaxError, ...

@@ -125,16 +125,21 @@ def image_to_tensor(images: Image.Image | Sequence[Image.Image]) -> torch.Tensor
     return batch / 127.5 - 1.0
 
 
-def tensor_to_images(t: torch.Tensor) -> list[Image.Image]:
-    """Tensor [B, 3, H, W] (or [3, H, W]) in [-1, 1] -> RGB images: clamp, scale to 0..255, round.
+def tensor_to_images(t: torch.Tensor, *, truncate: bool = False) -> list[Image.Image]:
+    """Tensor [B, 3, H, W] (or [3, H, W]) in [-1, 1] -> RGB images.
 
-    Differs from A1111, which truncates (``astype(uint8)``); rounding is what diffusers does and is
-    the exact inverse of ``image_to_tensor``.
+    ``truncate=False``: clamp, scale to 0..255, round (the exact inverse of ``image_to_tensor``, for images the app
+    re-encodes itself). ``truncate=True``: A1111's conversion of decoded pictures, ``uint8(255 * clamp((x + 1) / 2,
+    0, 1))``, which truncates.
     """
     if t.ndim == 3:
         t = t.unsqueeze(0)
     if t.ndim != 4 or t.shape[1] != 3:
         raise ValueError(f"expected [B, 3, H, W], got {tuple(t.shape)}")
-    x = ((t.detach().float().cpu() + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
+    t = t.detach().float().cpu()
+    if truncate:
+        x = (255.0 * torch.clamp((t + 1.0) / 2.0, min=0.0, max=1.0)).to(torch.uint8)
+    else:
+        x = ((t + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
     arr = x.permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(a, "RGB") for a in arr]

@@ -25,6 +25,7 @@ from modules.core.styles import PromptStyle
 
 __all__ = [
     "INFOTEXT_KEY_ORDER",
+    "find_params",
     "quote",
     "unquote",
     "build_generation_params",
@@ -70,9 +71,47 @@ INFOTEXT_KEY_ORDER: tuple[str, ...] = (
 _TRAILING_KEYS = ("Version", "User")
 _LEADING_KEYS = tuple(k for k in INFOTEXT_KEY_ORDER if k not in _TRAILING_KEYS)
 
+# A1111's pattern, kept for extensions that import it. Its ``findall`` backtracks quadratically on a long
+# line without ":" (40 kB: 22 s), so this module parses with :func:`find_params`, which returns the same pairs
+# in linear time.
 re_param_code = r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 re_param = re.compile(re_param_code)
 re_imagesize = re.compile(r"^(\d+)x(\d+)$")
+
+_re_spaces = re.compile(r"\s*")
+_re_word = re.compile(r"\w")
+_re_key_run = re.compile(r"[\w \-/]*")
+# After "key:": no backtracking here is ever more than linear (the second branch always matches).
+_re_value = re.compile(r'\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def find_params(line: str) -> list[tuple[str, str]]:
+    """``re_param.findall(line)`` in linear time: the ``(key, raw value)`` pairs of a parameter line.
+
+    Where the regex engine would retry at every position of a long run of key characters that is not followed
+    by ":" (each retry scanning to the run's end), this skips the run: every start inside it fails the same way.
+    Only a run's trailing spaces are retried, because from there ``\s*`` can reach past the run.
+    """
+    found: list[tuple[str, str]] = []
+    pos, n = 0, len(line)
+    while pos < n:
+        start = _re_spaces.match(line, pos).end()
+        if start >= n:
+            break
+        if not _re_word.match(line, start):
+            pos = start + 1
+            continue
+        end = _re_key_run.match(line, start).end()
+        if end - start >= 2 and end < n and line[end] == ":":
+            m = _re_value.match(line, end + 1)
+            found.append((line[start:end], m.group(1)))
+            pos = m.end()
+            continue
+        retry = end
+        while retry > start and line[retry - 1] == " ":
+            retry -= 1
+        pos = retry if retry < end else end
+    return found
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -220,10 +259,18 @@ def _backcompat(d: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------ emphasis
 
 
+MAX_EMPHASIS_CHECK_DEPTH = 100
+
+
 def uses_emphasis(*prompts: str) -> bool:
     """True when any prompt has a run weighted other than 1.0 (A1111's ``prompt_uses_emphasis``)."""
     from modules.core.prompt_parser import parse_prompt_attention
+    from modules.core.request_bounds import nesting_depth
 
+    # Weighing runs costs (length x brackets open at once); an infotext from anywhere (png-info) may nest
+    # thousands deep. That deep, the prompt uses emphasis syntax, and generating it would be refused anyway.
+    if any(nesting_depth(p or "") > MAX_EMPHASIS_CHECK_DEPTH for p in prompts):
+        return True
     runs = [r for p in prompts for r in parse_prompt_attention(p or "")]
     return len(runs) != len([r for r in runs if r[1] == 1.0 or r[0] == "BREAK"])
 
@@ -336,7 +383,7 @@ def parse_generation_parameters(
     done_with_prompt = False
 
     *lines, lastline = (text or "").strip().split("\n")
-    if len(re_param.findall(lastline)) < 3:
+    if len(find_params(lastline)) < 3:
         lines.append(lastline)
         lastline = ""
 
@@ -350,7 +397,7 @@ def parse_generation_parameters(
         else:
             prompt += ("" if prompt == "" else "\n") + line
 
-    for k, v in re_param.findall(lastline):
+    for k, v in find_params(lastline):
         if not v:
             continue  # A1111: v[0] raises IndexError, the key is reported and skipped
         if v[0] == '"' and v[-1] == '"':

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Iterable
+from typing import Iterable, Iterator
 
+# A1111's pattern, kept for extensions. The regex engine retries it at every "<", each time scanning to the next
+# ">" (6666 x "<a:" with no ">" took 1.5 s); :func:`iter_tags` finds the same tags in linear time.
 re_extra_net = re.compile(r"<(\w+):([^>]+)>")
 
 
@@ -43,12 +45,10 @@ class ExtraNetworkParams:
 def parse_prompt(prompt: str) -> tuple[str, dict[str, list[ExtraNetworkParams]]]:
     """``(prompt without tags, {tag name: [ExtraNetworkParams per occurrence, in order]})``."""
     found: dict[str, list[ExtraNetworkParams]] = defaultdict(list)
-
-    def take(m: re.Match) -> str:
-        found[m.group(1)].append(ExtraNetworkParams(m.group(2).split(":")))
-        return ""
-
-    return re_extra_net.sub(take, prompt), found
+    text, tags = remove_tags(prompt)  # re_extra_net.sub, in linear time
+    for name, args in tags:
+        found[name].append(ExtraNetworkParams(args.split(":")))
+    return text, found
 
 
 def add_default_networks(prompt: str, sd_lora: str | None, sd_hypernetwork: str | None, multiplier: float) -> str:
@@ -69,3 +69,42 @@ def parse_prompts(prompts: Iterable[str]) -> tuple[list[str], dict[str, list[Ext
             first = data
         stripped.append(text)
     return stripped, first if first is not None else defaultdict(list)
+
+
+# ---- finding tags in linear time ----------------------------------------------------------------------------
+
+_re_head = re.compile(r"<(\w+):")
+
+
+def iter_tags(prompt: str) -> Iterator[tuple[int, int, str, str]]:
+    """``(start, end, name, args)`` of every match of ``<(\\w+):([^>]+)>``, as ``finditer`` would give them."""
+    pos = 0
+    while True:
+        start = prompt.find("<", pos)
+        if start < 0:
+            return
+        m = _re_head.match(prompt, start)
+        if m is None:
+            pos = start + 1
+            continue
+        close = prompt.find(">", m.end())
+        if close < 0:
+            return  # no ">" after here: no later tag can close either
+        if close == m.end():
+            pos = start + 1  # "<name:>": empty arguments are no tag
+            continue
+        yield start, close + 1, m.group(1), prompt[m.end():close]
+        pos = close + 1
+
+
+def remove_tags(prompt: str) -> tuple[str, list[tuple[str, str]]]:
+    """The prompt without its tags, and ``(name, args)`` of each tag in order (``re_extra_net.sub``)."""
+    parts: list[str] = []
+    found: list[tuple[str, str]] = []
+    pos = 0
+    for start, end, name, args in iter_tags(prompt):
+        parts.append(prompt[pos:start])
+        found.append((name, args))
+        pos = end
+    parts.append(prompt[pos:])
+    return "".join(parts), found

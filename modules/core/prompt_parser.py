@@ -16,13 +16,12 @@ pick, per denoiser call, the conditioning in force.
 """
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections import namedtuple
 from typing import TYPE_CHECKING, Any
 
-import lark
+from modules.core import prompt_schedule_parser as schedule_parser
 
 if TYPE_CHECKING:
     import torch
@@ -43,39 +42,8 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------------------------------
-# Scheduling grammar (spec §4.1)
-#
-# A prompt is a run of pieces; at the top level the characters [ ] ( ) : may also stand alone as text.
-# Inside brackets a body holds only pieces. Emphasis groups stay text here (the attention parser reads
-# them later). A "|" outside an alternation, or a trailing lone backslash, is a parse failure, after
-# which the prompt is used unchanged (as in the reference).
+# Scheduling (spec §4.1): the grammar and its linear-time parser are in modules.core.prompt_schedule_parser.
 # --------------------------------------------------------------------------------------------------
-_GRAMMAR = r"""
-start: (_piece | LOOSE)*
-body: _piece*
-_piece: group | edit | cycle | TEXT | SPACE
-
-!group: "(" body ")"
-      | "(" body ":" body ")"
-      | "[" body "]"
-edit: "[" (body ":")? body ":" SPACE? WHEN SPACE? "]"
-cycle: "[" body ("|" body)+ "]"
-
-LOOSE: /[\[\]():]/
-SPACE: /\s+/
-TEXT: /(?:[^\\\[\]():|]|\\.)+/
-WHEN: /[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/
-"""
-
-
-@functools.lru_cache(maxsize=1)
-def _schedule_parser() -> lark.Lark:
-    # Earley (lark's default) because the top level is ambiguous: "[a:3]" is both an edit and loose
-    # text; Earley's resolution picks the structured reading, as the reference does. LOOSE is one
-    # character, not a run: with runs, lark's longest-match lexer swallows "[[" and then misses the
-    # edits inside. (The reference's grammar has that flaw: next to stray brackets it sometimes leaves
-    # a valid [a:b:N] as text or fails the whole prompt; there, and only there, results differ.)
-    return lark.Lark(_GRAMMAR, parser="earley")
 
 
 def _when_to_step(number: str, steps: int, int_offset: int, flt_offset: float, use_old_scheduling: bool) -> int:
@@ -92,56 +60,24 @@ def _when_to_step(number: str, steps: int, int_offset: int, flt_offset: float, u
     return steps if v > 0 else min(steps, 0) - 1
 
 
-def _subtrees(tree: lark.Tree):
-    """All subtrees, iteratively (prompts may nest deeply)."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(c for c in node.children if isinstance(c, lark.Tree))
-
-
-def _render(tree: lark.Tree, step: int, whens: dict[int, int]) -> str:
-    """The text of `tree` at `step` (1-based)."""
-    out: list[str] = []
-    stack: list[Any] = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, lark.Token):
-            out.append(str(node))
-            continue
-        kind = node.data
-        if kind == "edit":
-            bodies = [c for c in node.children if isinstance(c, lark.Tree)]
-            # [before:after:when] / [after:when]: "before" (absent = empty) up to and including `when`
-            chosen = bodies[:-1] if step <= whens[id(node)] else bodies[-1:]
-            stack.extend(reversed(chosen))
-        elif kind == "cycle":
-            stack.append(node.children[(step - 1) % len(node.children)])
-        else:  # start, body, group
-            stack.extend(reversed(node.children))
-    return "".join(out)
-
-
 def _schedule_one(prompt: str, steps: int, int_offset: int, flt_offset: float, use_old_scheduling: bool) -> list:
     try:
-        tree = _schedule_parser().parse(prompt)
-    except (lark.exceptions.LarkError, RecursionError):
+        tree = schedule_parser.parse_schedule(prompt)
+    except schedule_parser.ScheduleSyntaxError:
         return [[steps, prompt]]
 
     boundaries = {steps}
     whens: dict[int, int] = {}
-    for node in _subtrees(tree):
-        if node.data == "edit":
-            number = next(c for c in node.children if isinstance(c, lark.Token) and c.type == "WHEN")
-            when = _when_to_step(str(number), steps, int_offset, flt_offset, use_old_scheduling)
+    for node in schedule_parser.walk(tree):
+        if isinstance(node, schedule_parser.Edit):
+            when = _when_to_step(node.when, steps, int_offset, flt_offset, use_old_scheduling)
             whens[id(node)] = when
             if when >= 1:
                 boundaries.add(when)
-        elif node.data == "cycle":
+        else:
             boundaries.update(range(1, steps + 1))
 
-    return [[step, _render(tree, step, whens)] for step in sorted(boundaries)]
+    return [[step, schedule_parser.render(tree, step, whens)] for step in sorted(boundaries)]
 
 
 def get_learned_conditioning_prompt_schedules(prompts, base_steps, hires_steps=None, use_old_scheduling=False):
@@ -174,14 +110,34 @@ _re_attention = re.compile(
       \\[()\[\]\\]                                  # escaped bracket or backslash: literal
     | \\                                            # lone backslash: dropped
     | [(\[]                                         # opening bracket
-    | :\s*(?P<weight>[+-]?(?:\d+\.?\d*|\.\d+))\s*\)   # ":number)" closes "(" with an explicit weight
+    | :\s*+(?P<weight>[+-]?(?:\d++\.?+\d*+|\.\d++))\s*+\)   # ":number)" closes "(" with an explicit weight
     | [)\]]                                         # closing bracket
     | [^\\()\[\]:]+                                 # plain text
     | :                                             # lone colon: text
     """,
     re.X,
 )
-_re_break = re.compile(r"\s*\bBREAK\b\s*", re.S)
+# Possessive quantifiers above: a long run of digits after ":" is scanned once, not once per shorter prefix
+# (the quantified parts cannot give anything back that the rest of the branch could use).
+_re_break_word = re.compile(r"\bBREAK\b")
+
+
+def _split_break(text: str) -> list[str]:
+    """``re.split(r"\s*\bBREAK\b\s*", text)`` without retrying every position of a long whitespace run."""
+    parts: list[str] = []
+    pos = 0
+    for m in _re_break_word.finditer(text):
+        if m.start() < pos:
+            continue
+        start, end = m.start(), m.end()
+        while start > pos and text[start - 1].isspace():
+            start -= 1
+        while end < len(text) and text[end].isspace():
+            end += 1
+        parts.append(text[pos:start])
+        pos = end
+    parts.append(text[pos:])
+    return parts
 
 _ROUND = 1.1
 _SQUARE = 1 / 1.1
@@ -220,7 +176,7 @@ def parse_prompt_attention(text: str) -> list[list]:
         elif tok == "]" and square_open:
             scale_from(square_open.pop(), _SQUARE)
         else:
-            for i, part in enumerate(_re_break.split(tok)):
+            for i, part in enumerate(_split_break(tok)):
                 if i:
                     res.append(["BREAK", -1])
                 res.append([part, 1.0])
@@ -297,6 +253,27 @@ def get_learned_conditioning(model, prompts, steps, hires_steps=None, use_old_sc
 
 re_AND = re.compile(r"\bAND\b")
 re_weight = re.compile(r"^((?:\s|.)*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$")
+_re_weight_tail = re.compile(r"\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+))\s*")
+
+
+def _split_weight(subprompt: str) -> tuple[str, str | None]:
+    """``re_weight.search(subprompt).groups()`` in linear time: the text and a trailing ``:number`` weight.
+
+    The lazy prefix of ``re_weight`` ends where the rest is ``\s*:\s*NUMBER\s*`` (only possible at the last
+    ":") or else only whitespace; the regex finds that by retrying the tail at every position, quadratic on long
+    whitespace runs."""
+    colon = subprompt.rfind(":")
+    if colon >= 0:
+        start = colon
+        while start > 0 and subprompt[start - 1].isspace():
+            start -= 1
+        m = _re_weight_tail.fullmatch(subprompt, start)
+        if m is not None:
+            return subprompt[:start], m.group(1)
+    end = len(subprompt)
+    while end > 0 and subprompt[end - 1].isspace():
+        end -= 1
+    return subprompt[:end], None
 
 
 def get_multicond_prompt_list(prompts):
@@ -312,8 +289,7 @@ def get_multicond_prompt_list(prompts):
     for prompt in prompts:
         indexes = []
         for subprompt in re_AND.split(prompt):
-            m = re_weight.search(subprompt)
-            text, weight = m.groups() if m is not None else (subprompt, None)
+            text, weight = _split_weight(subprompt)
             weight = float(weight) if weight is not None else 1.0
             index = prompt_indexes.get(text)
             if index is None:

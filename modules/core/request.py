@@ -5,14 +5,19 @@ arguments map one to one.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
+from modules.core import request_bounds
+
 MAX_DIMENSION = 4096
 MAX_STEPS = 500
 MAX_BATCH = 64
+# What a torch generator accepts; -1 asks for a random seed.
+SEED_MAX = 2**63 - 1
 
 
 class RequestError(ValueError):
@@ -58,6 +63,13 @@ class GenerationRequest:
     resize_mode: int = 0
     denoising_strength: float = 0.75
     initial_noise_multiplier: float | None = None
+    image_cfg_scale: float | None = None
+    # sampler parameters (None: the s_churn ... settings)
+    s_min_uncond: float | None = None
+    s_churn: float | None = None
+    s_tmax: float | None = None
+    s_tmin: float | None = None
+    s_noise: float | None = None
     # hires fix (txt2img)
     enable_hr: bool = False
     hr_scale: float = 2.0
@@ -95,31 +107,116 @@ class GenerationRequest:
     def mask_blur(self, value: int) -> None:
         self.mask_blur_x = self.mask_blur_y = int(value)
 
-    def validate(self) -> None:
-        def check(cond: bool, name: str, message: str) -> None:
-            if not cond:
-                raise RequestError(name, message)
+    def validate(self, bounds: request_bounds.RequestBounds | None = None) -> None:
+        """Every check of a request's values, for every door (API, page, scripts): RequestError naming the
+        field and the reason. The doors' models only check types."""
+        _validate(self, bounds or request_bounds.current())
 
-        check(1 <= self.steps <= MAX_STEPS, "steps", f"must be between 1 and {MAX_STEPS}, got {self.steps}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            check(64 <= value <= MAX_DIMENSION, name, f"must be between 64 and {MAX_DIMENSION}, got {value}")
-            check(value % 8 == 0, name, f"must be a multiple of 8, got {value}")
-        check(1 <= self.batch_size <= MAX_BATCH, "batch_size", f"must be between 1 and {MAX_BATCH}, got {self.batch_size}")
-        check(1 <= self.n_iter <= 1000, "n_iter", f"must be between 1 and 1000, got {self.n_iter}")
-        check(0.0 <= self.cfg_scale <= 100.0, "cfg_scale", f"must be between 0 and 100, got {self.cfg_scale}")
-        check(0.0 <= self.subseed_strength <= 1.0, "subseed_strength", f"must be between 0 and 1, got {self.subseed_strength}")
-        check(0.0 <= self.denoising_strength <= 1.0, "denoising_strength", f"must be between 0 and 1, got {self.denoising_strength}")
-        check(self.clip_skip is None or 1 <= self.clip_skip <= 12, "clip_skip", f"must be between 1 and 12, got {self.clip_skip}")
-        check(self.resize_mode in (0, 1, 2, 3), "resize_mode", f"must be 0, 1, 2 or 3, got {self.resize_mode}")
-        check(self.inpainting_fill in (0, 1, 2, 3), "inpainting_fill", f"must be 0, 1, 2 or 3, got {self.inpainting_fill}")
-        check(0 <= self.hr_second_pass_steps <= MAX_STEPS, "hr_second_pass_steps", f"must be between 0 and {MAX_STEPS}")
-        check(1.0 <= self.hr_scale <= 8.0 or not self.enable_hr, "hr_scale", f"must be between 1 and 8, got {self.hr_scale}")
-        for name in ("hr_resize_x", "hr_resize_y"):
-            value = getattr(self, name)
-            check(0 <= value <= MAX_DIMENSION, name, f"must be between 0 and {MAX_DIMENSION}, got {value}")
-        if self.mask is not None:
-            check(self.is_img2img, "mask", "a mask needs an init image")
+
+def _check(cond: bool, name: str, message: str) -> None:
+    if not cond:
+        raise RequestError(name, message)
+
+
+def _number(req: GenerationRequest, name: str, low: float, high: float, *, optional: bool = False) -> None:
+    value = getattr(req, name)
+    if value is None and optional:
+        return
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool), name,
+           f"must be a number, got {type(value).__name__}")
+    _check(math.isfinite(value), name, f"must be a finite number, got {value}")
+    _check(low <= value <= high, name, f"must be between {low:g} and {high:g}, got {value}")
+
+
+def _seeds(name: str, value: Any) -> None:
+    for seed in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(seed, float) and math.isfinite(seed) and seed.is_integer():
+            seed = int(seed)
+        _check(isinstance(seed, int) and not isinstance(seed, bool), name, f"must be an integer, got {seed!r}")
+        _check(seed == -1 or 0 <= seed <= SEED_MAX, name, f"must be -1 (random) or between 0 and {SEED_MAX}, got {seed}")
+
+
+def _texts(name: str, value: Any, bounds: request_bounds.RequestBounds, *, prompt: bool) -> None:
+    for text in value if isinstance(value, (list, tuple)) else [value]:
+        if text is None:
+            continue
+        _check(isinstance(text, str), name, f"must be text, got {type(text).__name__}")
+        try:
+            if prompt:
+                request_bounds.check_prompt(text, bounds)
+            else:
+                request_bounds.check_text(text)
+        except request_bounds.BoundError as exc:
+            raise RequestError(name, str(exc)) from None
+
+
+def _image(name: str, image: Any, bounds: request_bounds.RequestBounds) -> None:
+    _check(isinstance(image, Image.Image), name, f"must be an image, got {type(image).__name__}")
+    try:
+        request_bounds.check_image_size(image.width, image.height, bounds)
+    except request_bounds.BoundError as exc:
+        raise RequestError(name, str(exc)) from None
+
+
+def _validate(req: GenerationRequest, bounds: request_bounds.RequestBounds) -> None:
+    check = _check
+    for name in ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt"):
+        _texts(name, getattr(req, name), bounds, prompt=True)
+    _texts("styles", list(req.styles or []), bounds, prompt=False)
+    for name in ("sampler_name", "scheduler", "hr_sampler_name", "hr_scheduler", "hr_upscaler"):
+        _texts(name, getattr(req, name), bounds, prompt=False)
+    from modules.core import samplers
+
+    try:
+        samplers.resolve_sampler(req.sampler_name, req.scheduler)
+    except ValueError as exc:
+        raise RequestError("scheduler" if str(exc).startswith("Unknown scheduler") else "sampler_name", str(exc)) from None
+    _number(req, "steps", 1, MAX_STEPS)
+    check(int(req.steps) == req.steps, "steps", f"must be an integer, got {req.steps}")
+    for name in ("width", "height"):
+        value = getattr(req, name)
+        _number(req, name, 64, MAX_DIMENSION)
+        check(value % 8 == 0, name, f"must be a multiple of 8, got {value}")
+    _number(req, "batch_size", 1, MAX_BATCH)
+    _number(req, "n_iter", 1, 1000)
+    _number(req, "cfg_scale", 0.0, 100.0)
+    _seeds("seed", req.seed)
+    _seeds("subseed", req.subseed)
+    _number(req, "subseed_strength", 0.0, 1.0)
+    for name in ("seed_resize_from_h", "seed_resize_from_w"):
+        _number(req, name, -1, MAX_DIMENSION)
+    _number(req, "denoising_strength", 0.0, 1.0)
+    check(req.clip_skip is None or 1 <= req.clip_skip <= 12, "clip_skip", f"must be between 1 and 12, got {req.clip_skip}")
+    _number(req, "eta", 0.0, 10.0, optional=True)
+    _number(req, "image_cfg_scale", 0.0, 100.0, optional=True)
+    _number(req, "s_min_uncond", 0.0, 100.0, optional=True)
+    _number(req, "s_churn", 0.0, 100.0, optional=True)
+    _number(req, "s_tmin", 0.0, 1e4, optional=True)
+    _number(req, "s_tmax", 0.0, 1e4, optional=True)
+    _number(req, "s_noise", 0.0, 10.0, optional=True)
+    check(req.resize_mode in (0, 1, 2, 3), "resize_mode", f"must be 0, 1, 2 or 3, got {req.resize_mode}")
+    check(req.inpainting_fill in (0, 1, 2, 3), "inpainting_fill", f"must be 0, 1, 2 or 3, got {req.inpainting_fill}")
+    _number(req, "hr_second_pass_steps", 0, MAX_STEPS)
+    if req.enable_hr:
+        _number(req, "hr_scale", 1.0, 8.0)
+    for name in ("hr_resize_x", "hr_resize_y"):
+        _number(req, name, 0, MAX_DIMENSION)
+    # img2img / inpainting
+    for name in ("mask_blur_x", "mask_blur_y"):
+        _number(req, name, 0, 256)
+    _number(req, "inpaint_full_res_padding", 0, 1024)
+    check(req.inpainting_mask_invert in (0, 1), "inpainting_mask_invert",
+          f"must be 0 or 1, got {req.inpainting_mask_invert}")
+    _number(req, "initial_noise_multiplier", 0.0, 10.0, optional=True)
+    try:
+        request_bounds.check_image_count(len(req.init_images), bounds)
+    except request_bounds.BoundError as exc:
+        raise RequestError("init_images", str(exc)) from None
+    for i, image in enumerate(req.init_images):
+        _image(f"init_images[{i}]", image, bounds)
+    if req.mask is not None:
+        _image("mask", req.mask, bounds)
+        check(req.is_img2img, "mask", "a mask needs an init image")
 
 
 @dataclass

@@ -21,6 +21,9 @@ from typing import Any, Sequence
 
 import torch
 
+from modules.core import request_bounds
+from modules.core.request import RequestError
+
 from modules.engine import emphasis as emphasis_modes
 from modules.engine.text_chunks import (
     CHUNK_LENGTH,
@@ -161,10 +164,17 @@ class ClipEncoderChunked:
         pooled = getattr(outputs, "text_embeds", None)
         return outputs.pooler_output if pooled is None else pooled
 
-    @torch.no_grad()
+    # Training an embedding (modules.training) needs gradients through the encoder to the embedding's vectors.
+    track_grad = False
+
     def encode_chunk(self, chunks: list[PromptChunk], *, emphasis: str = emphasis_modes.DEFAULT, clip_skip: int = 1,
                      layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One chunk of every prompt in the batch -> ([B, 77, C], pooled [B, P] or None)."""
+        with torch.set_grad_enabled(self.track_grad and torch.is_grad_enabled()):
+            return self._encode_chunk(chunks, emphasis=emphasis, clip_skip=clip_skip, layer=layer)
+
+    def _encode_chunk(self, chunks: list[PromptChunk], *, emphasis: str, clip_skip: int,
+                      layer: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         ids = torch.tensor([c.tokens for c in chunks], dtype=torch.long, device=_encoder_device(self.text_encoder))
         outputs = self._run_encoder(ids, [c.fixes for c in chunks])
         z = self._select_layer(outputs, layer or self.layer, clip_skip)
@@ -186,6 +196,17 @@ class ClipEncoderChunked:
             if index == 0:
                 pooled = chunk_pooled
         return torch.cat(zs, dim=1), pooled
+
+
+def _check_chunk_bound(texts: Sequence[str], per_encoder: list[list[list[PromptChunk]]]) -> None:
+    """A prompt of more chunks than ``--max-prompt-chunks`` is the client's mistake (the encoder would run once
+    per chunk and every UNet step attend to all of them)."""
+    count = max((len(chunks) for batch in per_encoder for chunks in batch), default=0)
+    try:
+        request_bounds.check_chunk_count(count)
+    except request_bounds.BoundError as exc:
+        field = "negative_prompt" if getattr(texts, "is_negative_prompt", False) else "prompt"
+        raise RequestError(field, str(exc)) from None
 
 
 class TextConditioner:
@@ -248,6 +269,7 @@ class TextConditioner:
         For sdxl, a batch marked `is_negative_prompt` whose texts are all empty gives zeros (the reference's
         `force_zero_embeddings`)."""
         per_encoder = self._batch_chunks(texts)
+        _check_chunk_bound(texts, per_encoder)
         self.last_used_embeddings = {
             getattr(fix.embedding, "name", str(id(fix.embedding))): fix.embedding
             for chunks in per_encoder[0] for chunk in chunks for fix in chunk.fixes

@@ -158,9 +158,14 @@ class Engine:
         loading fails, the model and settings stay as they were and the error propagates. The settings file
         is written when anything changed."""
         with self.exclusive():
+            previous = {key: self.options.get(key) for key in values}
             changed = self._set_options(values)
             if changed and save and self.options.path is not None:
-                self.options.save()
+                try:
+                    self.options.save()
+                except OSError:  # a full disk: nothing is applied, so that memory and the file agree
+                    self._set_options({key: previous[key] for key in changed})
+                    raise
             return changed
 
     def _set_options(self, values: Mapping[str, Any]) -> list[str]:
@@ -191,10 +196,22 @@ class Engine:
         with self.exclusive():
             self.unload()
 
+    def train(self, params: Any) -> Any:
+        """Train an embedding or a hypernetwork (``modules.training.trainer.TrainParams``) as one job."""
+        from modules.training.trainer import run_training
+
+        return run_training(self, params)
+
     # --- checkpoints ---------------------------------------------------------------
     def refresh_checkpoints(self) -> None:
         self.checkpoints.refresh()
         self.vaes.refresh()
+
+    def merge_checkpoints(self, recipe: Any) -> Any:
+        """Checkpoint Merger (:mod:`modules.engine.merger`): write the merged file, list it; the loaded model stays."""
+        from modules.engine import merger
+
+        return merger.merge_checkpoints(self, recipe)
 
     def available_checkpoints(self) -> list[Any]:
         items = self.checkpoints.list()
@@ -253,6 +270,7 @@ class Engine:
 
     def load_checkpoint(self, info: Any) -> None:
         from modules.models import checkpoint_loader
+        from modules.models.safe_load import CheckpointLoadError
 
         with self._model_lock:
             previous = self.checkpoint_info
@@ -273,7 +291,10 @@ class Engine:
                         self.load_checkpoint(previous)
                     except Exception:  # pragma: no cover - the previous file vanished meanwhile
                         log.exception("Could not reload the previous checkpoint %s", previous.filename)
-                raise
+                if isinstance(exc, (ModelLoadError, CheckpointLoadError)):
+                    raise
+                # Any other failure (an unknown layout, a shape mismatch...) names the file too.
+                raise ModelLoadError(f"could not load checkpoint {info.filename}: {exc}") from exc
             self._install(model, info)
 
     def _install(self, model: Any, info: Any) -> None:
@@ -441,10 +462,11 @@ class Engine:
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         with self._vae_precision() as vae:
             cfg = vae.config
-            x = latents / cfg.scaling_factor + (getattr(cfg, "shift_factor", None) or 0.0)
+            # 1/scale · z as LDM's decode_first_stage writes it; one image at a time, as A1111 decodes
+            x = 1.0 / cfg.scaling_factor * latents + (getattr(cfg, "shift_factor", None) or 0.0)
             dtype = next(vae.parameters()).dtype
             images = [vae.decode(x[i:i + 1].to(vae.device if hasattr(vae, "device") else x.device, dtype)).sample for i in range(x.shape[0])]
-        return img2img_ops.tensor_to_images(torch.cat(images).float())
+        return img2img_ops.tensor_to_images(torch.cat(images).float(), truncate=True)
 
     @torch.no_grad()
     def encode(self, images: list[Image.Image]) -> torch.Tensor:

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class CFGDenoiserParams:
-    """Before a UNet call. ``x`` is the whole batch given to the UNet (conditional rows, then unconditional
-    ones), ``sigma`` the diffusers timestep of the step; changing ``x``, ``text_cond`` or ``text_uncond``
-    changes what the UNet gets."""
+    """Before a UNet call. ``x`` is the whole batch given to the denoiser (conditional rows, then unconditional
+    ones), ``sigma`` a σ per row (for DDIM/PLMS/UniPC the timestep, as in A1111); changing ``x``, ``image_cond``,
+    ``sigma``, ``text_cond`` or ``text_uncond`` changes what the UNet gets."""
 
     x: Any
     image_cond: Any
@@ -37,7 +37,7 @@ class CFGDenoiserParams:
 
 @dataclass
 class CFGDenoisedParams:
-    """After a UNet call: ``x`` is its output for the whole batch (may be replaced)."""
+    """After a UNet call: ``x`` is the denoised prediction of every row (may be replaced)."""
 
     x: Any
     sampling_step: int
@@ -52,7 +52,6 @@ class AfterCFGCallbackParams:
     x: Any
     sampling_step: int
     total_sampling_steps: int
-
 
 
 class SamplingCallbacks(Protocol):

@@ -60,6 +60,7 @@ class JobState:
     interrupted: bool = False
     skipped: bool = False
     stopping_generation: bool = False
+    closing: bool = False  # the server is shutting down (see shutdown())
     time_start: float | None = None
     textinfo: str | None = None
     id_task: str | None = None
@@ -79,7 +80,7 @@ class JobState:
             self.job_timestamp = time.strftime("%Y%m%d%H%M%S")
             self.sampling_step = 0
             self.sampling_steps = 0
-            self.interrupted = False
+            self.interrupted = self.closing  # after shutdown() every job stops at its first step
             self.skipped = False
             self.stopping_generation = False
             self.time_start = time.time()
@@ -120,6 +121,11 @@ class JobState:
 
     # --- control ---------------------------------------------------------
     def interrupt(self) -> None:
+        self.interrupted = True
+
+    def shutdown(self) -> None:
+        """The server is stopping: interrupt the running job and every job that starts from now on."""
+        self.closing = True
         self.interrupted = True
 
     def skip(self) -> None:

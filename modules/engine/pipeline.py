@@ -19,7 +19,6 @@ from modules.core.prompt_comments import strip_comments
 from modules.core.request import GenerationRequest, Processed, RequestError
 from modules.engine.hooks import NO_HOOKS, GenerationHooks, SamplingCallbacks
 from modules.engine.job_state import GenerationInterrupted
-from modules.engine.sampling import InpaintBlend, SamplingInputs, sample
 from modules.models import upscalers
 from modules.networks import extra_networks
 from modules.settings import output_paths
@@ -97,6 +96,9 @@ def _generate(engine: "Engine", plan: Plan) -> Processed:
         lo, hi = n * batch_size, min((n + 1) * batch_size, total)
         if lo >= hi:
             break
+        if engine.state.interrupted:  # A1111: an interrupt ends the run after the batch it cut short
+            interrupted = True
+            break
         batch = Batch(n, list(plan.all_prompts[lo:hi]), list(plan.all_negative_prompts[lo:hi]),
                       list(plan.all_seeds[lo:hi]), list(plan.all_subseeds[lo:hi]))
         hooks.before_batch(plan, batch)
@@ -131,6 +133,7 @@ def _generate(engine: "Engine", plan: Plan) -> Processed:
                 saved.append(str(_save(engine, image, plan, index, text, grid=False)))
         engine.state.next_job()
 
+    interrupted = interrupted or engine.state.interrupted
     grid_saved = None
     if len(images) > 1 and opts.get("grid_save") and not req.do_not_save_grid:
         grid = image_files.image_grid(images)
@@ -272,10 +275,11 @@ def _hires_infotext(plan: Plan, req: GenerationRequest) -> None:
 # --- one batch -------------------------------------------------------------------------
 
 def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
+    """The images of one batch. Interrupt or Skip during sampling end the pass early: the partly denoised
+    latent (the last conditional x0 prediction) is decoded and returned, as A1111 does."""
     req = plan.request
     model = engine.model
     assert model is not None
-    device = engine.devices.device
     width, height = req.width, req.height
 
     with engine.tiling(req.tiling):
@@ -285,50 +289,76 @@ def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
             images = engine.decode(latents)
             return [_finish_img2img(img, init, i) for i, img in enumerate(images)]
 
-        noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, height // 8, width // 8))
-        steps = req.steps
-        conds = engine.conditioning(plan, batch, steps=steps, hires_steps=None, sampler=plan.sampler)
-        scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config, noise_seeds=batch.seeds)
-        scheduler.set_timesteps(steps, device=device)
-        latents = noise_rng.first() * scheduler.init_noise_sigma
-        inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
-        if model.is_inpainting:
-            inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), height, width)
-        inputs.callbacks = plan.sampling_callbacks
-        latents = _sample(engine, scheduler, latents, scheduler.timesteps, inputs, noise_rng, f"Sampling ({plan.sampler.name})")
-
-        if req.enable_hr:
+        inpaint = engine.blank_inpaint_cond(len(batch.seeds), height, width) if model.is_inpainting else None
+        run = _prepare_pass(engine, plan, batch, plan.sampler, plan.schedule, width, height, steps=req.steps,
+                            inpaint_cond=inpaint)
+        latents = _sample(engine, plan, run, lambda s: s.sample(run.noise, req.steps),
+                          f"Sampling ({plan.sampler.name})")
+        if req.enable_hr and not engine.state.interrupted:
             plan.hooks.before_hires(plan)
             latents = _hires_pass(engine, plan, batch, latents)
         return engine.decode(latents)
 
 
-def _sample(engine: "Engine", scheduler: Any, latents: torch.Tensor, timesteps: torch.Tensor, inputs: SamplingInputs,
-            noise_rng: rng.ImageRNG, desc: str) -> torch.Tensor:
-    total = len(timesteps)
+@dataclass
+class SamplerPass:
+    """One sampler pass, set up once for txt2img, img2img and the hires fix alike."""
+
+    sampler: Any  # modules.engine.sampling.Sampler
+    noise: torch.Tensor  # the seeds' initial noise (A1111's first p.rng.next())
+    rng: rng.ImageRNG
+
+
+def _prepare_pass(engine: "Engine", plan: Plan, batch: Batch, sampler_info: samplers.SamplerInfo,
+                  schedule: samplers.ScheduleInfo, width: int, height: int, *, steps: int,
+                  hires_steps: int | None = None, inpaint_cond: torch.Tensor | None = None) -> SamplerPass:
+    """Noise, conditioning, denoiser and sampler for one pass over ``batch`` at ``width`` x ``height``."""
+    from modules.core.sampling.discrete import alphas_cumprod
+    from modules.engine.denoiser import CFGDenoiser
+    from modules.engine.sampling import Sampler, SamplerSettings, make_inner
+
+    req = plan.request
+    model = engine.model
+    noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, height // 8, width // 8))
+    noise = noise_rng.first()
+    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=hires_steps, sampler=sampler_info)
+    inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
+    inputs.inpaint_cond = inpaint_cond
+    inputs.callbacks = plan.sampling_callbacks
+    opts = engine.options
+    settings = SamplerSettings.from_options(opts.get, eta=req.eta, sdxl=model.family == "sdxl")
+    inner = make_inner(sampler_info, model.unet, alphas_cumprod(model.scheduler_config).to(noise.device),
+                       model.prediction_type)
+    cfg = CFGDenoiser(inner, inputs, options=settings.cfg, timesteps=sampler_info.kind == "timesteps",
+                      check=engine.state.check)
+    p = plan.hooks.processing()
+    cfg.p = p
+    sampler = Sampler(sampler_info, schedule, cfg, settings, noise_stream=noise_rng, seeds=batch.seeds)
+    if p is not None:
+        p.sampler = sampler  # scripts read p.sampler during the run, as in A1111
+    return SamplerPass(sampler, noise, noise_rng)
+
+
+def _sample(engine: "Engine", plan: Plan, run: SamplerPass, start: Any, desc: str) -> torch.Tensor:
+    """Run ``start(sampler)`` with progress, live preview and the infotext entries the sampler adds."""
     state = engine.state
     every = int(engine.options.get("show_progress_every_n_steps") or 0)
     live = bool(engine.options.get("live_previews_enable")) and every > 0
+    with tqdm(desc=desc, disable=not engine.options.get("show_progressbar"), leave=False) as bar:
+        def on_step(step: int, total: int, preview: torch.Tensor | None) -> None:
+            state.set_step(step, total)
+            bar.total = total
+            bar.update(1)
+            if live and preview is not None and (step % every == 0 or step == total):
+                state.current_preview = engine.preview_image(preview[0])
+                state.current_preview_step = step
 
-    def on_step(step: int, total_steps: int, x: torch.Tensor) -> None:
-        state.set_step(step, total_steps)
-        if live and (step % every == 0 or step == total_steps):
-            state.current_preview = engine.preview_image(x[0])
-            state.current_preview_step = step
-
-    state.set_step(0, total)
-    with tqdm(total=total, desc=desc, disable=not engine.options.get("show_progressbar"), leave=False) as bar:
-        return sample(
-            engine.model.unet,
-            scheduler,
-            latents,
-            timesteps,
-            inputs,
-            generators=noise_rng.generators,
-            check=state.check,
-            on_step=on_step,
-            progress_bar=bar,
-        )
+        run.sampler.on_step = on_step
+        state.set_step(0, 0)
+        latents = start(run.sampler)
+    plan.extra_params.update(run.sampler.extra_generation_params)
+    plan.extra_params.update(run.sampler.model_wrap_cfg.extra_generation_params)
+    return latents
 
 
 def _make_rng(engine: "Engine", plan: Plan, batch: Batch, shape: tuple[int, ...]) -> rng.ImageRNG:
@@ -342,7 +372,9 @@ def _make_rng(engine: "Engine", plan: Plan, batch: Batch, shape: tuple[int, ...]
         seed_resize_from_w=req.seed_resize_from_w,
         source=engine.options.get("randn_source"),
         device=engine.devices.device,
-        eta_noise_seed_delta=int(engine.options.get("eta_noise_seed_delta") or 0) if plan.sampler.uses_ensd else 0,
+        # A1111 re-seeds the step-noise generators with seed + ENSD for every sampler (the infotext names it only
+        # for the samplers that use it).
+        eta_noise_seed_delta=int(engine.options.get("eta_noise_seed_delta") or 0),
     )
 
 
@@ -390,7 +422,8 @@ def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tenso
 
     sampler, schedule = plan.sampler, plan.schedule
     if req.hr_sampler_name and req.hr_sampler_name != "Use same sampler":
-        hr_sched = None if req.hr_scheduler in (None, "Use same scheduler") else req.hr_scheduler
+        # A1111: no hires schedule type means the first pass's (p.hr_scheduler = p.scheduler)
+        hr_sched = req.scheduler if req.hr_scheduler in (None, "Use same scheduler") else req.hr_scheduler
         sampler, schedule = samplers.resolve_sampler(req.hr_sampler_name, hr_sched)
     elif req.hr_scheduler and req.hr_scheduler != "Use same scheduler":
         sampler, schedule = samplers.resolve_sampler(plan.sampler.name, req.hr_scheduler)
@@ -400,28 +433,12 @@ def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tenso
         hr_prompts, _ = extra_networks.parse_prompts([req.hr_prompt or p for p in plan.all_prompts[: len(batch.seeds)]])
         hr_neg = [req.hr_negative_prompt or n for n in batch.negative_prompts]
         hr_batch = Batch(batch.index, hr_prompts, hr_neg, batch.seeds, batch.subseeds, cond_prompts=hr_prompts)
-    conds = engine.conditioning(plan, hr_batch, steps=req.steps, hires_steps=steps, sampler=sampler)
-    scheduler = samplers.build_scheduler(sampler, schedule, model.scheduler_config, noise_seeds=batch.seeds)
-    timesteps = img2img_timesteps(scheduler, steps, req.denoising_strength, engine.devices.device)
-    noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, final_h // 8, final_w // 8))
-    noise = noise_rng.first()
-    start = scheduler.add_noise(latents, noise, timesteps[:1]) if len(timesteps) else latents
-    inputs = engine.sampling_inputs(conds, req.cfg_scale, final_w, final_h, len(batch.seeds))
-    if model.is_inpainting:
-        inputs.inpaint_cond = engine.blank_inpaint_cond(len(batch.seeds), final_h, final_w)
-    inputs.callbacks = plan.sampling_callbacks
-    return _sample(engine, scheduler, start, timesteps, inputs, noise_rng, "Hires fix")
-
-
-def img2img_timesteps(scheduler: Any, steps: int, strength: float, device: torch.device) -> torch.Tensor:
-    """A1111: t_enc = int(min(strength, 0.999) * steps); the last t_enc + 1 steps are run."""
-    scheduler.set_timesteps(steps, device=device)
-    t_enc = int(min(strength, 0.999) * steps)
-    t_start = max(steps - t_enc - 1, 0)
-    order = getattr(scheduler, "order", 1)
-    if hasattr(scheduler, "set_begin_index"):
-        scheduler.set_begin_index(t_start * order)
-    return scheduler.timesteps[t_start * order:]
+    inpaint = engine.blank_inpaint_cond(len(batch.seeds), final_h, final_w) if model.is_inpainting else None
+    run = _prepare_pass(engine, plan, hr_batch, sampler, schedule, final_w, final_h, steps=req.steps,
+                        hires_steps=steps, inpaint_cond=inpaint)
+    # A1111 passes the hires steps explicitly, so the pass always does exactly that many steps.
+    return _sample(engine, plan, run, lambda s: s.sample_img2img(latents, run.noise, steps, req.denoising_strength,
+                                                                 fix_steps=True), "Hires fix")
 
 
 # --- img2img / inpainting ----------------------------------------------------------------
@@ -469,27 +486,31 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
     init_latents = engine.encode(init.images)
     if init_latents.shape[-2:] != (height // 8, width // 8):  # "Just resize (latent upscale)"
         init_latents = upscalers.upscale_latent(init_latents, "Latent", width, height)
-    noise_rng = _make_rng(engine, plan, batch, tuple(init_latents.shape[1:]))
-    noise = noise_rng.first()
+    inpaint = engine.inpaint_cond(init.images, init.mask) if model.is_inpainting else None
+    run = _prepare_pass(engine, plan, batch, plan.sampler, plan.schedule, width, height, steps=req.steps,
+                        inpaint_cond=inpaint)
     latent_mask = None
     if init.mask is not None:
         latent_mask = masking.mask_to_latent(init.mask, height // 8, width // 8).to(device, torch.float32)
         latent_mask = latent_mask.expand(init_latents.shape[0], 1, -1, -1)
-        init_latents = masking.fill_latent(init_latents, latent_mask, req.inpainting_fill, noise)
-    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=None, sampler=plan.sampler)
-    scheduler = samplers.build_scheduler(plan.sampler, plan.schedule, model.scheduler_config, noise_seeds=batch.seeds)
-    timesteps = img2img_timesteps(scheduler, req.steps, req.denoising_strength, device)
+        # "latent noise" fills with the seeds' own noise, drawn from fresh generators as A1111 does
+        fill_noise = _make_rng(engine, plan, batch, tuple(init_latents.shape[1:])).first()
+        init_latents = masking.fill_latent(init_latents, latent_mask, req.inpainting_fill, fill_noise)
+        # A1111 blends under the mask for every model, 9-channel inpainting models included
+        cfg = run.sampler.model_wrap_cfg
+        cfg.nmask = latent_mask.expand_as(init_latents)
+        cfg.mask = 1.0 - cfg.nmask
     multiplier = req.initial_noise_multiplier if req.initial_noise_multiplier is not None else float(engine.options.get("initial_noise_multiplier") or 1.0)
+    noise = run.noise
     if multiplier != 1.0:
         plan.extra_params["Noise multiplier"] = multiplier
-    latents = scheduler.add_noise(init_latents, noise * multiplier, timesteps[:1]) if len(timesteps) else init_latents
-    inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
-    if model.is_inpainting:
-        inputs.inpaint_cond = engine.inpaint_cond(init.images, init.mask)
-    elif latent_mask is not None:
-        inputs.blend = InpaintBlend(init_latents=init_latents, mask=latent_mask, noise=noise)
-    inputs.callbacks = plan.sampling_callbacks
-    return _sample(engine, scheduler, latents, timesteps, inputs, noise_rng, f"img2img ({plan.sampler.name})")
+        noise = noise * multiplier
+    latents = _sample(engine, plan, run, lambda s: s.sample_img2img(init_latents, noise, req.steps, req.denoising_strength),
+                      f"img2img ({plan.sampler.name})")
+    cfg = run.sampler.model_wrap_cfg
+    if cfg.mask is not None:
+        latents = latents * cfg.nmask + init_latents * cfg.mask
+    return latents
 
 
 def _finish_img2img(image: Image.Image, init: Img2ImgInit, i: int) -> Image.Image:

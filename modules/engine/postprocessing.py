@@ -20,13 +20,16 @@ import html
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from PIL import Image
 
 from modules.core import image_files
 from modules.core import infotext
+from modules.core import request_bounds
 from modules.models import upscalers
+from modules.settings import output_paths
 from modules.core.request import RequestError
 
 if TYPE_CHECKING:
@@ -134,6 +137,12 @@ def run_postprocessing(engine: "Engine", inputs: Sequence[tuple[Image.Image, str
     """
     registry = engine.upscalers
     params.validate(registry)
+    try:  # the request bounds, for the page's uploads as for the API's
+        request_bounds.check_image_count(len(inputs))
+        for image, _name in inputs:
+            request_bounds.check_image_size(image.width, image.height)
+    except request_bounds.BoundError as exc:
+        raise RequestError("image", str(exc)) from None
     limit = _max_pixels(engine)
     for i, (image, _name) in enumerate(inputs):
         w, h = params.output_size(image.width, image.height)
@@ -197,6 +206,7 @@ def _save(engine: "Engine", image: Image.Image, name: str | None, text: str) -> 
     opts = engine.options
     folder = opts.get("outdir_samples") or opts.get("outdir_extras_samples")
     directory = engine.paths.resolve(folder) if folder else engine.paths.extras_samples_dir
+    directory = output_paths.confined(engine.paths, Path(directory))
     pattern = ""
     if name and opts.get("use_original_name_batch"):
         # A1111 keeps the original name; here it follows the number, which keeps files from overwriting each other.

@@ -93,10 +93,14 @@ class ImageRNG:
             subnoise = None
             if self.subseed_strength != 0 and i < len(self.subseeds):
                 subnoise = randn(self.subseeds[i], noise_shape, self.gen_device)
-            noise = torch.randn(noise_shape, generator=gen, device=self.gen_device)
+            resized = noise_shape != tuple(self.shape)
+            # A1111: with "resize seed from", the old-size noise comes from a fresh generator of the seed and the
+            # image's own generator draws the full-size noise it is pasted into (its first draw either way)
+            noise = (randn(seed, noise_shape, self.gen_device) if resized
+                     else torch.randn(noise_shape, generator=gen, device=self.gen_device))
             if subnoise is not None:
                 noise = slerp(self.subseed_strength, noise, subnoise)
-            if noise_shape != tuple(self.shape):
+            if resized:
                 noise = paste_centered(torch.randn(self.shape, generator=gen, device=self.gen_device), noise)
             xs.append(noise)
         if self.eta_noise_seed_delta > 0:

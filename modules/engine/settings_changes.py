@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from modules.core.request import RequestError
+from modules.settings import output_paths
 from modules.engine.engine import MODEL_KEYS
 from modules.settings.options import check_value
 
@@ -60,25 +61,43 @@ def check_setting(engine: "Engine", key: str, value: Any, *, field: str, exact_c
         choices = engine.vaes.choices()
         if value not in choices:
             raise RequestError(field, f"unknown VAE {value!r}; choose one of {', '.join(map(str, choices))}")
+    elif key in ("sd_hypernetwork", "sd_lora") and isinstance(value, str) and _names_a_path(value):
+        raise RequestError(field, f"{value!r} is a path; name a network from the list (or None)")
     try:
-        return check_value(info, value)
+        value = check_value(info, value)
     except ValueError as exc:
         raise RequestError(field, str(exc)) from None
+    try:
+        output_paths.check_output_setting(key, value, engine.paths)
+    except output_paths.OutputPathRefused as exc:
+        raise RequestError(field, exc.message) from None
+    return value
+
+
+def _names_a_path(value: str) -> bool:
+    return any(c in value for c in "/\\\x00") or value.strip() in (".", "..")
 
 
 def _ignored_from_api(engine: "Engine", key: str) -> bool:
-    """Settings A1111's API leaves alone: its ``restrict_api`` ones, and folders with ``--hide-ui-dir-config``."""
-    return key in API_RESTRICTED or (bool(getattr(engine.args, "hide_ui_dir_config", False))
-                                     and engine.options.info(key).restricted)
+    """Settings A1111's API leaves alone: its ``restrict_api`` ones, and folders with ``--hide-ui-dir-config``
+    (checked before the value, which is then never looked at; an unknown key is not ignored)."""
+    if key in API_RESTRICTED:
+        return True
+    if not getattr(engine.args, "hide_ui_dir_config", False):
+        return False
+    try:
+        return engine.options.info(key).restricted
+    except ValueError:
+        return False
 
 
 def check_overrides(engine: "Engine", overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """A request's ``override_settings``, checked and converted (field names ``override_settings.<key>``)."""
     out: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
-        value = check_setting(engine, key, value, field=f"override_settings.{key}", exact_checkpoint_name=False)
-        if not _ignored_from_api(engine, key):
-            out[key] = value
+        if _ignored_from_api(engine, key):
+            continue
+        out[key] = check_setting(engine, key, value, field=f"override_settings.{key}", exact_checkpoint_name=False)
     return out
 
 
@@ -110,9 +129,9 @@ def apply_options(engine: "Engine", values: Mapping[str, Any], *, from_api: bool
     opts = engine.options
     checked: dict[str, Any] = {}
     for key, value in values.items():
-        value = check_setting(engine, key, value, field=key, exact_checkpoint_name=True)
         if from_api and _ignored_from_api(engine, key):
             continue
+        value = check_setting(engine, key, value, field=key, exact_checkpoint_name=True)
         if opts.get(key) == value:
             continue
         reason = frozen_reason(engine, key)

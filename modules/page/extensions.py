@@ -143,6 +143,9 @@ def create_extensions_tab(host: "ScriptHost", restart: Callable[[], None] | None
             check = gr.Button("Refresh", elem_id="extensions_refresh", scale=0)
         message = gr.Markdown("" if restart else RESTART_NOTE, elem_id="extensions_message")
         table = gr.HTML(extensions_table_html(host), elem_id="extensions_table")
+    from modules.page.extensions_admin import create_admin_ui
+
+    create_admin_ui(host)  # updates, install from URL, available list, backup/restore
 
     def on_apply(selected: list[str]) -> tuple[str, str]:
         text = apply_enabled(host, selected)

@@ -539,6 +539,27 @@ class ExtraNetworksService:
             raise LookupError(f"{card_id}: saved, but the card is no longer listed")
         return card
 
+    def replace_preview(self, page_name: str, card_id: str, data_url: str) -> dict:
+        """Write the picture as the card's preview (see :mod:`modules.page.card_preview`); the card rebuilt."""
+        from modules.page import card_preview
+
+        page = PAGES_BY_NAME.get(page_name)
+        if page is None:
+            raise UserMetadataError("page", f"unknown page {page_name!r}; pages: {', '.join(PAGES_BY_NAME)}")
+        item = self.find(page, card_id)
+        if item is None:
+            raise LookupError(f"no {page.title} card with id {card_id!r}; press refresh")
+        image = card_preview.decode_image(data_url)
+        card = self.card(page_name, card_id)
+        current = _filename_of(card["preview"]) if card and card.get("preview") else None
+        model_path = item.filename if page.catalog is None else os.fspath(item.path)
+        card_preview.write_preview(image, card_preview.preview_path(model_path, current))
+        self.refresh()
+        card = self.card(page_name, card_id)
+        if card is None:
+            raise LookupError(f"{card_id}: preview written, but the card is no longer listed")
+        return card
+
     def refresh(self) -> None:
         """Re-list every folder (A1111's refresh button); embeddings are re-read when a model is loaded."""
         engine = self.engine
@@ -720,6 +741,23 @@ def mount_extra_networks_routes(app: Any, engine: Engine,
             return error(404, str(e.args[0]), "id")
         except OSError as e:
             return error(500, f"could not write the user metadata: {e.strerror or e}", "data")
+        return JSONResponse({"card": card})
+
+    @router.post("/replace-preview")
+    def replace_preview(body: Any = Body(...)) -> Response:
+        from modules.page.card_preview import PreviewError
+
+        if not isinstance(body, dict):
+            return error(422, "expected a JSON object with page, id and image")
+        try:
+            card = service.replace_preview(str(body.get("page", "")), str(body.get("id", "")),
+                                           str(body.get("image", "")))
+        except (UserMetadataError, PreviewError) as e:
+            return error(422, str(e), getattr(e, "field", "image"))
+        except LookupError as e:
+            return error(404, str(e.args[0]), "id")
+        except OSError as e:
+            return error(500, f"the preview could not be written: {e}")
         return JSONResponse({"card": card})
 
     @router.post("/refresh")

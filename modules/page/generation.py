@@ -20,7 +20,12 @@ import gradio as gr
 from PIL import Image
 
 from modules.core import samplers
+from modules.engine import img2img_batch
+from modules.page import img2img_modes
+from modules.page import overrides as override_chips
 from modules.page import run as ui_run
+from modules.page import save_images
+from modules.page import style_editor
 from modules.page.paste import open_image
 from modules.core.request import GenerationRequest, RequestError
 
@@ -34,7 +39,7 @@ RESIZE_MODES = ["Just resize", "Crop and resize", "Resize and fill", "Just resiz
 INPAINT_FILL = ["fill", "original", "latent noise", "latent nothing"]
 MASK_MODES = ["Inpaint masked", "Inpaint not masked"]
 INPAINT_AREAS = ["Whole picture", "Only masked"]
-IMG2IMG_MODES = ("img2img", "inpaint", "inpaint upload")
+IMG2IMG_MODES = ("img2img", "sketch", "inpaint", "inpaint sketch", "inpaint upload", "batch")
 
 # Request fields read straight from a component of the same name (the paste targets as well).
 TXT2IMG_FIELDS = (
@@ -51,7 +56,8 @@ IMG2IMG_FIELDS = (
 )
 # Extra (non-request) inputs, in this order after the fields.
 EXTRA_INPUTS = ("id_task", "seed_extras", "mode", "init_image", "inpaint_editor", "inpaint_upload_image",
-                "inpaint_upload_mask", "resize_by_selected", "scale_by")
+                "inpaint_upload_mask", "resize_by_selected", "scale_by", "sketch_editor", "inpaint_sketch_editor",
+                *img2img_modes.BATCH_NAMES)
 
 
 @dataclass
@@ -66,6 +72,9 @@ class Results:
     send_to_img2img: gr.Button
     send_to_inpaint: gr.Button
     send_to_extras: gr.Button
+    save: gr.Button  # 💾
+    save_zip: gr.Button  # 🗃️
+    download: gr.File  # what 💾 / 🗃️ wrote, to download
 
 
 @dataclass
@@ -80,8 +89,8 @@ class GenerationTab:
     interrupt: gr.Button
     skip: gr.Button
     paste: gr.Button
-    style_name: gr.Textbox
-    style_save: gr.Button
+    style_edit_button: gr.Button  # 🖌️: opens the style editor
+    style_editor: style_editor.StyleEditor
     results: Results
     scripts: Any = None
     img2img_tabs: gr.Tabs | None = None
@@ -167,8 +176,7 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
         if name in fields and fields[name] is not None:
             fields[name] = float(fields[name])
     fields["styles"] = list(fields.get("styles") or [])
-    overrides = fields.get("override_settings")
-    fields["override_settings"] = dict(overrides) if isinstance(overrides, dict) else {}
+    fields["override_settings"] = override_chips.overrides_from_tokens(fields.get("override_settings"))
     if not values.get("seed_extras"):  # extras hidden: A1111 ignores their values
         fields.update(subseed_strength=0.0, seed_resize_from_w=0, seed_resize_from_h=0)
     for name in ("seed_resize_from_w", "seed_resize_from_h"):
@@ -200,6 +208,23 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
             raise RequestError("init_images", "Inpaint upload: upload the image to repaint")
         if mask is None:
             raise RequestError("mask", "Inpaint upload: upload a mask (white = repaint)")
+    elif mode == "inpaint sketch":
+        init, mask = img2img_modes.inpaint_sketch_parts(values.get("inpaint_sketch_editor"))
+        if init is None:
+            raise RequestError("init_images", "Inpaint sketch: upload an image to draw on")
+        if mask is None:
+            raise RequestError("mask", "Inpaint sketch: draw over the part of the image to repaint")
+    elif mode == "sketch":
+        init = img2img_modes.sketch_init(values.get("sketch_editor"))
+        if init is None:
+            raise RequestError("init_images", "Sketch: upload an image to draw on")
+        fields.pop("mask_blur", None)
+    elif mode == "batch":  # the pictures come from the input folder, one request each (img2img_batch)
+        mask_blur = fields.pop("mask_blur", None)
+        request = GenerationRequest(**fields)
+        if mask_blur is not None:
+            request.mask_blur = int(mask_blur)
+        return request
     else:
         init = open_image(values.get("init_image"))
         if init is None:
@@ -286,10 +311,7 @@ def _prompt_row(engine: Engine, tab: str) -> dict[str, Any]:
             names = list(engine.styles.styles)
             out["styles"] = gr.Dropdown(label="Styles", choices=names, value=[], multiselect=True,
                                         elem_id=f"{tab}_styles")
-            with gr.Row(visible=False, elem_id=f"{tab}_style_editor") as editor:
-                out["style_name"] = gr.Textbox(label="Style name", elem_id=f"{tab}_style_name", scale=3)
-                out["style_save"] = gr.Button("Save style", elem_id=f"{tab}_style_save", scale=1)
-            out["style_editor"] = editor
+            out["style_editor"] = style_editor.create(engine, tab)
     return out
 
 
@@ -383,23 +405,31 @@ def _hires_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
 
 def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> gr.Tabs:
     extras["mode"] = gr.State("img2img")
+    # render_children: "Send to inpaint" fills an editor whose tab was never opened; Gradio 6 drops a value sent
+    # to a component it has not rendered yet.
     with gr.Tabs(elem_id="mode_img2img") as tabs:
-        with gr.Tab("img2img", id="img2img_img2img_tab", elem_id="img2img_img2img_tab") as t_img:
+        with gr.Tab("img2img", id="img2img_img2img_tab", elem_id="img2img_img2img_tab", render_children=True) as t_img:
             extras["init_image"] = gr.Image(label="Image for img2img", type="pil", image_mode="RGBA",
                                             sources=["upload", "clipboard"], elem_id="img2img_image", height=420)
-        with gr.Tab("Inpaint", id="img2img_inpaint_tab", elem_id="img2img_inpaint_tab") as t_inpaint:
+        with gr.Tab("Sketch", id="img2img_img2img_sketch_tab", elem_id="img2img_img2img_sketch_tab", render_children=True) as t_sketch:
+            img2img_modes.create_sketch(extras)
+        with gr.Tab("Inpaint", id="img2img_inpaint_tab", elem_id="img2img_inpaint_tab", render_children=True) as t_inpaint:
             extras["inpaint_editor"] = gr.ImageEditor(
                 label="Image for inpainting with mask", type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
                 brush=gr.Brush(colors=["#ffffff"], default_size=24, color_mode="fixed"), eraser=gr.Eraser(default_size=24),
-                layers=False, transforms=(), elem_id="img2maskimg", height=420)
-        with gr.Tab("Inpaint upload", id="img2img_inpaint_upload_tab", elem_id="img2img_inpaint_upload_tab") as t_upload:
+                layers=False, transforms=(), elem_id="img2maskimg", height=420, format="png")  # webp would be lossy
+        with gr.Tab("Inpaint sketch", id="img2img_inpaint_sketch_tab", elem_id="img2img_inpaint_sketch_tab", render_children=True) as t_isketch:
+            img2img_modes.create_inpaint_sketch(extras)
+        with gr.Tab("Inpaint upload", id="img2img_inpaint_upload_tab", elem_id="img2img_inpaint_upload_tab", render_children=True) as t_upload:
             with gr.Row():
                 extras["inpaint_upload_image"] = gr.Image(label="Image", type="pil", image_mode="RGBA",
                                                           sources=["upload", "clipboard"], elem_id="img_inpaint_base")
                 extras["inpaint_upload_mask"] = gr.Image(label="Mask (white = repaint)", type="pil", image_mode="RGBA",
                                                          sources=["upload", "clipboard"], elem_id="img_inpaint_mask")
-    for t, mode in ((t_img, "img2img"), (t_inpaint, "inpaint"), (t_upload, "inpaint upload")):
-        t.select(lambda m=mode: m, outputs=extras["mode"], queue=False, show_progress="hidden")
+        with gr.Tab("Batch", id="img2img_batch_tab", elem_id="img2img_batch_tab", render_children=True) as t_batch:
+            img2img_modes.create_batch(extras)
+    modes = ((t_img, "img2img"), (t_sketch, "sketch"), (t_inpaint, "inpaint"), (t_isketch, "inpaint sketch"),
+             (t_upload, "inpaint upload"), (t_batch, "batch"))
 
     fields["resize_mode"] = gr.Radio(label="Resize mode", choices=RESIZE_MODES, value=RESIZE_MODES[0],
                                      elem_id="resize_mode")
@@ -416,9 +446,17 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
                                                   elem_id="img2img_inpaint_full_res")
             fields["inpaint_full_res_padding"] = gr.Slider(0, 256, value=32, step=4, label="Only masked padding, pixels",
                                                            elem_id="img2img_inpaint_full_res_padding")
-    extras["mode"].change(lambda m: gr.update(visible=m != "img2img"), inputs=extras["mode"], outputs=inpaint_controls,
-                          queue=False, show_progress="hidden")
+    extras["inpaint_controls"] = inpaint_controls
+    # The sub-tab's own select event sets both: a gr.State's change event does not fire in the browser.
+    for t, mode in modes:
+        t.select(lambda m=mode: (m, inpaint_controls_update(m)), outputs=[extras["mode"], inpaint_controls],
+                 queue=False, show_progress="hidden")
     return tabs
+
+
+def inpaint_controls_update(mode: str) -> Any:
+    """Mask blur, mask mode, masked content and inpaint area show for the modes that have a mask."""
+    return gr.update(visible=mode not in ("img2img", "sketch"))
 
 
 def _img2img_size(engine: Engine, tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> None:
@@ -439,14 +477,18 @@ def _results(tab: str) -> Results:
                              preview=True)
         with gr.Row(elem_id=f"image_buttons_{tab}", elem_classes=["sd-image-buttons"]):
             open_folder_btn = gr.Button("📂", elem_id=f"{tab}_open_folder", elem_classes=["sd-tool"], scale=0, min_width=40)
-            to_img2img = gr.Button("🖼️ img2img", elem_id=f"{tab}_send_to_img2img", size="sm")
-            to_inpaint = gr.Button("🎨️ inpaint", elem_id=f"{tab}_send_to_inpaint", size="sm")
-            to_extras = gr.Button("📐 extras", elem_id=f"{tab}_send_to_extras", size="sm")
+            save_btn = gr.Button("💾", elem_id=f"save_{tab}", elem_classes=["sd-tool"], scale=0, min_width=40)
+            zip_btn = gr.Button("🗃️", elem_id=f"save_zip_{tab}", elem_classes=["sd-tool"], scale=0, min_width=40)
+            to_img2img = gr.Button("🖼️ img2img", elem_id=f"{tab}_send_to_img2img", size="sm", min_width=80)
+            to_inpaint = gr.Button("🎨️ inpaint", elem_id=f"{tab}_send_to_inpaint", size="sm", min_width=80)
+            to_extras = gr.Button("📐 extras", elem_id=f"{tab}_send_to_extras", size="sm", min_width=80)
+        download = gr.File(label="Saved files", file_count="multiple", interactive=False, visible=False,
+                           elem_id=f"download_files_{tab}")
         info_html = gr.HTML(elem_id=f"html_info_{tab}", elem_classes=["sd-infotext-html"])
         info_text = gr.Textbox(visible=False, elem_id=f"generation_info_{tab}")
         log = gr.HTML(elem_id=f"html_log_{tab}", elem_classes=["sd-log"])
     return Results(gallery, info_html, info_text, log, gr.State([]), gr.State(0), open_folder_btn, to_img2img,
-                   to_inpaint, to_extras)
+                   to_inpaint, to_extras, save_btn, zip_btn, download)
 
 
 def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None,
@@ -473,8 +515,7 @@ def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None
                     else:
                         _size_rows(engine, tab, fields)
                         extras["mode"] = gr.State("txt2img")
-                        for name in ("init_image", "inpaint_editor", "inpaint_upload_image", "inpaint_upload_mask",
-                                     "resize_by_selected", "scale_by"):
+                        for name in EXTRA_INPUTS[3:]:
                             extras[name] = gr.State(None)
                     fields["cfg_scale"] = gr.Slider(1.0, 30.0, value=7.0, step=0.5, label="CFG Scale",
                                                     elem_id=f"{tab}_cfg_scale")
@@ -484,10 +525,7 @@ def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None
                     seed_buttons = _seed_rows(tab, fields, extras)
                     if not is_img2img:
                         _hires_group(engine, tab, fields)
-                    with gr.Accordion("Override settings", open=False, elem_id=f"{tab}_override_settings_box"):
-                        fields["override_settings"] = gr.JSON(value={}, label="Settings this generation uses "
-                                                              "instead of yours (filled by pasted parameters)",
-                                                              elem_id=f"{tab}_override_settings")
+                    fields["override_settings"] = override_chips.component(tab)
                     scripts = scripts_factory(host, is_img2img) if scripts_factory else None
                 if extra_networks_factory is not None:
                     extra_networks_factory(engine, tab)
@@ -495,7 +533,7 @@ def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None
             results = _results(tab)
 
     gt = GenerationTab(tab, fields, extras, top["prompt"], top["negative_prompt"], top["styles"], top["generate"],
-                       top["interrupt"], top["skip"], top["paste"], top["style_name"], top["style_save"], results,
+                       top["interrupt"], top["skip"], top["paste"], top["style_edit"], top["style_editor"], results,
                        scripts=scripts, img2img_tabs=img2img_tabs)
     _wire_generate(host, gt, tasks)
     _wire_prompt_tools(engine, gt, top)
@@ -530,7 +568,11 @@ def _wire_generate(host: "ScriptHost", gt: GenerationTab, tasks: Any) -> None:
             yield keep, keep, keep, log_html(error=ui_run.error_message(exc)), keep, keep, id_task
             return
         request.id_task = id_task or f"task(ui-{os.urandom(6).hex()})"
-        for update in ui_run.run_generation(host, request, tasks=tasks):
+        work = None
+        if gt.is_img2img and values.get("mode") == "batch":
+            spec = img2img_modes.batch_spec(values)
+            work = lambda: img2img_batch.run_batch(host.generate, host.engine.state, request, spec)  # noqa: E731
+        for update in ui_run.run_generation(host, request, tasks=tasks, work=work):
             if not update.done:
                 yield (update.images, infotext_html(update.infotexts[0]), update.infotexts[0],
                        log_html(seconds=update.seconds), keep, keep, keep)
@@ -539,10 +581,10 @@ def _wire_generate(host: "ScriptHost", gt: GenerationTab, tasks: Any) -> None:
                 yield keep, keep, keep, log_html(error=update.error, seconds=update.seconds), keep, keep, request.id_task
                 return
             processed = update.processed
-            state = [{"infotext": t, "seed": s, "subseed": ss}
-                     for t, s, ss in zip(processed.infotexts, processed.seeds, processed.subseeds)]
+            shown = ui_run.gallery_items(host.engine, processed)
+            state = [{"infotext": t, "seed": s, "subseed": ss} for _, t, s, ss in shown]
             first = processed.infotexts[0] if processed.infotexts else ""
-            yield (list(processed.images), infotext_html(first), first,
+            yield ([image for image, *_ in shown], infotext_html(first), first,
                    log_html(update.warnings, seconds=update.seconds, interrupted=processed.interrupted), state, 0,
                    request.id_task)
 
@@ -565,21 +607,6 @@ def _wire_prompt_tools(engine: Engine, gt: GenerationTab, top: dict[str, Any]) -
 
     top["style_apply"].click(apply_styles, inputs=[gt.prompt, gt.negative_prompt, gt.styles],
                              outputs=[gt.prompt, gt.negative_prompt, gt.styles], queue=False, api_visibility="private")
-    top["style_edit"].click(lambda: gr.update(visible=True), outputs=top["style_editor"], queue=False,
-                            api_visibility="private")
-
-
-def save_style(engine: Engine, name: str, prompt: str, negative: str) -> tuple[list[str], str]:
-    """Save the prompt pair as style `name` (styles.csv is written atomically); (style names, message)."""
-    name = (name or "").strip()
-    if not name:
-        return list(engine.styles.styles), "Style: give it a name first"
-    try:
-        engine.styles.set_style(name, prompt or "", negative or "")
-        engine.styles.save_styles()
-    except (ValueError, OSError) as exc:
-        return list(engine.styles.styles), f"Style {name!r} not saved: {exc}"
-    return list(engine.styles.styles), f"Saved style {name!r}"
 
 
 def _wire_results(engine: Engine, gt: GenerationTab, seed_buttons: dict[str, gr.Button]) -> None:
@@ -608,6 +635,32 @@ def _wire_results(engine: Engine, gt: GenerationTab, seed_buttons: dict[str, gr.
                    or getattr(engine.args, "share", False))
     res.open_folder.click(lambda: log_html([open_folder(output_folder(engine, gt.tabname), allowed=allowed)]),
                           outputs=res.log_html, queue=False, api_visibility="private")
+
+    def save(make_zip):
+        def fn(gallery, state, index):
+            picked = save_images.chosen(len(gallery or []), index, bool(engine.options.get("save_selected_only")))
+            images = [selected_image(gallery, i) for i in picked]
+            texts = [state[i]["infotext"] if state and i < len(state) else "" for i in picked]
+            seeds = [state[i]["seed"] if state and i < len(state) else None for i in picked]
+            try:
+                files, message = save_images.save_images(engine, images, texts, seeds, make_zip=make_zip)
+            except OSError as exc:
+                return gr.update(), log_html(error=f"Not saved: {exc}")
+            return gr.update(value=download_copies(files) or None, visible=bool(files)), log_html([message])
+        return fn
+
+    for button, make_zip in ((res.save, False), (res.save_zip, True)):
+        button.click(save(make_zip), inputs=[res.gallery, res.state, res.selected], outputs=[res.download, res.log_html],
+                     api_visibility="private")
+
+
+def download_copies(files: list[Path]) -> list[str]:
+    """Copies in a temporary folder: Gradio serves only files under the temp dir, the working dir or
+    --gradio-allowed-path, and the Save folder may be anywhere (--data-dir)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sd-save-"))
+    return [str(shutil.copy2(f, folder / f.name)) for f in files]
 
 
 def selected_image(gallery_value: Any, index: Any) -> Image.Image | None:

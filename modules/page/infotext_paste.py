@@ -90,7 +90,7 @@ def last_generation_infotext(engine: Engine) -> str:
 def _has_parameter_line(text: str) -> bool:
     """The parser's rule: the last line holds parameters only if it has at least 3 ``key: value`` pairs."""
     lastline = text.strip().split("\n")[-1]
-    return len(infotext_mod.re_param.findall(lastline)) >= 3
+    return len(infotext_mod.find_params(lastline)) >= 3
 
 
 # ------------------------------------------------------------------------------------------------ paste fixes
@@ -242,8 +242,9 @@ def _run_callbacks(callbacks: Any, text: str, params: dict[str, Any], problems: 
 
 
 def _normalize_samplers(fields: dict[str, Any], problems: list[str]) -> None:
-    """Canonical sampler/schedule names; a schedule equal to the sampler's default pastes as ``Automatic``
-    (A1111's ``get_sampler_and_scheduler``), unknown names are reported and left out."""
+    """Canonical sampler/schedule names; unknown names are reported and left out. The schedule shows as the
+    infotext names it (``DPM++ 2M Karras`` selects Karras), even when it is the sampler's default: A1111 shows
+    "Automatic" there, which users read as "the schedule was lost"; the pictures are the same."""
     sampler = None
     if "sampler_name" in fields:
         sampler = samplers.find_sampler(fields["sampler_name"])
@@ -255,8 +256,6 @@ def _normalize_samplers(fields: dict[str, Any], problems: list[str]) -> None:
         schedule = samplers.find_schedule(fields["scheduler"])
         if schedule is None:
             problems.append(f"Schedule type: {fields.pop('scheduler')!r} is not a schedule type here")
-        elif sampler is not None and sampler.default_scheduler == schedule.name:
-            fields["scheduler"] = samplers.AUTOMATIC.label
         else:
             fields["scheduler"] = schedule.label
     for key, find, what in (("hr_sampler_name", samplers.find_sampler, "Hires sampler"),

@@ -1,4 +1,4 @@
-"""The web page: A1111's tabs (txt2img, img2img, Extras, PNG Info, extension tabs, Settings, Extensions).
+"""The web page: A1111's tabs (txt2img, img2img, Extras, PNG Info, Train, extension tabs, Settings, Extensions).
 
 This module only assembles the pieces each ``ui_*`` module builds and connects them to one another
 ("Send to img2img", the checkpoint card switching the top bar). Every generation goes through
@@ -14,12 +14,15 @@ import gradio as gr
 from modules.page import extensions as ui_extensions
 from modules.page import extra_networks as ui_extra_networks
 from modules.page import extras as ui_extras
+from modules.page import merger as ui_merger
 from modules.page import generation as ui_generation
 from modules.page import paste as ui_paste
 from modules.page import pnginfo as ui_pnginfo
 from modules.page import routes as ui_routes
 from modules.page import scripts as ui_scripts
 from modules.page import settings as ui_settings
+from modules.page import style_editor
+from modules.page import train as ui_train
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
@@ -39,7 +42,10 @@ def mount(app: Any, host: "ScriptHost", *, tasks: Any = None, restart: Any = Non
     engine = host.engine
     ui_routes.mount_ui_routes(app, engine)
     ui_extra_networks.mount_extra_networks_routes(app, engine)
-    demo = create_ui(host, tasks=tasks, restart=restart)
+    from modules.scripting.component_hooks import component_callbacks
+
+    with component_callbacks(host):  # extensions' before/after_component hooks see every control (A1111)
+        demo = create_ui(host, tasks=tasks, restart=restart)
     host.callbacks.run("app_started", demo, app)
     gr.mount_gradio_app(app, demo, path="/", head=page_head(host))
     return demo
@@ -72,6 +78,10 @@ def create_ui(host: "ScriptHost", *, tasks: Any = None, restart: Any = None) -> 
                 extras = ui_extras.create_extras_tab(engine)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 pnginfo = ui_pnginfo.create_pnginfo_tab(engine)
+            with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):
+                ui_merger.create_merger_tab(engine, quicksettings=quick)
+            with gr.Tab("Train", id="train", elem_id="tab_train"):
+                ui_train.create_train_tab(engine)
             for blocks, title, elem_id in ui_extensions.extension_tabs(host):
                 with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
                     blocks.render()
@@ -97,14 +107,7 @@ def _paste_targets(tab: ui_generation.GenerationTab) -> dict[str, Any]:
 
 
 def _connect_styles(engine: Engine, tabs: list[ui_generation.GenerationTab]) -> None:
-    dropdowns = [t.styles for t in tabs]
-    for tab in tabs:
-        def save(name, prompt, negative):
-            names, message = ui_generation.save_style(engine, name, prompt, negative)
-            return [gr.update(choices=names) for _ in dropdowns] + [ui_generation.log_html([message])]
-
-        tab.style_save.click(save, inputs=[tab.style_name, tab.prompt, tab.negative_prompt],
-                             outputs=[*dropdowns, tab.results.log_html], queue=False, api_visibility="private")
+    style_editor.connect(engine, tabs, lambda messages: ui_generation.log_html(messages))
 
 
 def _connect_native_size(engine: Engine, quick: ui_settings.Quicksettings,
@@ -126,21 +129,28 @@ def _connect_native_size(engine: Engine, quick: ui_settings.Quicksettings,
           show_progress="hidden", queue=False, api_visibility="private")
 
 
+ACTIVATE_BRUSH = "() => sdUi.activateBrush('img2maskimg')"  # see javascript/ui.js
+
+
 def _connect_send_to(host: "ScriptHost", tabs: gr.Tabs, txt2img: Any, img2img: Any, extras: Any, pnginfo: Any) -> None:
     """Results' and PNG Info's "Send to" buttons: the image and its generation parameters go along."""
     engine = host.engine
     init_image = img2img.extras["init_image"]
     editor = img2img.extras["inpaint_editor"]
     mode = img2img.extras["mode"]
+    controls = img2img.extras["inpaint_controls"]
+    shown_for = ui_generation.inpaint_controls_update
 
     def to_img2img(gallery, index):
         image = ui_generation.selected_image(gallery, index)
-        return (gr.update(selected="img2img"), gr.update(selected="img2img_img2img_tab"), image, "img2img")
+        return (gr.update(selected="img2img"), gr.update(selected="img2img_img2img_tab"), image, "img2img",
+                shown_for("img2img"))
 
     def to_inpaint(gallery, index):
         image = ui_generation.selected_image(gallery, index)
         value = {"background": image, "layers": [], "composite": image} if image is not None else None
-        return (gr.update(selected="img2img"), gr.update(selected="img2img_inpaint_tab"), value, "inpaint")
+        return (gr.update(selected="img2img"), gr.update(selected="img2img_inpaint_tab"), value, "inpaint",
+                shown_for("inpaint"))
 
     def to_extras(gallery, index):
         return gr.update(selected="extras"), ui_generation.selected_image(gallery, index)
@@ -148,30 +158,31 @@ def _connect_send_to(host: "ScriptHost", tabs: gr.Tabs, txt2img: Any, img2img: A
     for source in (txt2img, img2img):
         res = source.results
         res.send_to_img2img.click(to_img2img, inputs=[res.gallery, res.selected],
-                                  outputs=[tabs, img2img.img2img_tabs, init_image, mode], api_visibility="private")
+                                  outputs=[tabs, img2img.img2img_tabs, init_image, mode, controls],
+                                  api_visibility="private")
         res.send_to_inpaint.click(to_inpaint, inputs=[res.gallery, res.selected],
-                                  outputs=[tabs, img2img.img2img_tabs, editor, mode], api_visibility="private")
+                                  outputs=[tabs, img2img.img2img_tabs, editor, mode, controls],
+                                  api_visibility="private").then(None, js=ACTIVATE_BRUSH, queue=False)
         res.send_to_extras.click(to_extras, inputs=[res.gallery, res.selected], outputs=[tabs, extras.image],
                                  api_visibility="private")
         for button in (res.send_to_img2img, res.send_to_inpaint):
             ui_paste.connect_paste(button, res.infotext, _paste_targets(img2img), engine, True,
                                    callbacks=host.callbacks)
 
+    # What could not be pasted (an upscaler or LoRA not here ...) is said in the receiving tab's log line.
     ui_paste.connect_paste(pnginfo.send_to_txt2img, pnginfo.infotext, _paste_targets(txt2img), engine, False,
-                           callbacks=host.callbacks,
-                           tabs=tabs, tab_id="txt2img")
+                           callbacks=host.callbacks, tabs=tabs, tab_id="txt2img", status=txt2img.results.log_html)
     ui_paste.connect_paste(pnginfo.send_to_img2img, pnginfo.infotext, _paste_targets(img2img), engine, True,
-                           callbacks=host.callbacks,
-                           tabs=tabs, tab_id="img2img")
-    pnginfo.send_to_img2img.click(lambda image: (image, "img2img", gr.update(selected="img2img_img2img_tab")),
-                               inputs=pnginfo.image, outputs=[init_image, mode, img2img.img2img_tabs],
-                               api_visibility="private")
+                           callbacks=host.callbacks, tabs=tabs, tab_id="img2img", status=img2img.results.log_html)
+    pnginfo.send_to_img2img.click(
+        lambda image: (image, "img2img", gr.update(selected="img2img_img2img_tab"), shown_for("img2img")),
+        inputs=pnginfo.image, outputs=[init_image, mode, img2img.img2img_tabs, controls], api_visibility="private")
     ui_paste.connect_paste(pnginfo.send_to_inpaint, pnginfo.infotext, _paste_targets(img2img), engine, True,
-                           callbacks=host.callbacks,
-                           tabs=tabs, tab_id="img2img")
+                           callbacks=host.callbacks, tabs=tabs, tab_id="img2img", status=img2img.results.log_html)
     pnginfo.send_to_inpaint.click(
         lambda image: ({"background": image, "layers": [], "composite": image} if image is not None else None,
-                       "inpaint", gr.update(selected="img2img_inpaint_tab")),
-        inputs=pnginfo.image, outputs=[editor, mode, img2img.img2img_tabs], api_visibility="private")
+                       "inpaint", gr.update(selected="img2img_inpaint_tab"), shown_for("inpaint")),
+        inputs=pnginfo.image, outputs=[editor, mode, img2img.img2img_tabs, controls], api_visibility="private",
+    ).then(None, js=ACTIVATE_BRUSH, queue=False)
     pnginfo.send_to_extras.click(lambda image: (gr.update(selected="extras"), image), inputs=pnginfo.image,
                               outputs=[tabs, extras.image], api_visibility="private")

@@ -15,6 +15,7 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 from modules.core import image_files
+from modules.page import overrides as override_chips
 from modules.page.infotext_paste import PasteResult, paste_fields
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ def _update(component: Any, use: bool, value: Any) -> Any:
     return gr.update(value=value) if use else gr.update()
 
 
-def paste_updates(result: PasteResult, targets: Mapping[str, Any]) -> tuple[list[Any], list[str]]:
+def paste_updates(result: PasteResult, targets: Mapping[str, Any], engine: "Engine" = None) -> tuple[list[Any], list[str]]:
     """One update per target (in ``targets`` order) and the problems found while fitting values to components.
 
     A target keyed by a request field gets ``result.fields``; ``"override_settings"`` gets
@@ -185,6 +186,9 @@ def paste_updates(result: PasteResult, targets: Mapping[str, Any]) -> tuple[list
     problems: list[str] = []
     updates = []
     for key, component in targets.items():
+        if key == OVERRIDE_KEY and isinstance(component, gr.Dropdown):  # the chips row
+            updates.append(override_chips.update(engine, result.override_settings))
+            continue
         if key == OVERRIDE_KEY:
             use, value = True, dict(result.override_settings)
         elif key == SEED_EXTRAS_KEY and "subseed_strength" in result.fields:
@@ -278,7 +282,7 @@ def connect_paste(
             updates = [_update(c, False, None) for c in targets.values()]
         else:
             result = paste_fields(engine, text, is_img2img, callbacks=callbacks)
-            updates, fitting = paste_updates(result, targets)
+            updates, fitting = paste_updates(result, targets, engine)
             problems = result.problems + fitting
         if tabs is not None and tab_id is not None:
             updates.append(gr.update(selected=tab_id))

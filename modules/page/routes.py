@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modules.core import token_counter
+from modules.core import request_bounds, token_counter
 from modules.engine.text_chunks import CHUNK_LENGTH, target_token_count
 
 if TYPE_CHECKING:
@@ -32,6 +32,10 @@ def count_tokens(engine: Engine, prompt: str, steps: int) -> dict[str, Any]:
     if conditioner is None:
         # No model loaded yet: count words as tokens would overstate; say so instead of guessing.
         return {"used": None, "target": CHUNK_LENGTH, "text": f"?/{CHUNK_LENGTH}"}
+    try:  # a prompt beyond the request bounds is refused by generation too: not worth counting
+        request_bounds.check_prompt(prompt)
+    except request_bounds.BoundError as exc:
+        return {"used": None, "target": CHUNK_LENGTH, "text": "?", "error": f"prompt {exc}"}
     strip = bool(engine.options.get("enable_prompt_comments"))
     used, target = token_counter.count_prompt_tokens(prompt, steps, conditioner.count_tokens, strip_prompt_comments=strip)
     target = max(target, target_token_count(used, CHUNK_LENGTH))

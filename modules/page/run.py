@@ -10,11 +10,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from modules.core.request import GenerationRequest, Processed, RequestError
 
 if TYPE_CHECKING:
+    from modules.engine.engine import Engine
     from modules.scripting.host import ScriptHost
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,13 @@ def error_message(exc: BaseException) -> str:
 
 
 def run_generation(host: "ScriptHost", request: GenerationRequest, *, tasks: Any = None,
-                   poll_seconds: float = POLL_SECONDS) -> Iterator[RunUpdate]:
+                   poll_seconds: float = POLL_SECONDS, work: Callable[[], Processed] | None = None
+                   ) -> Iterator[RunUpdate]:
     """Yield a RunUpdate whenever more images are finished, then a final one with ``done=True``.
 
     The request needs an ``id_task``: it is how the partial results and the browser's progress polling
-    find this run among others queued on the same engine.
+    find this run among others queued on the same engine. ``work``: what runs instead of
+    ``host.generate(request)`` (img2img's Batch: one generation per picture, under the same id).
     """
     if not request.id_task:
         raise ValueError("request.id_task: the page must give each run an id")
@@ -57,9 +60,11 @@ def run_generation(host: "ScriptHost", request: GenerationRequest, *, tasks: Any
     finished = threading.Event()
     started = time.perf_counter()
 
-    def work() -> None:
+    run = work or (lambda: host.generate(request))
+
+    def worker() -> None:
         try:
-            outcome["processed"] = host.generate(request)
+            outcome["processed"] = run()
         except BaseException as exc:  # noqa: BLE001 - reported to the page, never lost in a thread
             outcome["error"] = exc
         finally:
@@ -67,7 +72,7 @@ def run_generation(host: "ScriptHost", request: GenerationRequest, *, tasks: Any
 
     if tasks is not None:
         tasks.add(request.id_task)
-    thread = threading.Thread(target=work, name=f"generate {request.id_task}", daemon=True)
+    thread = threading.Thread(target=worker, name=f"generate {request.id_task}", daemon=True)
     thread.start()
     shown = 0
     try:
@@ -93,3 +98,27 @@ def run_generation(host: "ScriptHost", request: GenerationRequest, *, tasks: Any
     processed: Processed = outcome["processed"]
     yield RunUpdate(list(processed.images), list(processed.infotexts), done=True, processed=processed,
                     seconds=seconds, warnings=list(processed.warnings))
+
+
+def gallery_items(engine: "Engine", processed: Processed) -> list[tuple[Any, str, int, int]]:
+    """``[(image, infotext, seed, subseed)]`` as the gallery shows a finished run: with "Show grid in gallery"
+    (``return_grid``) a batch of several images gets its grid first, as A1111's gallery does. A result that
+    already starts with grids (X/Y/Z plot, prompt matrix) is shown as it is."""
+    images = list(processed.images)
+    infotexts = list(processed.infotexts) + [""] * (len(images) - len(processed.infotexts))
+    seeds = list(processed.seeds)
+    subseeds = list(processed.subseeds)
+    if processed.index_of_first_image:  # grids first: seeds belong to the images after them
+        pad = processed.index_of_first_image
+        seeds = [processed.seed] * pad + seeds
+        subseeds = [processed.subseed] * pad + subseeds
+    seeds += [processed.seed] * (len(images) - len(seeds))
+    subseeds += [processed.subseed] * (len(images) - len(subseeds))
+    items = list(zip(images, infotexts, seeds, subseeds))
+    if len(images) > 1 and not processed.index_of_first_image and engine.options.get("return_grid"):
+        from modules.core import image_files
+
+        grid = image_files.image_grid(images)
+        grid.info["parameters"] = infotexts[0]
+        items.insert(0, (grid, infotexts[0], seeds[0], subseeds[0]))
+    return items

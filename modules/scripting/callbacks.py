@@ -36,8 +36,8 @@ KINDS: dict[str, str] = {
     "cfg_denoiser": "(CFGDenoiserParams) before each UNet call",
     "cfg_denoised": "(CFGDenoisedParams) after each UNet call",
     "cfg_after_cfg": "(AfterCFGCallbackParams) after the guidance is combined",
-    "before_component": "(component, **kwargs) not called by this app",
-    "after_component": "(component, **kwargs) not called by this app",
+    "before_component": "(component, **kwargs) before each component of the page is made",
+    "after_component": "(component, **kwargs) after each component of the page is made",
     "image_grid": "(ImageGridLoopParams) not called by this app",
     "infotext_pasted": "(infotext: str, params: dict) when an infotext is pasted; may edit params",
     "script_unloaded": "() before the scripts are unloaded (undo monkey-patches here)",
@@ -46,6 +46,10 @@ KINDS: dict[str, str] = {
     "list_unets": "(list) not called by this app",
     "before_token_counter": "(BeforeTokenCounterParams) not called by this app",
 }
+
+
+# Callbacks in which extensions build Gradio components.
+UI_KINDS = frozenset({"ui_tabs", "ui_train_tabs", "ui_settings", "before_ui", "before_component", "after_component"})
 
 
 class CallbackRegistrationError(RuntimeError):
@@ -146,8 +150,17 @@ class CallbackRegistry:
         caller for one generation) is given, the failed entry's id is added to it and it is not called
         again for as long as the caller passes that set (a per-step callback does not fail at every step).
         """
+        entries = self.entries(kind)
+        if kind in UI_KINDS and entries:
+            from modules.scripting.gradio3_compat import extension_ui
+
+            with extension_ui():  # extensions build UI here, often with Gradio 3 calls
+                return self._run(kind, entries, args, skip)
+        return self._run(kind, entries, args, skip)
+
+    def _run(self, kind: str, entries: list[CallbackEntry], args: tuple, skip: set[int] | None) -> list[Any]:
         results = []
-        for entry in self.entries(kind):
+        for entry in entries:
             if skip is not None and id(entry) in skip:
                 continue
             try:
@@ -222,6 +235,12 @@ _ACTIVE: ContextVar[_Active | None] = ContextVar("script_callbacks_active_regist
 def active_registry() -> CallbackRegistry:
     current = _ACTIVE.get(None)
     if current is None:
+        # A1111 extensions also register later (in Script.__init__, in ui()): the running Engine's registry.
+        from modules.scripting import runtime
+
+        engine = runtime.current(required=False)
+        if engine is not None:
+            return runtime.host(engine).callbacks
         raise CallbackRegistrationError(
             "script_callbacks.on_* was called outside extension loading: register callbacks at the top level of a "
             "script module (imported by the extension loader) or from inside another callback, or call "

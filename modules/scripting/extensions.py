@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 INSTALL_TIMEOUT_S = 900
 INSTALL_RECORD = "extensions-installed.json"
 WEB_ROUTE = "/sd_extensions"
+PAGE_ROUTE = "/sd_extensions_page"  # A1111's page helpers for extensions' scripts, and the settings they read
+COMPAT_JS = Path(__file__).resolve().parents[2] / "javascript" / "a1111_compat.js"
 WEB_SUFFIXES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css"}
 
 
@@ -199,6 +201,11 @@ class Extension:
     def version(self) -> str:
         return self.git.version
 
+    # A1111's Extension attributes, read by other extensions.
+    remote = property(lambda self: self.git.remote)
+    commit_hash = property(lambda self: self.git.commit_hash)
+    branch = property(lambda self: self.git.branch)
+
     def files(self, subdir: str, suffixes: Sequence[str]) -> list[Path]:
         """Files of ``subdir`` ending with one of ``suffixes``, sorted by name, that really live in the folder."""
         folder = self.path / subdir if subdir else self.path
@@ -287,6 +294,7 @@ class ExtensionManager:
         self._lock = threading.RLock()
         self._items: list[Extension] | None = None
         self.preload_errors: dict[str, str] = {}  # extension name -> why its preload.py failed
+        self.install_failed: set[str] = set()  # installers that failed in this run: switched off until the next start
 
     # -- listing ---------------------------------------------------------------------------------
     def refresh(self) -> list[Extension]:
@@ -323,6 +331,8 @@ class ExtensionManager:
             return "extensions other than the built-in ones are disabled (--disable-extra-extensions or the setting)"
         if ext.name in _disabled_names(self.options):
             return "disabled in the Extensions tab"
+        if ext.name in self.install_failed:
+            return "its installer failed (see the errors); switched off until the next start"
         return None
 
     def is_enabled(self, ext: Extension) -> bool:
@@ -378,6 +388,8 @@ class ExtensionManager:
         for ext in self.active():
             script = ext.path / "install.py"
             if not script.is_file():
+                script = ext.path / "requirements.txt"
+            if not script.is_file():
                 continue
             key = f"{hashlib.sha256(script.read_bytes()).hexdigest()[:16]}:{ext.git.commit_hash}"
             if record.get(ext.name) == key:
@@ -392,38 +404,20 @@ class ExtensionManager:
                 changed = True
                 ext.notes.append("install.py ran")
             else:
-                tail = "\n".join(output.strip().splitlines()[-5:])
-                ext.errors.append(f"install.py failed (exit code {code}): {tail}")
+                from modules.scripting import installers
+
+                message = installers.explain_failure(code, output)
+                log.error("Extension %s: %s", ext.name, message)
+                ext.errors.append(message)
+                self.install_failed.add(ext.name)
         if changed:
             fileio.atomic_write_json(record_path, record)
 
     def _run_install(self, ext: Extension, script: Path) -> tuple[int, str]:
-        env = dict(os.environ)
-        repo = str(self.paths.repo_root)
-        env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        constraints = self._torch_constraints()
-        if constraints is not None:
-            # An installer may add registry packages but never swap the installed torch build.
-            env["PIP_CONSTRAINT"] = str(constraints)
-        try:
-            done = subprocess.run([sys.executable, str(script)], cwd=str(ext.path), env=env, capture_output=True,
-                                  text=True, timeout=INSTALL_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            return -1, f"did not finish in {INSTALL_TIMEOUT_S} s"
-        except OSError as exc:
-            return -1, str(exc)
-        return done.returncode, (done.stdout or "") + (done.stderr or "")
+        from modules.scripting import installers
 
-    def _torch_constraints(self) -> Path | None:
-        try:
-            from importlib.metadata import version
-
-            torch_version = version("torch")
-        except Exception:
-            return None
-        path = Path(self.paths.cache_dir) / "extension-install-constraints.txt"
-        fileio.atomic_write_text(path, f"torch=={torch_version}\n")
-        return path
+        constraints = installers.write_constraints(Path(self.paths.repo_root), Path(self.paths.cache_dir))
+        return installers.run_installer(ext.path, Path(self.paths.repo_root), constraints)
 
     # -- web files -------------------------------------------------------------------------------
     def web_files(self) -> list[tuple[Extension, str, Path]]:
@@ -530,7 +524,21 @@ def add_routes(app: Any, manager: "ExtensionManager") -> None:
     """``GET /sd_extensions/<extension>/<javascript/x.js | style.css>``: only the files the page is told to load
     (an active extension's ``javascript/*.js|*.mjs`` and ``style.css`` whose real path stays in its folder).
     Call before the Gradio mount at ``/``."""
-    from fastapi.responses import FileResponse, PlainTextResponse
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+
+    @app.get(PAGE_ROUTE + "/a1111.js", include_in_schema=False)
+    def a1111_helpers():
+        return FileResponse(COMPAT_JS, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    @app.get(PAGE_ROUTE + "/opts", include_in_schema=False)
+    def opts_for_scripts():
+        # A1111's global `opts` in the page: every setting's value (the page is behind the same auth).
+        try:
+            return JSONResponse(jsonable_encoder(manager.options.data()))
+        except (TypeError, ValueError):
+            return JSONResponse({k: v for k, v in manager.options.data().items()
+                                 if isinstance(v, (str, int, float, bool, list, type(None)))})
 
     @app.get(WEB_ROUTE + "/{name}/{relpath:path}", include_in_schema=False)
     def extension_file(name: str, relpath: str):
@@ -546,7 +554,12 @@ def head_html(manager: ExtensionManager) -> str:
     from html import escape
     from urllib.parse import quote
 
-    tags = []
+    # A1111's page helpers (gradioApp, onUiLoaded, opts...) first: extensions' scripts call them as they load.
+    try:
+        helpers_stamp = int(COMPAT_JS.stat().st_mtime)
+    except OSError:
+        helpers_stamp = 0
+    tags = [f'<script type="text/javascript" src="{PAGE_ROUTE}/a1111.js?v={helpers_stamp}"></script>']
     for ext, rel, path in manager.web_files():
         try:
             stamp = int(path.stat().st_mtime)

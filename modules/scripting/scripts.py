@@ -18,6 +18,7 @@ generation goes on.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -27,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from modules.scripting import loading as script_loading
+from modules.scripting import runtime
 from modules.core.request import GenerationRequest, Processed, RequestError
+from modules.engine.job_state import GenerationInterrupted
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
@@ -225,6 +228,7 @@ class ScriptManager:
         self._lock = threading.RLock()
         self.loaded = False
         self.script_data: list[ScriptClassData] = []
+        self.postprocessing_data: list[ScriptClassData] = []  # Extras scripts (ScriptPostprocessing classes)
         self.load_errors: list[LoadError] = []
         self._runners: dict[bool, ScriptRunner] = {}
 
@@ -243,17 +247,24 @@ class ScriptManager:
             if self.loaded:
                 return
             self.loaded = True
-            extensions = self.host.extensions
-            try:
-                extensions.run_installers()
-            except Exception as exc:  # an unreadable record must not stop the program
-                log.error("Extension installers: %s", exc)
-            callbacks = self.host.callbacks
-            for ext in extensions.active():
-                ext.loaded = True
-            for file in self.script_files():
-                self._load_file(file, callbacks)
-            callbacks.run("ui_settings", self.engine.options)
+            runtime.bind(self.engine)  # A1111's globals (modules.shared...) answer this Engine from now on
+            with runtime.using(self.engine):
+                self._load_all()
+
+    def _load_all(self) -> None:
+        extensions = self.host.extensions
+        try:
+            extensions.run_installers()
+        except Exception as exc:  # an unreadable record must not stop the program
+            log.error("Extension installers: %s", exc)
+        callbacks = self.host.callbacks
+        for ext in extensions.active():
+            ext.loaded = True
+        for file in self.script_files():
+            self._load_file(file, callbacks)
+        # Scripts are made now (A1111 makes them before the page): some register callbacks in __init__.
+        self.runner(False), self.runner(True)
+        callbacks.run("ui_settings", self.engine.options)
 
     def _load_file(self, file: ScriptFile, callbacks: Any) -> None:
         ext = file.extension
@@ -264,7 +275,7 @@ class ScriptManager:
             return
         name = script_loading.module_name_for(ext.canonical_name if ext is not None else "builtin", file.path)
         try:
-            with callbacks.active(owner, file.key):
+            with callbacks.active(owner, file.key), runtime.loading(str(file.basedir)):
                 module = script_loading.load_module(file.path, name, file.basedir)
         except BaseException as exc:  # SystemExit from a careless script must not end the program either
             if isinstance(exc, KeyboardInterrupt):
@@ -272,9 +283,11 @@ class ScriptManager:
             callbacks.remove(lambda e: e.name == file.key)  # half-imported: its callbacks may not work
             self._error(file.path, ext, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             return
-        found = [v for v in vars(module).values()
-                 if isinstance(v, type) and issubclass(v, Script) and v is not Script and v.__module__ == module.__name__]
-        for cls in found:
+        from modules.scripting import postprocessing_scripts
+
+        for cls in postprocessing_scripts.classes_in(module, {d.script_class for d in self.postprocessing_data}):
+            self.postprocessing_data.append(ScriptClassData(cls, file.path, file.basedir, module, ext))
+        for cls in _script_classes(module, {d.script_class for d in self.script_data}):
             self.script_data.append(ScriptClassData(cls, file.path, file.basedir, module, ext))
         if ext is not None:
             ext.scripts_loaded.append(file.path.name)
@@ -308,6 +321,7 @@ class ScriptManager:
             callbacks.run("script_unloaded")
             callbacks.clear()
             self.script_data = []
+            self.postprocessing_data = []
             self.load_errors = []
             self._runners = {}
             self.loaded = False
@@ -352,6 +366,18 @@ class ScriptManager:
                 out.append({"name": script.name, "is_alwayson": bool(script.alwayson), "is_img2img": runner.is_img2img,
                             "args": list(runner.arg_infos.get(id(script), []))})
         return out
+
+
+def _script_classes(module: Any, known: set[type]) -> list[type]:
+    """The Script subclasses a script file holds, defined there or imported / re-exported from the extension's own
+    package (A1111 does not look at ``__module__``); a class is taken once, and only one that names itself
+    (overrides ``title``): an imported intermediate base class is not a script."""
+    out = []
+    for value in vars(module).values():
+        if (isinstance(value, type) and issubclass(value, Script) and value is not Script and value not in known
+                and value not in out and getattr(value, "title", None) is not Script.title):
+            out.append(value)
+    return out
 
 
 def _py_files(folder: Path) -> list[Path]:
@@ -437,7 +463,12 @@ class ScriptRunner:
 
     def _add(self, data: ScriptClassData) -> None:
         try:
-            script = data.script_class()
+            owner = data.extension.name if data.extension is not None else None
+            key = f"{data.extension.canonical_name}/scripts/{data.path.name}" if data.extension else f"scripts/{data.path.name}"
+            callbacks = getattr(getattr(self.manager, "host", None), "callbacks", None)
+            scope = callbacks.active(owner, key) if callbacks is not None else contextlib.nullcontext()
+            with scope:  # on_* calls in __init__ belong to the extension
+                script = data.script_class()
             script.filename = str(data.path)
             script.engine = self.manager.engine
             script.extension = data.extension.name if data.extension is not None else None
@@ -471,7 +502,9 @@ class ScriptRunner:
         """Give each script its ``args_from:args_to``: ``build(script)`` calls its ``ui()`` (the page wraps it
         in an accordion or a group) and returns the components; ``between()`` runs after the always-on
         scripts (the page makes the Script dropdown there). A script whose ui() raises gets no arguments."""
-        with self._lock:
+        from modules.scripting.gradio3_compat import extension_ui
+
+        with self._lock, extension_ui():  # extensions' ui() may use Gradio 3 calls
             inputs: list[Any] = [None]
             defaults: list[Any] = [0]
             infos: dict[int, list[dict[str, Any]]] = {}
@@ -480,7 +513,7 @@ class ScriptRunner:
                     between()
                 try:
                     controls = list(build(script) or [])
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:  # argparse in a ui() exits: contain it too
                     self.manager._error_of(script, f"{title_of(script)}: ui() raised {type(exc).__name__}: {exc}",
                                            traceback.format_exc())
                     controls = []
@@ -509,22 +542,28 @@ class ScriptRunner:
             with gr.Blocks(analytics_enabled=False):
                 self.layout(lambda script: script.ui(self.is_img2img))
 
-    def build_args(self, script_name: str | None, script_args: Iterable[Any] | None,
-                   alwayson_scripts: dict[str, Any] | None) -> list[Any]:
-        """The flat argument list of a request (A1111's API semantics); RequestError names what is wrong."""
-        script_args = list(script_args or [])
-        alwayson_scripts = dict(alwayson_scripts or {})
+    def check_script_names(self, script_name: str | None, alwayson_scripts: Any) -> Any:
+        """The selected script (None when none is named); RequestError (A1111's messages) for a name that is not
+        a script of this runner, or a selectable script among the always-on ones."""
         selected = None
         if script_name:
             selected = self.find(script_name, self.selectable_scripts)
             if selected is None:
                 raise RequestError("script_name", f"Script '{script_name}' not found")
-        for title in alwayson_scripts:
+        for title in alwayson_scripts or {}:
             script = self.find(title)
             if script is None:
                 raise RequestError("alwayson_scripts", f"always on script {title} not found")
             if not script.alwayson:
                 raise RequestError("alwayson_scripts", "Cannot have a selectable script in the always on scripts params")
+        return selected
+
+    def build_args(self, script_name: str | None, script_args: Iterable[Any] | None,
+                   alwayson_scripts: dict[str, Any] | None) -> list[Any]:
+        """The flat argument list of a request (A1111's API semantics); RequestError names what is wrong."""
+        script_args = list(script_args or [])
+        alwayson_scripts = dict(alwayson_scripts or {})
+        selected = self.check_script_names(script_name, alwayson_scripts)
         if selected is None and not self.alwayson_scripts:
             return [0]
         self.ensure_layout()
@@ -557,7 +596,15 @@ class ScriptRunner:
         if not index:
             return None
         script = self.selectable_scripts[int(index) - 1]
-        return script.run(p, *self.script_args_of(script, list(args)))
+        try:
+            return script.run(p, *self.script_args_of(script, list(args)))
+        except (RequestError, GenerationInterrupted):
+            raise
+        except (Exception, SystemExit) as exc:
+            from modules.scripting.errors import ScriptError
+
+            self.manager.record_hook_error(script, "run", exc)
+            raise ScriptError(title_of(script), script.extension, exc) from exc
 
     def _each(self, p: Any, hook: str, call: Callable[[Script, Callable[..., Any], list[Any]], None]) -> None:
         failed = p.failed_scripts
@@ -566,7 +613,7 @@ class ScriptRunner:
                 continue
             try:
                 call(script, getattr(script, hook), self.script_args_of(script, p.script_args))
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 failed.add(id(script))
                 self.manager.record_hook_error(script, hook, exc)
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import FastAPI
 
 from modules.server import auth as server_auth
-from modules.server import upload_limits
+from modules.server import json_guard, path_guard, upload_limits
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,10 @@ PORT_ATTEMPTS = 100
 
 def create_base_app(args: argparse.Namespace) -> FastAPI:
     """An app with the server control on ``app.state`` (``request_shutdown()`` / ``request_restart()``)."""
-    app = FastAPI(title="Stable Diffusion web UI API", docs_url="/docs", redoc_url="/redoc")
+    from modules.server import api_docs
+
+    app = FastAPI(title="Stable Diffusion web UI API", docs_url=None, redoc_url="/redoc")
+    api_docs.mount_api_docs(app)  # /docs from the swagger-ui-bundle package: works offline
     control = app.state.server_control = ServerControl()
     app.state.request_shutdown = control.request_shutdown
     app.state.request_restart = control.request_restart
@@ -39,6 +42,8 @@ def add_middleware(app: FastAPI, args: argparse.Namespace) -> None:
     _add_cors(app, args)
     if getattr(args, "theme", None) in ("light", "dark") and not args.nowebui:
         app.add_middleware(ThemeRedirectMiddleware, theme=args.theme)
+    app.add_middleware(json_guard.JsonValueCountGuard)
+    app.add_middleware(path_guard.ControlCharacterPathGuard)
     # Added last = runs first: a request without credentials is refused before its body is read.
     app.add_middleware(upload_limits.BodySizeLimitMiddleware, max_bytes=upload_limits.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(server_auth.BasicAuthMiddleware, config=server_auth.AuthConfig.from_args(args))
@@ -167,14 +172,30 @@ def local_url(args, sock: socket.socket) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def make_server(app, args):
+# SIGTERM / Ctrl-C: requests still running after this many seconds are cancelled (the job is interrupted at once).
+SHUTDOWN_GRACE_SECONDS = 5
+
+
+def make_server(app, args, on_exit: Callable[[], Any] | None = None):
+    """The uvicorn server; ``on_exit`` (the engine's ``state.shutdown``) runs when a signal asks it to stop, so
+    that the running generation and every queued one end within a sampling step instead of holding the exit."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            if on_exit is not None:
+                try:
+                    on_exit()
+                except Exception:  # noqa: BLE001 - stopping must not fail
+                    log.exception("interrupting the running job on shutdown")
 
     tls = bool(getattr(args, "tls_keyfile", None) and getattr(args, "tls_certfile", None))
     config = uvicorn.Config(
         app, log_level="warning", timeout_keep_alive=getattr(args, "timeout_keep_alive", 30) or 30,
-        ssl_keyfile=args.tls_keyfile if tls else None, ssl_certfile=args.tls_certfile if tls else None)
-    return uvicorn.Server(config)
+        ssl_keyfile=args.tls_keyfile if tls else None, ssl_certfile=args.tls_certfile if tls else None,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    return Server(config)
 
 
 def open_browser_when_started(server, url: str, opener: Callable[[str], Any] | None = None,

@@ -117,7 +117,7 @@ class AuthConfig:
         norm = posixpath.normpath("/" + path.lstrip("/")) if path else "/"
         if norm == API_PREFIX or norm.startswith(API_PREFIX + "/"):
             return API_REALM, self.api
-        if self.api and norm in API_DOC_PATHS:
+        if self.api and (norm in API_DOC_PATHS or norm.startswith("/docs/")):
             return API_REALM, self.api
         return UI_REALM, self.ui
 

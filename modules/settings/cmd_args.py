@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from modules.core.request_bounds import FLAG_HELP as BOUND_HELP, RequestBounds
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,6 @@ NO_EFFECT: Mapping[str, str] = {
     "add_stop_route": _NOOP,
     "no_gradio_queue": "gradio 5 and later always use their queue",
     "no_progressbar_hiding": "the progress bar is never hidden",
-    "textual_inversion_templates_dir": "training is not part of this app",
     "localizations_dir": "the UI is not localized",
     "clip_models_path": "there is no CLIP interrogator",
     "use_ipex": "Intel XPU is not supported",
@@ -342,6 +343,15 @@ def build_parser(data_dir: str | None = None, models_dir: str | None = None) -> 
       help="maximal length of filenames of saved images. If you override it, it can conflict with your file system")
     a("--no-prompt-history", action="store_true",
       help="disable read prompt from last generation feature; settings this argument will not create '--data_path/params.txt' file")
+
+    # This app's own flags (A1111 has none for these): what one request may ask for, where images may go.
+    bounds = RequestBounds()
+    for dest, help_text in BOUND_HELP.items():
+        default = getattr(bounds, dest)
+        a(f"--{dest.replace('_', '-')}", type=type(default), default=default, help=f"{help_text} (default {default})")
+    a("--allowed-output-path", action="append", default=[],
+      help="a folder outside the data folder that the outdir_* settings may name (repeatable); without it, "
+           "images are written only inside the data folder")
 
     # Flags that A1111's built-in extensions add in their preload.py.
     a("--lora-dir", type=str, default=os.path.join(models_path, "Lora"), help="Path to directory with Lora networks.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import shutil
 import threading
@@ -387,6 +388,18 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
         _o("dump_stacks_on_signal", False, "Print stack traces before exiting the program with ctrl+c.", needs_restart=True),
         _o("override_settings_restore_afterwards", True, "Restore settings overridden by a request after it finishes"),
     ),
+    *_section("training", "Training",
+        _o("unload_models_when_training", False, "Move VAE and CLIP to RAM when training if possible. Saves VRAM."),
+        _o("pin_memory", False, "Turn on pin_memory for DataLoader. Makes training slightly faster but can increase memory usage."),
+        # A1111 defaults this to False; here resuming with the optimizer state is what the Train tab promises.
+        _o("save_optimizer_state", True, "Saves Optimizer state as separate *.optim file. Training of embedding or HN can be resumed with the matching optim file."),
+        _o("save_training_settings_to_txt", True, "Save textual inversion and hypernet settings to a text file whenever training starts."),
+        _o("dataset_filename_word_regex", "", "Filename word regex"),
+        _o("dataset_filename_join_string", " ", "Filename join string"),
+        _o("training_image_repeats_per_epoch", 1, "Number of repeats for a single input image per epoch; used only for displaying epoch number", minimum=1, maximum=1000, step=1),
+        _o("training_write_csv_every", 500, "Save an csv containing the loss to log directory every N steps, 0 to disable"),
+        _o("training_xattention_optimizations", False, "Use cross attention optimizations while training"),
+    ),
     *_section("api", "API",
         _o("api_enable_requests", True, "Allow http:// and https:// URLs for input images in API"),
         _o("api_forbid_local_requests", True, "Forbid URLs to local resources"),
@@ -400,6 +413,14 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
         _o("sd_checkpoint_hash", "", "SHA256 hash of the current checkpoint"),
     ),
 ])
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_value(info: OptionInfo, value: Any, check_dynamic_choices: bool = True) -> Any:
@@ -429,6 +450,11 @@ def check_value(info: OptionInfo, value: Any, check_dynamic_choices: bool = True
     elif not isinstance(value, kind):
         raise ValueError(f"setting {key!r}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
 
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"setting {key!r}: expected a finite number, got {value}")
+    for text in (value if isinstance(value, list) else [value]):
+        if isinstance(text, str) and not _encodable(text):
+            raise ValueError(f"setting {key!r}: the text holds an invalid character (a lone UTF-16 surrogate)")
     if info.minimum is not None and value < info.minimum:
         raise ValueError(f"setting {key!r}: {value!r} is below the minimum {info.minimum}")
     if info.maximum is not None and value > info.maximum:
@@ -544,6 +570,19 @@ class Options:
         for callback in callbacks:
             callback()
         return True
+
+    def set_unregistered(self, key: str, value: Any) -> None:
+        """Store a value under a key no option describes (A1111 extensions write ``opts.<their key>`` freely);
+        it is kept and saved like an unknown key read from the file."""
+        with self._lock:
+            if key in self._infos:
+                raise ValueError(f"setting {key!r} is registered: use set()")
+            self._extra[key] = value
+
+    def remove_unregistered(self, key: str) -> Any:
+        """Forget an unregistered key's value (None if there was none)."""
+        with self._lock:
+            return self._extra.pop(key, None)
 
     def on_change(self, key: str, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after ``set`` changes ``key``."""

@@ -80,6 +80,8 @@ class Paths:
     styles_files: tuple[Path, ...]
     cache_dir: Path
     params_txt: Path | None  # None with --no-prompt-history
+    # --allowed-output-path: folders outside the data folder that outdir_* settings may name
+    allowed_output_dirs: tuple[Path, ...] = ()
 
     @classmethod
     def from_args(cls, args: Namespace, repo_root: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> "Paths":
@@ -125,6 +127,8 @@ class Paths:
             styles_files=expand_styles_files(getattr(args, "styles_file", None), data / "styles.csv"),
             cache_dir=Path(cache_env).absolute() if cache_env else data / "cache",
             params_txt=None if getattr(args, "no_prompt_history", False) else data / "params.txt",
+            allowed_output_dirs=tuple(Path(p).expanduser().absolute()
+                                      for p in (getattr(args, "allowed_output_path", None) or [])),
         )
 
     def resolve(self, value: str | os.PathLike) -> Path:

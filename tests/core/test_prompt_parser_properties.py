@@ -2,8 +2,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modules.core import prompt_schedule_parser
+from tests.core import earley_schedule_reference
+
 from modules.core.prompt_parser import (
-    _schedule_parser,
     get_learned_conditioning_prompt_schedules,
     get_multicond_prompt_list,
     parse_prompt_attention,
@@ -63,7 +65,15 @@ def test_no_square_bracket_means_no_schedule(prompt, steps):
 @BOUNDED
 @given(in_language)
 def test_grammar_accepts_every_prompt_without_bar_or_backslash(prompt):
-    _schedule_parser().parse(prompt)
+    prompt_schedule_parser.parse_schedule(prompt)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(prompt_text, st.integers(1, 12))
+def test_linear_parser_agrees_with_the_earley_parser(prompt, steps):
+    """The hand-written parser reads every prompt as lark's Earley parser over the spec's grammar did."""
+    (schedule,) = get_learned_conditioning_prompt_schedules([prompt], steps)
+    assert schedule == earley_schedule_reference.schedule(prompt, steps)
 
 
 @BOUNDED

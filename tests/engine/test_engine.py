@@ -173,7 +173,9 @@ def test_bad_checkpoint_keeps_current_model(engine, tmp_path):
         engine.refresh_checkpoints()
 
 
-def test_skip_drops_the_current_batch_and_goes_on(engine):
+def test_skip_keeps_the_partly_denoised_image_and_goes_on(engine):
+    """A1111: Skip ends the current batch's sampling early and keeps its partly denoised picture (the last
+    x0 prediction, decoded); the next batches run in full."""
     result = {}
     original_check = engine.state.check
     calls = {"n": 0}
@@ -190,6 +192,8 @@ def test_skip_drops_the_current_batch_and_goes_on(engine):
     finally:
         engine.state.check = original_check
     assert not out.interrupted
-    assert out.seeds == [11, 12]  # batch 0 (seed 10) was skipped
-    assert len(out.images) == 2 and len(out.infotexts) == 2
-    assert "Seed: 11," in out.infotexts[0]
+    assert out.seeds == [10, 11, 12]
+    assert len(out.images) == 3 and len(out.infotexts) == 3
+    assert "Seed: 10," in out.infotexts[0]
+    full = engine.generate(_req(n_iter=1, seed=10))
+    assert np.asarray(full.images[0]).tolist() != np.asarray(out.images[0]).tolist()

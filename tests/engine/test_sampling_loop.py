@@ -1,20 +1,13 @@
-"""The denoising loop: schedule switching at the right step and AND combination."""
+"""The denoising loop: schedule switching at the right denoiser call and AND combination."""
 from __future__ import annotations
 
 import torch
-from diffusers import EulerDiscreteScheduler, HeunDiscreteScheduler
 
 from modules.core import prompt_parser
-from modules.engine.sampling import SamplingInputs, combine_denoised, pad_to_tokens, sample
-
-SCHED_CONFIG = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
-}
+from modules.core import samplers as names
+from modules.core.sampling.discrete import DiscreteSchedule, alphas_cumprod
+from modules.engine.denoiser import CFGDenoiser, SamplingInputs, combine_denoised, pad_to_tokens
+from modules.engine.sampling import Sampler, SamplerSettings
 
 
 class TextCodeModel:
@@ -32,18 +25,22 @@ class TextCodeModel:
         return torch.stack([torch.full((77, 4), self.code(t)) for t in texts])
 
 
-class RecordingUNet(torch.nn.Module):
-    """Returns the conditioning code as the noise prediction and records what it saw per call."""
+class RecordingInner:
+    """An inner denoiser that answers each row's conditioning code and records what it saw per call."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.schedule = DiscreteSchedule(alphas_cumprod({}))
         self.seen: list[torch.Tensor] = []
 
-    def forward(self, x, t, encoder_hidden_states, return_dict=False, **kwargs):
-        self.seen.append(encoder_hidden_states[:, 0, 0].clone())
-        out = encoder_hidden_states[:, 0, 0].view(-1, 1, 1, 1).expand_as(x) * 0.0 + encoder_hidden_states[:, 0, 0].view(-1, 1, 1, 1)
-        return (out,)
+    def __call__(self, x, sigma, cond):
+        codes = cond.crossattn[:, 0, 0]
+        self.seen.append(codes.clone())
+        return codes.view(-1, 1, 1, 1).expand_as(x).clone()
+
+
+class NoNoise:
+    def next(self):
+        return torch.zeros(1, 4, 8, 8)
 
 
 def _inputs(model, prompt, negative, steps, cfg=7.0):
@@ -53,14 +50,19 @@ def _inputs(model, prompt, negative, steps, cfg=7.0):
     return SamplingInputs(cond=c, uncond=uc, cfg_scale=cfg, empty_chunk=empty)
 
 
+def _run(sampler_name, inputs, steps):
+    inner = RecordingInner()
+    cfg = CFGDenoiser(inner, inputs)
+    sampler = Sampler(names.find_sampler(sampler_name), names.find_schedule("Automatic"), cfg, SamplerSettings(),
+                      noise_stream=NoNoise(), seeds=[1])
+    sampler.sample(torch.zeros(1, 4, 8, 8), steps)
+    return inner
+
+
 def test_prompt_edit_switches_at_the_scheduled_step():
     model = TextCodeModel()
     inputs = _inputs(model, "a [cat:dog:4] photo", "", 10)
-    unet = RecordingUNet()
-    scheduler = EulerDiscreteScheduler.from_config(SCHED_CONFIG)
-    scheduler.set_timesteps(10)
-    latents = torch.zeros(1, 4, 8, 8)
-    sample(unet, scheduler, latents, scheduler.timesteps, inputs)
+    unet = _run("Euler", inputs, 10)
     cat, dog = model.codes["a cat photo"], model.codes["a dog photo"]
     seen_cond = [float(s[0]) for s in unet.seen]  # row 0 is the cond, row 1 the uncond
     # A1111: text used for steps prev_end < step <= end_at_step, step = 0-based denoiser call index.
@@ -69,13 +71,9 @@ def test_prompt_edit_switches_at_the_scheduled_step():
 
 def test_second_order_sampler_counts_denoiser_calls():
     model = TextCodeModel()
-    heun = HeunDiscreteScheduler.from_config(SCHED_CONFIG)
-    heun.set_timesteps(5)
-    calls = len(heun.timesteps)
-    assert calls == 9  # 2 per step, the last step is first-order
     inputs = _inputs(model, "[red:blue:0.5] ball", "", 10)  # schedules over steps*2 as A1111 does
-    unet = RecordingUNet()
-    sample(unet, heun, torch.zeros(1, 4, 8, 8), heun.timesteps, inputs)
+    unet = _run("Heun", inputs, 5)
+    assert len(unet.seen) == 9  # 2 per step, the last step (to σ = 0) is first-order
     red, blue = model.codes["red ball"], model.codes["blue ball"]
     assert [float(s[0]) for s in unet.seen] == [red] * 6 + [blue] * 3
 
@@ -83,22 +81,9 @@ def test_second_order_sampler_counts_denoiser_calls():
 def test_and_combines_weighted_conditionings():
     model = TextCodeModel()
     inputs = _inputs(model, "a cat AND a dog:0.5 AND a bird :-1", "bad", 4, cfg=3.0)
-    unet = RecordingUNet()
-    scheduler = EulerDiscreteScheduler.from_config(SCHED_CONFIG)
-    scheduler.set_timesteps(1)
-    outputs = []
-    unet_forward = unet.forward
-
-    def spy(*args, **kwargs):
-        out = unet_forward(*args, **kwargs)
-        outputs.append(out[0])
-        return out
-
-    unet.forward = spy
-    from modules.engine.sampling import CFGDenoiser
-
+    unet = RecordingInner()
     den = CFGDenoiser(unet, inputs)
-    result = den(torch.zeros(1, 4, 2, 2), torch.tensor(999), 0)
+    result = den(torch.zeros(1, 4, 2, 2), torch.tensor([14.6]))
     c = model.codes
     expected = c["bad"] + 3.0 * ((c["a cat"] - c["bad"]) * 1.0 + (c[" a dog"] - c["bad"]) * 0.5 + (c[" a bird"] - c["bad"]) * -1.0)
     assert torch.allclose(result, torch.full_like(result, expected))

@@ -68,7 +68,7 @@ def test_real_a1111_png_to_txt2img(engine, real_fixtures):
         "negative_prompt": "bad quality, worst quality, worst detail, sketch, censor,\n",
         "steps": 20,
         "sampler_name": "DPM++ 2M",
-        "scheduler": "Automatic",  # Karras is DPM++ 2M's default: A1111 pastes it as Automatic
+        "scheduler": "Karras",  # shown as the infotext names it (A1111 shows Automatic, its default)
         "cfg_scale": 7.0,
         "seed": 3782896554,
         "width": 1024,
@@ -130,7 +130,7 @@ def test_real_hires_and_old_combined_sampler(engine, real_fixtures):
     assert "Hires upscaler: 'R-ESRGAN 4x+ Anime6B' is not available here" in hires.problems
 
     old = paste_fields(engine, by_file["images/daam_00006-2623256163.png"], is_img2img=False)
-    assert (old.fields["sampler_name"], old.fields["scheduler"]) == ("DPM++ 2M", "Automatic")
+    assert (old.fields["sampler_name"], old.fields["scheduler"]) == ("DPM++ 2M", "Karras")  # "Sampler: DPM++ 2M Karras"
     assert old.fields["clip_skip"] == 2
     assert old.settings["eta_noise_seed_delta"] == 31337
     assert old.override_settings == {"eta_noise_seed_delta": 31337, "CLIP_stop_at_last_layers": 2}

@@ -67,7 +67,7 @@ def test_generate_shows_the_image_and_its_infotext(page, server):
                         ("txt2img_batch_count", 2)):
         set_number(page, elem, value)
     page.locator("#txt2img_prompt textarea").press("Control+Enter")
-    page.wait_for_function("() => document.querySelectorAll('#txt2img_gallery img').length >= 2", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('#txt2img_gallery img').length >= 3", timeout=60_000)
     page.locator("#html_info_txt2img .sd-infotext").wait_for()
     info = page.locator("#html_info_txt2img").inner_text()
     assert info.startswith("a red circle, blue background\nNegative prompt: blurry\nSteps: 3, Sampler: DPM++ 2M")
@@ -77,7 +77,7 @@ def test_generate_shows_the_image_and_its_infotext(page, server):
     shot(page, "page_txt2img_generated.png")
 
     # The image shown is the one the engine made: same seed through the engine gives the same pixels.
-    src = page.locator("#txt2img_gallery img").first.get_attribute("src")
+    src = page.locator("#txt2img_gallery img").nth(1).get_attribute("src")  # the batch's grid comes first
     png = page.request.get(src).body()
     from io import BytesIO
 

@@ -129,7 +129,7 @@ def test_upload_real_a1111_png_and_send_to_txt2img(page, real_fixtures):
         "general, masterpiece, best quality, amazing quality,\n1girl, solo, hatsune miku, テスト\n")
     assert value(page, "#txt2img_neg_prompt textarea") == "bad quality, worst quality, worst detail, sketch, censor,\n"
     assert value(page, "#txt2img_sampling input") == "DPM++ 2M"
-    assert value(page, "#txt2img_scheduler input") == "Automatic"
+    assert value(page, "#txt2img_scheduler input") == "Karras"
     assert value(page, "#txt2img_steps input[type=number]") == "20"
     assert value(page, "#txt2img_width input[type=number]") == "1024"
     assert value(page, "#txt2img_height input[type=number]") == "1024"

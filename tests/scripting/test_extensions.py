@@ -180,7 +180,9 @@ def test_install_py_runs_once_only_when_allowed(tmp_path):
     assert len(lines) == 1
     constraint, cwd = lines[0].split("|")
     assert Path(cwd) == folder
-    assert Path(constraint).read_text().startswith("torch==")  # an installer cannot swap the torch build
+    pins = Path(constraint).read_text().splitlines()
+    assert any(p.startswith("torch==") for p in pins)  # an installer cannot swap the torch build
+    assert any(p.startswith("transformers==") for p in pins)  # nor any other core package
     assert any("exit code 3" in e and "broken dependency" in e for e in manager.find("fails").errors)
     manager.refresh()
     manager.run_installers(allowed=(True, "local"))

@@ -174,8 +174,10 @@ def test_always_on_script_writes_infotext_and_a_raising_hook_does_not_stop_gener
 def test_sampling_callbacks_see_every_step(engine, events):
     events.clear()
     _gen(engine, steps=3)
-    assert [e for e in events if e[0] == "denoiser"] == [("denoiser", i, 3) for i in range(3)]
-    assert [e for e in events if e[0] == "denoised"] == [("denoised", i) for i in range(3)]
+    # A1111's sampling_step is state.sampling_step, which the sampler's step callback sets *after* each step's
+    # denoiser call: the calls of steps 0, 1, 2 see 0, 0, 1.
+    assert [e for e in events if e[0] == "denoiser"] == [("denoiser", i, 3) for i in (0, 0, 1)]
+    assert [e for e in events if e[0] == "denoised"] == [("denoised", i) for i in (0, 0, 1)]
     assert [e for e in events if e[0] == "after_cfg"] == [("after_cfg", (1, 4, 8, 8))] * 3
 
 
@@ -304,7 +306,9 @@ def client(engine, data_dir, events):
 def test_api_lists_scripts_script_info_and_extensions(client):
     scripts_list = client.get("/sdapi/v1/scripts").json()
     assert scripts_list["txt2img"] == ["prompt matrix", "prompts from file or textbox", "x/y/z plot"]
-    assert scripts_list["img2img"] == scripts_list["txt2img"]
+    assert scripts_list["img2img"] == ["loopback", "poor man's outpainting", "outpainting mk2", "prompt matrix",
+                                       "prompts from file or textbox", "sd upscale",
+                                       "x/y/z plot"]  # A1111's img2img-only built-ins too
     info = client.get("/sdapi/v1/script-info").json()
     by_name = {(i["name"], i["is_img2img"]): i for i in info}
     xyz = by_name[("x/y/z plot", False)]

@@ -42,14 +42,16 @@ def test_outdir_settings_win_and_relative_ones_live_in_the_data_folder(tmp_path)
     assert output_paths.image_directory(opts, tmp_path, _tags(), grid=False) == tmp_path / "tiny" / "2026-11-22"
 
 
-def test_generation_uses_the_folder_and_file_name_settings(tiny_engine, tmp_path):
+def test_generation_uses_the_folder_and_file_name_settings(tiny_engine):
     opts = tiny_engine.options
-    with opts.override(outdir_samples=str(tmp_path / "out"), save_to_dirs=False,
+    out = Path(tiny_engine.paths.data_dir) / "out"  # images are written inside the data folder only
+    with opts.override(outdir_samples=str(out), save_to_dirs=False,
                        samples_filename_pattern="[seed]-[steps]-[prompt_words]", save_txt=True, samples_save=True):
         processed = tiny_engine.generate(GenerationRequest(prompt="red circle, blue", steps=2, width=64, height=64,
                                                            seed=77, do_not_save_grid=True))
     saved = [Path(p) for p in processed.saved_paths]
-    assert len(saved) == 1 and saved[0].parent == tmp_path / "out"
+    assert len(saved) == 1 and saved[0].parent == out
+    assert saved[0].stat().st_mode & 0o777 == 0o644
     assert saved[0].name.endswith("-77-2-red circle blue.png")
     assert saved[0].with_suffix(".txt").read_text(encoding="utf-8").rstrip("\n") == processed.infotexts[0]
 

@@ -6,8 +6,7 @@
 """
 import gradio as gr
 
-from modules import script_callbacks, scripts
-from modules.options import OptionInfo
+from modules import script_callbacks, scripts, shared
 
 INFOTEXT_KEY = "Example note"
 
@@ -45,9 +44,10 @@ def on_ui_tabs():
     return [(tab, "Example", "example_tab")]
 
 
-def on_ui_settings(options):
-    options.add_option(OptionInfo("example_note_prefix", "", "Example extension: text put before every note",
-                                  section=("example", "Example extension")))
+def on_ui_settings():
+    # A1111's form: the key, then OptionInfo(default, label, component, component_args, section=(id, title)).
+    shared.opts.add_option("example_note_prefix", shared.OptionInfo(
+        "", "Example extension: text put before every note", section=("example", "Example extension")))
 
 
 script_callbacks.on_ui_tabs(on_ui_tabs)

@@ -9,6 +9,7 @@ UI-support routes in ``routes_internal``.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import logging
 import time
@@ -24,13 +25,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modules.core import image_files
 from modules.core import infotext
 from modules.engine import postprocessing
-from modules.server.api import convert, models, routes_info, routes_internal
+from modules.server.api import convert, models, routes_info, routes_internal, routes_train
+from modules.server.api.json_values import printable
 from modules.server.api.tasks import TaskTracker
 from modules.core.request import RequestError
+from modules.engine.engine import ModelLoadError
+from modules.models.safe_load import CheckpointLoadError
+from modules.scripting.errors import ScriptError
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
     from modules.scripting.host import ScriptHost
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Longest text an error answer echoes from a request (the rest is cut, with its length said).
+ECHO_LIMIT = 2000
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +47,17 @@ log = logging.getLogger(__name__)
 # ---- errors, middleware ----------------------------------------------------------------------------
 
 def _safe_json(value: Any) -> Any:
+    # An error may echo what the client sent: NaN, a lone surrogate or bytes must not break the answer.
     try:
-        return jsonable_encoder(value)
-    except Exception:  # e.g. undecodable bytes echoed in a validation error
-        return str(value)
+        return printable(jsonable_encoder(value), max_text=ECHO_LIMIT)
+    except Exception:
+        return printable(str(value), max_text=ECHO_LIMIT)
 
 
 def _error(status: int, exc: Exception, detail: Any = "", headers: dict[str, str] | None = None) -> JSONResponse:
     # A1111's error body shape.
-    body = {"error": type(exc).__name__, "detail": _safe_json(detail), "body": "", "errors": str(exc)}
+    body = {"error": type(exc).__name__, "detail": _safe_json(detail), "body": "",
+            "errors": printable(str(exc), max_text=ECHO_LIMIT)}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
@@ -58,6 +69,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
         return _error(422, exc, exc.message if not exc.field else f"{exc.field}: {exc.message}")
+
+    @app.exception_handler(CheckpointLoadError)
+    @app.exception_handler(ModelLoadError)
+    async def _model_error(request: Request, exc: Exception) -> JSONResponse:
+        # The client chose a checkpoint that cannot be used; the model that was loaded stays loaded.
+        return _error(422, exc, f"checkpoint cannot be loaded: {exc}")
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno in DISK_FULL:
+            return _error(507, exc, f"not enough disk space: {exc}")
+        log.error("API error on %s: %s", request.url.path, exc)
+        return _error(500, exc, f"server-side file error: {exc}")
+    @app.exception_handler(ScriptError)
+    async def _script_error(request: Request, exc: ScriptError) -> JSONResponse:
+        # Handled here (not by the catch-all below), so no raw "Exception in ASGI application" traceback.
+        return _error(500, exc, f"{exc.title}: {type(exc.cause).__name__}: {exc.cause}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -86,26 +114,21 @@ def _install_middleware(app: FastAPI, api_log: bool) -> None:
 # ---- generation ------------------------------------------------------------------------------------
 
 def check_scripts(host: "ScriptHost", payload: models._Common, *, img2img: bool) -> None:
-    """``script_name`` / ``alwayson_scripts`` must name scripts of the tab's runner (A1111's 422 otherwise)."""
-    if not payload.script_name and not payload.alwayson_scripts:
-        return
-    runner = host.scripts.runner(img2img)
-    if payload.script_name and runner.find(payload.script_name, runner.selectable_scripts) is None:
-        raise HTTPException(status_code=422, detail=f"Script '{payload.script_name}' not found")
-    for name in (payload.alwayson_scripts or {}):
-        script = runner.find(name)
-        if script is None:
-            raise HTTPException(status_code=422, detail=f"always on script {name} not found")
-        if not script.alwayson:
-            raise HTTPException(status_code=422, detail="Cannot have a selectable script in the always on scripts params")
+    """``script_name`` / ``alwayson_scripts`` must name scripts of the tab's runner (the runner's own check,
+    made before the request waits for the queue)."""
+    if payload.script_name or payload.alwayson_scripts:
+        try:
+            host.scripts.runner(img2img).check_script_names(payload.script_name, payload.alwayson_scripts)
+        except RequestError as exc:  # A1111's detail is the bare message
+            raise HTTPException(status_code=422, detail=exc.message) from None
 
 
 def _generate(host: "ScriptHost", tasks: TaskTracker, payload: models._Common, *, img2img: bool) -> models.TextToImageResponse:
     engine = host.engine
     check_scripts(host, payload, img2img=img2img)
-    payload = convert.apply_infotext(engine, payload)
+    payload, from_infotext = convert.apply_infotext(engine, payload)
     task_id = payload.force_task_id or convert.create_task_id("img2img" if img2img else "txt2img")
-    req = convert.to_generation_request(engine, payload, img2img=img2img, task_id=task_id)
+    req = convert.to_generation_request(engine, payload, img2img=img2img, task_id=task_id, from_infotext=from_infotext)
     req.script_name = payload.script_name or None
     req.script_args = list(payload.script_args or [])
     req.alwayson_scripts = dict(payload.alwayson_scripts or {})
@@ -169,6 +192,7 @@ def create_router(host: "ScriptHost", tasks: TaskTracker) -> APIRouter:
 
     @router.post("/extra-batch-images", response_model=models.ExtrasBatchImagesResponse)
     def extras_batch_images_api(payload: models.ExtrasBatchImagesRequest) -> models.ExtrasBatchImagesResponse:
+        convert.check_image_count(len(payload.imageList), "imageList")
         inputs = [(convert.decode_image(item.data, f"imageList[{i}].data"), item.name or None)
                   for i, item in enumerate(payload.imageList)]
         if not inputs:
@@ -180,7 +204,7 @@ def create_router(host: "ScriptHost", tasks: TaskTracker) -> APIRouter:
     @router.post("/png-info", response_model=models.PNGInfoResponse)
     def pnginfoapi(payload: models.PNGInfoRequest) -> models.PNGInfoResponse:
         if not payload.image.strip():
-            return models.PNGInfoResponse(info="", items={}, parameters={})
+            raise RequestError("image", "no image given")
         image = convert.decode_image(payload.image, "image")
         geninfo, items = image_files.read_info_from_image(image)
         geninfo = geninfo or ""
@@ -220,6 +244,7 @@ def create_router(host: "ScriptHost", tasks: TaskTracker) -> APIRouter:
         engine.state.skip()
 
     routes_info.add_routes(router, host)
+    routes_train.add_training_routes(router, engine, tasks)
     routes_internal.add_server_routes(router, engine)
     return router
 

@@ -12,6 +12,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from modules.core import image_files
+from modules.core import request_bounds
 from modules.core import infotext as infotext_mod
 from modules.server.api import models
 from modules.engine.settings_changes import check_overrides, check_setting, closest_checkpoint
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from modules.engine.engine import Engine
 
 ENCODABLE_FORMATS = ("png", "jpg", "jpeg", "webp")
+SAMPLER_PARAMS = ("s_min_uncond", "s_churn", "s_tmax", "s_tmin", "s_noise")
 
 
 def create_task_id(task_type: str) -> str:
@@ -36,9 +38,17 @@ def decode_image(value: Any, field: str) -> Image.Image:
     if value.strip().lower().startswith(("http://", "https://")):
         raise RequestError(field, "image URLs are not fetched by this server; send the image as base64")
     try:
-        return image_files.decode_base64_image(value)
+        return image_files.decode_base64_image(value, max_pixels=request_bounds.current().max_image_pixels)
     except ValueError as exc:
         raise RequestError(field, str(exc)) from exc
+
+
+def check_image_count(count: int, field: str) -> None:
+    """Before decoding anything: no more input images than ``--max-images-per-request``."""
+    try:
+        request_bounds.check_image_count(count)
+    except request_bounds.BoundError as exc:
+        raise RequestError(field, str(exc)) from None
 
 
 def encode_image(engine: Engine, image: Image.Image, infotext: str | None = None) -> str:
@@ -50,11 +60,12 @@ def encode_image(engine: Engine, image: Image.Image, infotext: str | None = None
                                            webp_lossless=bool(engine.options.get("webp_lossless")))
 
 
-def apply_infotext(engine: Engine, payload: models._Common) -> models._Common:
+def apply_infotext(engine: Engine, payload: models._Common) -> tuple[models._Common, set[str]]:
     """A1111's ``infotext`` field: fields the request did not set explicitly are taken from the infotext, and
-    the settings it names (``Clip skip`` included) become ``override_settings`` unless the request gives them."""
+    the settings it names (``Clip skip`` included) become ``override_settings`` unless the request gives them.
+    Returns the payload and the fields the infotext gave."""
     if not payload.infotext:
-        return payload
+        return payload, set()
     try:
         params = infotext_mod.parse_generation_parameters(payload.infotext)
     except Exception as exc:  # the parser is lenient; anything else is the client's text
@@ -67,7 +78,8 @@ def apply_infotext(engine: Engine, payload: models._Common) -> models._Common:
     try:  # the same bounds as a request's own fields (a 30-digit seed in a pasted text is the client's error)
         type(payload).model_validate(update)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                             for e in exc.errors())
         raise RequestError("infotext", problems) from None
     settings = dict(payload.override_settings or {})
     if clip_skip is not None:
@@ -85,10 +97,13 @@ def apply_infotext(engine: Engine, payload: models._Common) -> models._Common:
         except RequestError:
             continue  # a value this app cannot use (an unlisted VAE...) is skipped, as A1111 does
     update["override_settings"] = settings or payload.override_settings
-    return payload.model_copy(update=update)
+    return payload.model_copy(update=update), set(update) - {"override_settings"}
 
 
-def to_generation_request(engine: Engine, payload: models._Common, *, img2img: bool, task_id: str) -> GenerationRequest:
+def to_generation_request(engine: Engine, payload: models._Common, *, img2img: bool, task_id: str,
+                          from_infotext: set[str] = frozenset()) -> GenerationRequest:
+    """The engine's request; checked here (``GenerationRequest.validate``), so that a bad request is refused
+    before it waits for the queue. A bad value that came from ``infotext`` is reported as that field's."""
     data = payload.model_dump()
     req = GenerationRequest(
         prompt=data["prompt"] or "",
@@ -118,6 +133,8 @@ def to_generation_request(engine: Engine, payload: models._Common, *, img2img: b
     )
     if data.get("denoising_strength") is not None:
         req.denoising_strength = data["denoising_strength"]
+    for name in SAMPLER_PARAMS + ("image_cfg_scale",):
+        setattr(req, name, data.get(name))
     if img2img:
         _img2img_fields(req, data)
     else:
@@ -129,12 +146,30 @@ def to_generation_request(engine: Engine, payload: models._Common, *, img2img: b
         req.hr_sampler_name = data["hr_sampler_name"]
         req.hr_scheduler = data["hr_scheduler"]
         req.hr_prompt, req.hr_negative_prompt = data["hr_prompt"], data["hr_negative_prompt"]
+    try:
+        req.validate()
+    except RequestError as exc:
+        if exc.field in from_infotext:
+            raise RequestError("infotext", f"{exc.field}: {exc.message}") from None
+        raise
+    for name in SAMPLER_PARAMS:  # A1111 sets p.s_churn ...; here they are the settings of the same name
+        if getattr(req, name) is not None and name not in req.override_settings and _is_setting(engine, name):
+            req.override_settings[name] = float(getattr(req, name))
     return req
+
+
+def _is_setting(engine: Engine, key: str) -> bool:
+    try:
+        engine.options.info(key)
+    except ValueError:
+        return False
+    return True
 
 
 def _img2img_fields(req: GenerationRequest, data: dict[str, Any]) -> None:
     if not data.get("init_images"):
         raise RequestError("init_images", "Init image not found")
+    check_image_count(len(data["init_images"]), "init_images")
     req.init_images = [decode_image(img, f"init_images[{i}]") for i, img in enumerate(data["init_images"])]
     if data.get("mask"):
         req.mask = decode_image(data["mask"], "mask")
@@ -142,19 +177,8 @@ def _img2img_fields(req: GenerationRequest, data: dict[str, Any]) -> None:
     req.mask_blur_x, req.mask_blur_y = data["mask_blur_x"], data["mask_blur_y"]
     if data.get("mask_blur") is not None:
         req.mask_blur = data["mask_blur"]
-    for name in ("mask_blur_x", "mask_blur_y"):
-        if not 0 <= getattr(req, name) <= 256:
-            raise RequestError(name if data.get("mask_blur") is None else "mask_blur",
-                               f"must be between 0 and 256, got {getattr(req, name)}")
     req.inpainting_fill = data["inpainting_fill"]
     req.inpaint_full_res = bool(data["inpaint_full_res"])
-    if not 0 <= data["inpaint_full_res_padding"] <= 1024:
-        raise RequestError("inpaint_full_res_padding", f"must be between 0 and 1024, got {data['inpaint_full_res_padding']}")
     req.inpaint_full_res_padding = data["inpaint_full_res_padding"]
-    if data["inpainting_mask_invert"] not in (0, 1):
-        raise RequestError("inpainting_mask_invert", f"must be 0 or 1, got {data['inpainting_mask_invert']}")
-    req.inpainting_mask_invert = int(data["inpainting_mask_invert"])
-    noise = data["initial_noise_multiplier"]
-    if noise is not None and not 0.0 <= noise <= 10.0:
-        raise RequestError("initial_noise_multiplier", f"must be between 0 and 10, got {noise}")
-    req.initial_noise_multiplier = noise
+    req.inpainting_mask_invert = data["inpainting_mask_invert"]
+    req.initial_noise_multiplier = data["initial_noise_multiplier"]

@@ -7,28 +7,33 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modules.core.request import MAX_DIMENSION
-
-SEED_MIN = -(2**63)
-SEED_MAX = 2**63 - 1
+from modules.server.api.json_values import check_json_values
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Types only: the values' ranges and bounds are GenerationRequest.validate's, for every door alike.
+    # NaN/Infinity (which Python's JSON parser accepts) and lone surrogates are refused anywhere in a body:
+    # nothing downstream can use them, and echoing them back would break the JSON answer.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json_values(cls, data: Any) -> Any:
+        check_json_values(data)
+        return data
 
 
 class _Common(_Lenient):
     prompt: str = ""
     negative_prompt: str = ""
     styles: Optional[list[str]] = None
-    # Bounds: what a torch generator accepts (a wider seed would fail inside sampling, not here).
-    seed: int = Field(default=-1, ge=SEED_MIN, le=SEED_MAX)
-    subseed: int = Field(default=-1, ge=SEED_MIN, le=SEED_MAX)
+    seed: int = -1
+    subseed: int = -1
     subseed_strength: float = 0.0
-    seed_resize_from_h: int = Field(default=-1, le=MAX_DIMENSION)
-    seed_resize_from_w: int = Field(default=-1, le=MAX_DIMENSION)
+    seed_resize_from_h: int = -1
+    seed_resize_from_w: int = -1
     sampler_name: Optional[str] = None
     scheduler: Optional[str] = None
     batch_size: int = 1

@@ -1,7 +1,7 @@
 """/sdapi/v1 listings, settings, model management and the features this app does not have (spec §9.1).
 
 Features A1111 has and this app lacks answer as A1111 does with none installed: no face restorers (empty
-list), training (501).
+list). Training has its own routes (``routes_train``).
 """
 from __future__ import annotations
 
@@ -173,14 +173,6 @@ def add_routes(router: APIRouter, host: "ScriptHost") -> None:
     def get_extensions_list() -> list[dict[str, Any]]:
         return host.extensions.api_items()
 
-    # ---- what this app does not have -----------------------------------------------------------------
-
-    def not_supported(request: Request) -> None:
-        raise HTTPException(status_code=501, detail=f"Training is not supported by this web UI ({request.url.path})")
-
-    for path in ("/create/embedding", "/create/hypernetwork", "/train/embedding", "/train/hypernetwork"):
-        router.add_api_route(path, not_supported, methods=["POST"], status_code=501,
-                             responses={501: {"description": "Training is not supported"}})
 
 
 def _plain(value: Any) -> Any:
