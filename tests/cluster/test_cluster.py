@@ -129,17 +129,18 @@ def test_interrupt_reaches_the_replica_running_the_job(cluster_env):
 
     host = ScriptHost.for_engine(cluster_env["engine"])
     out = {}
-    t = threading.Thread(target=lambda: out.setdefault("p", _cluster(cluster_env, DEMO_A, steps=60, n_iter=2,
+    t = threading.Thread(target=lambda: out.setdefault("p", _cluster(cluster_env, DEMO_A, steps=60, n_iter=4,
                                                                        id_task="task(stop)")))
     t.start()
     _wait_for_job(cluster_env, "task(stop)")
     assert host.state.running_ids() == ["task(stop)"] or _wait_running(host, "task(stop)")
     view = host.state.view("task(stop)")
-    assert view.job_count == 2 and view.sampling_steps == 60
+    assert view.job_count == 4 and view.sampling_steps == 60
     host.state.interrupt()
     t.join(60)
     assert not t.is_alive()
-    assert out["p"].interrupted and len(out["p"].images) < 2
+    # Each replica stops its current image (A1111 keeps the interrupted picture) and starts no other.
+    assert out["p"].interrupted and len(out["p"].images) <= 2
 
 
 def _wait_running(host, task, timeout=5.0):
