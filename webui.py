@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # Never ask a model hub: everything the app needs ships with it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,7 +37,8 @@ __all__ = ["ServerControl", "bind_socket", "build_engine", "create_app", "local_
 
 def build_engine(args: argparse.Namespace) -> "Engine":
     """The Engine for ``args``, with its script layer loaded (scripts and extensions are imported before any
-    callback they register is needed)."""
+    callback they register is needed). With ``--replicas`` its script host is the cluster's dispatcher
+    (:func:`attach_cluster` connects it): this Engine then holds settings and lists and loads no model."""
     from modules.engine.devices import DeviceConfig
     from modules.engine.engine import Engine
     from modules.scripting.host import ScriptHost
@@ -56,8 +57,28 @@ def build_engine(args: argparse.Namespace) -> "Engine":
     engine.refresh_checkpoints()
     select_cmd_ckpt(engine, args)
     engine.available_checkpoints()  # makes the built-in model now if there is no checkpoint
+    if getattr(args, "replicas", 0):
+        from modules.cluster.dispatch import ClusterHost
+
+        ClusterHost.for_engine(engine)  # before anything asks for the plain host
     ScriptHost.for_engine(engine).load()
     return engine
+
+
+def attach_cluster(engine: "Engine", args: argparse.Namespace) -> Any:
+    """``--replicas N``: start (or join, ``--ray-address``) Ray and N Engine replicas behind ``engine``'s
+    script host. Returns the cluster (``shutdown()`` ends it). Only this mode imports ``ray``."""
+    from modules.cluster import runtime
+    from modules.cluster.dispatch import ClusterHost
+    from modules.scripting.host import ScriptHost
+
+    if not runtime.ray_available():
+        raise SystemExit("--replicas needs Ray Serve: pip install '.[cluster]' (or: pip install 'ray[serve]')")
+    host = ScriptHost.for_engine(engine)
+    assert isinstance(host, ClusterHost), "build_engine must see --replicas first"
+    cluster = runtime.start(args, REPO_ROOT)
+    host.attach(cluster)
+    return cluster
 
 
 def select_cmd_ckpt(engine: "Engine", args: argparse.Namespace) -> None:
@@ -144,12 +165,19 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         print(f"error: {e.code}", file=sys.stderr)
         return 1
+    cluster = None
     try:
         engine = build_engine(args)
         from modules.scripting.host import ScriptHost
 
         ScriptHost.for_engine(engine).extensions.record_preload_errors(preload.errors)
-        if not (args.ui_debug_mode or (args.nowebui and args.skip_load_model_at_start)):
+        if args.replicas:
+            try:
+                cluster = attach_cluster(engine, args)
+            except SystemExit as e:
+                print(f"error: {e.code}", file=sys.stderr)
+                return 1
+        elif not (args.ui_debug_mode or (args.nowebui and args.skip_load_model_at_start)):
             threading.Thread(target=_load_initial_model, args=(engine,), daemon=True, name="initial-model-load").start()
         app = create_app(engine, args)
         server = make_server(app, args, on_exit=engine.state.shutdown)
@@ -166,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
     finally:
         sock.close()
+        if cluster is not None:
+            cluster.shutdown()
     if control.action == "restart":
         restart_program(sys.argv[1:] if argv is None else argv)
     return 0

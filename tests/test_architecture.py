@@ -1,6 +1,6 @@
 """The import contract: dependencies between the packages of ``modules/`` point one way.
 
-    core  <-  settings  <-  models  <-  networks  <-  engine  <-  scripting  <-  server, page
+    core  <-  settings  <-  models  <-  networks  <-  engine  <-  scripting  <-  cluster  <-  server, page
 
 A package may import its own modules and the packages to its left, never one to its right. The two doors
 (server, page) never import each other; the server door never imports gradio (the API runs without the page);
@@ -18,7 +18,7 @@ import pytest
 MODULES = Path(__file__).resolve().parents[1] / "modules"
 
 # training sits beside the engine: it trains against the Engine's model in the Engine's queue (Engine.train).
-LAYERS = {"core": 0, "settings": 1, "models": 2, "networks": 3, "engine": 4, "training": 4, "scripting": 5, "server": 6,
+LAYERS = {"core": 0, "settings": 1, "models": 2, "networks": 3, "engine": 4, "training": 4, "scripting": 5, "cluster": 5.5, "server": 6,
           "page": 6}
 FACADE_PACKAGES = {"api"}  # A1111's ``modules.api`` package names, facades like the top-level files
 

@@ -139,6 +139,15 @@ class JobState:
             raise GenerationInterrupted(skipped=True)
 
     # --- reading ---------------------------------------------------------
+    def view(self, id_task: str | None) -> "JobState":
+        """The state of the job running ``id_task`` (one Engine runs one job: this state itself)."""
+        return self
+
+    def running_ids(self) -> list[str]:
+        """Ids of the jobs running now (cluster mode runs several)."""
+        task = self.id_task
+        return [task] if task else []
+
     @property
     def active(self) -> bool:
         return self.time_start is not None

@@ -326,6 +326,10 @@ def build_parser(data_dir: str | None = None, models_dir: str | None = None) -> 
     a("--subpath", type=str, help="customize the subpath for gradio, use with reverse proxy")
     a("--add-stop-route", action="store_true", help="does not do anything")
     a("--api-server-stop", action="store_true", help="enable server stop/restart/kill via api")
+    a("--replicas", type=int, default=0,
+      help="serve the API and the page in front of this many engine replicas on Ray Serve (one per GPU); needs the 'cluster' extra")
+    a("--ray-address", type=str, default=None,
+      help="with --replicas: join this Ray cluster (e.g. 10.0.0.5:6379) instead of starting one on this machine")
     a("--timeout-keep-alive", type=int, default=30, help="set timeout_keep_alive for uvicorn")
     a("--disable-all-extensions", action="store_true", default=False,
       help="prevent all extensions from running regardless of any other settings")

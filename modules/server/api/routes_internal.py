@@ -72,15 +72,15 @@ def create_internal_router(engine: Engine, tasks: TaskTracker) -> APIRouter:
 
     @router.get("/pending-tasks", response_model=models.PendingTasksResponse)
     async def pending_tasks() -> dict[str, Any]:
-        pending = tasks.pending(engine.state.id_task)
+        pending = tasks.pending(engine.state.running_ids())
         return {"size": len(pending), "tasks": pending}
 
     @router.post("/progress", response_model=models.InternalProgressResponse)
     async def progressapi(req: models.InternalProgressRequest) -> models.InternalProgressResponse:
-        state = engine.state
+        state = engine.state.view(req.id_task)  # with several replicas, the state of this task's job
         running = state.id_task
         active = req.id_task is not None and req.id_task == running
-        pending = tasks.pending(running)
+        pending = tasks.pending(engine.state.running_ids())
         queued = req.id_task in pending
         completed = req.id_task is not None and tasks.is_finished(req.id_task)
         if not active:

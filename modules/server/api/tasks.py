@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from typing import Iterable
 
 
 class TaskTracker:
@@ -25,10 +26,11 @@ class TaskTracker:
             self._pending.pop(task_id, None)
             self._finished.append(task_id)
 
-    def pending(self, running: str | None = None) -> list[str]:
-        """Ids still waiting, oldest first (the running one left out)."""
+    def pending(self, running: str | Iterable[str] | None = None) -> list[str]:
+        """Ids still waiting, oldest first (the running one, or ones, left out)."""
+        skip = {running} if isinstance(running, str) or running is None else set(running)
         with self._lock:
-            return [t for t in self._pending if t != running]
+            return [t for t in self._pending if t not in skip]
 
     def is_finished(self, task_id: str) -> bool:
         with self._lock:
