@@ -41,15 +41,23 @@ def _churn(sigmas: torch.Tensor, i: int, s_churn: float, s_tmin: float, s_tmax: 
     return min(s_churn / (len(sigmas) - 1), 2 ** 0.5 - 1) if s_tmin <= sigmas[i] <= s_tmax else 0.0
 
 
+def _churned(x: torch.Tensor, sigmas: torch.Tensor, i: int, noise: Noise, s_churn: float, s_tmin: float,
+             s_tmax: float, s_noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step i's churn (Euler, Heun, DPM2): ``(x raised to sigma_hat, sigma_hat)``. The noise is drawn every step,
+    churn or not, as k-diffusion does, so the noise stream stays aligned."""
+    gamma = _churn(sigmas, i, s_churn, s_tmin, s_tmax)
+    eps = noise(sigmas[i], sigmas[i + 1]) * s_noise
+    sigma_hat = sigmas[i] * (gamma + 1)
+    if gamma > 0:
+        x = x + eps * (sigma_hat ** 2 - sigmas[i] ** 2) ** 0.5
+    return x, sigma_hat
+
+
 def euler(model: Model, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback = None,
           s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0) -> torch.Tensor:
     s_in = x.new_ones([x.shape[0]])
     for i in range(len(sigmas) - 1):
-        gamma = _churn(sigmas, i, s_churn, s_tmin, s_tmax)
-        eps = noise(sigmas[i], sigmas[i + 1]) * s_noise
-        sigma_hat = sigmas[i] * (gamma + 1)
-        if gamma > 0:
-            x = x + eps * (sigma_hat ** 2 - sigmas[i] ** 2) ** 0.5
+        x, sigma_hat = _churned(x, sigmas, i, noise, s_churn, s_tmin, s_tmax, s_noise)
         denoised = model(x, sigma_hat * s_in)
         d = to_d(x, sigma_hat, denoised)
         _report(callback, i, x, sigmas[i], denoised)
@@ -75,11 +83,7 @@ def heun(model: Model, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, call
          s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0) -> torch.Tensor:
     s_in = x.new_ones([x.shape[0]])
     for i in range(len(sigmas) - 1):
-        gamma = _churn(sigmas, i, s_churn, s_tmin, s_tmax)
-        eps = noise(sigmas[i], sigmas[i + 1]) * s_noise
-        sigma_hat = sigmas[i] * (gamma + 1)
-        if gamma > 0:
-            x = x + eps * (sigma_hat ** 2 - sigmas[i] ** 2) ** 0.5
+        x, sigma_hat = _churned(x, sigmas, i, noise, s_churn, s_tmin, s_tmax, s_noise)
         denoised = model(x, sigma_hat * s_in)
         d = to_d(x, sigma_hat, denoised)
         _report(callback, i, x, sigmas[i], denoised)
@@ -98,11 +102,7 @@ def dpm_2(model: Model, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, cal
           s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0) -> torch.Tensor:
     s_in = x.new_ones([x.shape[0]])
     for i in range(len(sigmas) - 1):
-        gamma = _churn(sigmas, i, s_churn, s_tmin, s_tmax)
-        eps = noise(sigmas[i], sigmas[i + 1]) * s_noise
-        sigma_hat = sigmas[i] * (gamma + 1)
-        if gamma > 0:
-            x = x + eps * (sigma_hat ** 2 - sigmas[i] ** 2) ** 0.5
+        x, sigma_hat = _churned(x, sigmas, i, noise, s_churn, s_tmin, s_tmax, s_noise)
         denoised = model(x, sigma_hat * s_in)
         d = to_d(x, sigma_hat, denoised)
         _report(callback, i, x, sigmas[i], denoised)
