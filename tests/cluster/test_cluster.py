@@ -134,7 +134,8 @@ def test_interrupt_reaches_the_replica_running_the_job(cluster_env):
     t.start()
     _wait_for_job(cluster_env, "task(stop)")
     assert host.state.running_ids() == ["task(stop)"] or _wait_running(host, "task(stop)")
-    view = host.state.view("task(stop)")
+    # The front mirrors the replicas' reports on its own poll, which may come just before sampling began there.
+    view = _wait_view(host, "task(stop)", lambda v: v.sampling_steps > 0)
     assert view.job_count == 4 and view.sampling_steps == 60
     host.state.interrupt()
     t.join(60)
@@ -142,6 +143,16 @@ def test_interrupt_reaches_the_replica_running_the_job(cluster_env):
     # Each replica stops its current image (A1111 keeps the interrupted picture) and starts no other; on a loaded
     # machine a replica may finish one more picture before the command reaches it.
     assert out["p"].interrupted and len(out["p"].images) < 4, len(out["p"].images)
+
+
+def _wait_view(host, task, ready, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = host.state.view(task)
+        if view is not None and ready(view):
+            return view
+        time.sleep(0.05)
+    return host.state.view(task)
 
 
 def _wait_running(host, task, timeout=5.0):
