@@ -340,6 +340,50 @@ def test_unipc_runs_one_unet_call_per_step_on_a1111s_grid(world):
     assert calls[1][0].item() == pytest.approx(999.0 - 99.9, abs=1e-3)
 
 
+UNIPC_CASES = [  # (variant, skip type, order, lower order final, steps)
+    ("bh1", "time_uniform", 3, True, 10), ("bh1", "time_uniform", 3, True, 7), ("bh2", "time_uniform", 3, True, 10),
+    ("bh1", "time_quadratic", 3, True, 10), ("bh1", "logSNR", 3, True, 10), ("bh2", "logSNR", 2, True, 10),
+    ("bh1", "time_uniform", 1, True, 10), ("bh1", "time_uniform", 2, True, 10), ("bh1", "time_uniform", 4, False, 10),
+    ("vary_coeff", "time_uniform", 3, True, 10), ("vary_coeff", "logSNR", 2, True, 10),
+    ("vary_coeff", "time_quadratic", 1, True, 10), ("vary_coeff", "time_uniform", 3, False, 12),
+]
+
+
+@pytest.mark.parametrize("variant,skip_type,order,lower_order_final,steps", UNIPC_CASES)
+def test_unipc_matches_the_authors_algorithm(world, variant, skip_type, order, lower_order_final, steps):
+    """A1111's UniPC (its port of the authors' code: data prediction, discrete VP schedule over ᾱ with log α
+    linear in t, model time 1000·(t − 1/N), len(A1111 grid) steps) against tests/a1111_reference.py's
+    independent implementation, for every setting A1111 offers."""
+    from tests.a1111_reference import a1111_grid, unipc
+
+    settings = SamplerSettings(uni_pc_variant=variant, uni_pc_skip_type=skip_type, uni_pc_order=order,
+                               uni_pc_lower_order_final=lower_order_final)
+    x = _rng().first()
+    with torch.no_grad():
+        mine = make_sampler(world, names.find_sampler("UniPC"), None, _rng_after_first(), settings).sample(x, steps)
+        ref = unipc(lambda x, t: world["ref_eps"](x, t), x, world["abar"], len(a1111_grid(steps)), variant=variant,
+                    skip_type=skip_type, order=order, lower_order_final=lower_order_final)
+    assert torch.isfinite(mine).all()
+    # float32 solves (as A1111's) against the reference's float64: 1e-4 of the latents' scale (the untrained micro
+    # UNet drives them to ±25; order 4 without lower-order final steps amplifies the rounding most)
+    assert (mine - ref).abs().max().item() <= TOL * max(1.0, ref.abs().max().item())
+
+
+@pytest.mark.parametrize("steps,schedule", [(20, "automatic"), (24, "exponential"), (36, "karras"), (40, "automatic")])
+def test_restart_from_20_steps_matches_a1111s_restart_list(world, steps, schedule):
+    """Restart with segments (A1111's restart_list: one 9-step segment from 20 steps, two of steps // 4 from 36),
+    values against tests/a1111_reference.py's restart written from A1111's facts."""
+    from tests.a1111_reference import ImageNoise, restart
+
+    sampler = names.find_sampler("Restart")
+    mine = run_mine(world, sampler, schedule, steps)
+    sigmas = ref_sigmas(world, sampler, schedule, steps)
+    noise = ImageNoise(SEEDS, SHAPE)
+    with torch.no_grad():
+        ref = restart(world["ref_cfg"], noise.next() * sigmas[0], sigmas, noise)
+    assert (mine - ref).abs().max().item() <= TOL
+
+
 @pytest.mark.parametrize("steps", [10, 19])
 def test_restart_below_20_steps_is_heun(world, monkeypatch, steps):
     sampler = names.find_sampler("Restart")

@@ -7,6 +7,7 @@ A1111 does even at eta 0.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -224,12 +225,52 @@ def unipc_time_steps(ns: VPSchedule, skip_type: str, t_start: Any, t_end: float,
     raise ValueError(f"UniPC skip type {skip_type!r}: choose time_uniform, time_quadratic or logSNR")
 
 
+def _vary_coeff_step(base: torch.Tensor, rks: torch.Tensor, d1s: torch.Tensor | None, hh: torch.Tensor,
+                     h_phi_1: torch.Tensor, alpha_t: torch.Tensor, model_prev_0: torch.Tensor, use_corrector: bool,
+                     predict: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """UniPC's "vary_coeff" variant (the authors' ``multistep_uni_pc_vary_update``): the residual weights come from
+    inverting C[i][k] = r_i^k / (k+1)! (predictor: C without its last row and column) instead of B(h).
+
+    As in the authors' code (and A1111's port), the corrector's last term uses the row of the last loop index
+    (row K−2, or row 0 at order 1). A1111's port broadcasts per-image coefficients against the last tensor axis,
+    so it only runs with batch size 1; here each image gets its own coefficient, which is the same at batch 1."""
+    dims = base.dim()
+    k_count = len(rks)
+    c = torch.stack([rks ** k / math.factorial(k + 1) for k in range(k_count)], dim=1)
+    phis = [h_phi_1]
+    factorial = 1
+    for k in range(1, k_count + 1):
+        phis.append(phis[-1] / hh - 1 / factorial)
+        factorial *= k + 1
+
+    def weight(k: int) -> torch.Tensor:
+        return _expand(alpha_t * phis[k], dims)
+
+    x_t = base
+    if d1s is not None:
+        a_p = torch.linalg.inv(c[:-1, :-1])
+        for k in range(k_count - 1):
+            x_t = x_t - weight(k + 1) * torch.einsum("bkchw,k->bchw", d1s, a_p[k])
+    if not use_corrector:
+        return x_t, None
+    a_c = torch.linalg.inv(c)
+    model_t = predict(x_t)
+    x_t = base
+    last = 0
+    for k in range(k_count - 1):
+        x_t = x_t - weight(k + 1) * torch.einsum("bkchw,k->bchw", d1s, a_c[k][:-1])
+        last = k
+    return x_t - weight(k_count) * ((model_t - model_prev_0) * a_c[last][-1]), model_t
+
+
 def unipc(model: Model, x: torch.Tensor, timesteps: torch.Tensor, abar: torch.Tensor, noise: Noise,
           callback: Callback = None, is_img2img: bool = False, variant: str = "bh1", skip_type: str = "time_uniform",
           order: int = 3, lower_order_final: bool = True) -> torch.Tensor:
-    """UniPC multistep with data prediction; ``model`` answers ε at the model time (t − 1/N)·1000."""
-    if variant not in ("bh1", "bh2"):
-        raise ValueError(f"UniPC variant {variant!r} is not supported here (bh1 or bh2)")
+    """UniPC multistep with data prediction; ``model`` answers ε at the model time (t − 1/N)·1000.
+
+    ``variant``: bh1 (B(h) = h), bh2 (B(h) = e^h − 1) or vary_coeff (:func:`_vary_coeff_step`)."""
+    if variant not in ("bh1", "bh2", "vary_coeff"):
+        raise ValueError(f"UniPC variant {variant!r}: choose bh1, bh2 or vary_coeff")
     ns = VPSchedule(abar)
     steps = len(timesteps)
     order = max(1, min(int(order), steps))
@@ -262,6 +303,11 @@ def unipc(model: Model, x: torch.Tensor, timesteps: torch.Tensor, abar: torch.Te
         rks_t = torch.tensor(rks, device=x.device)
         hh = -h[0]
         h_phi_1 = torch.expm1(hh)
+        d1_stack = torch.stack(d1s, dim=1) if d1s else None
+        x_t_ = _expand(sigma_t / sigma_prev_0, dims) * x - _expand(alpha_t * h_phi_1, dims) * model_prev_0
+        if variant == "vary_coeff":
+            return _vary_coeff_step(x_t_, rks_t, d1_stack, hh, h_phi_1, alpha_t, model_prev_0, use_corrector,
+                                    lambda x_t: data_pred(x_t, t))
         h_phi_k = h_phi_1 / hh - 1
         b_h = hh if variant == "bh1" else torch.expm1(hh)
         factorial = 1
@@ -273,12 +319,10 @@ def unipc(model: Model, x: torch.Tensor, timesteps: torch.Tensor, abar: torch.Te
             h_phi_k = h_phi_k / hh - 1 / factorial
         r_mat = torch.stack(rows)
         b_t = torch.tensor(b, device=x.device)
-        d1_stack = torch.stack(d1s, dim=1) if d1s else None
         if d1_stack is not None:
             rhos_p = torch.tensor([0.5], device=x.device) if step_order == 2 else torch.linalg.solve(r_mat[:-1, :-1], b_t[:-1])
         if use_corrector:
             rhos_c = torch.tensor([0.5], device=x.device) if step_order == 1 else torch.linalg.solve(r_mat, b_t)
-        x_t_ = _expand(sigma_t / sigma_prev_0, dims) * x - _expand(alpha_t * h_phi_1, dims) * model_prev_0
         pred_res = torch.einsum("k,bkchw->bchw", rhos_p, d1_stack) if d1_stack is not None else 0
         x_t = x_t_ - _expand(alpha_t * b_h, dims) * pred_res
         model_t = None
