@@ -282,6 +282,8 @@ class CFGDenoiser:
         elif (self.step % 2 or opts.s_min_uncond_all) and opts.s_min_uncond > 0 and sigma[0] < opts.s_min_uncond:
             skip_uncond = True
             self.extra_generation_params["NGMS"] = opts.s_min_uncond
+            if opts.s_min_uncond_all:
+                self.extra_generation_params["NGMS all steps"] = True
         if skip_uncond:
             x_in, sigma_in, row_image = x_in[:-batch], sigma_in[:-batch], row_image[:-batch]
             if image_cond_in is not None:

@@ -187,6 +187,11 @@ class Sampler:
         except GenerationInterrupted:
             self.stopped_early = True
             return cfg.last_latent
+        finally:  # A1111 names the padding its last denoiser call used
+            if cfg.padded_cond_uncond:
+                self.extra_generation_params["Pad conds"] = True
+            if cfg.padded_cond_uncond_v0:
+                self.extra_generation_params["Pad conds v0"] = True
 
     def _callback(self, total: int) -> Callable[[dict], None]:
         cfg = self.model_wrap_cfg
