@@ -402,6 +402,7 @@ class Reference:
         self.eps_model = UNetEps(self.unet)
         self.denoiser = kext.DiscreteEpsDDPMDenoiser(self.eps_model, self.abar, quantize=False)
         self.lcm_denoiser = LCMDenoiser(self.eps_model, self.abar)
+        self._runs: dict[tuple, torch.Tensor] = {}
 
     @torch.no_grad()
     def encode(self, text: str) -> torch.Tensor:
@@ -429,7 +430,11 @@ class Reference:
                 return out[batch:] + (out[:batch] - out[batch:]) * cfg
 
             sigmas = schedule_sigmas(inner, sampler, schedule, steps)
-            z = self._sigma_space(sampler, model, x, sigmas, steps, seeds, noise)
+            # DPM fast/adaptive take only their start σ from the schedule: equal starts give equal runs
+            key = (sampler, prompt, negative, tuple(seeds), steps, cfg, width, height, sigmas[0].item())
+            z = self._runs.get(key) if sampler in ("DPM fast", "DPM adaptive") else None
+            if z is None:
+                z = self._runs[key] = self._sigma_space(sampler, model, x, sigmas, steps, seeds, noise)
         return self.decode(z)
 
     def _sigma_space(self, sampler, model, noise0, sigmas, steps, seeds, noise: ImageNoise):
