@@ -248,9 +248,8 @@ def a1111_grid(steps: int) -> torch.Tensor:
     return torch.clip(torch.tensor(list(range(0, 1000, 1000 // steps))) + 1, 0, 999)
 
 
-def ddim(eps_fn, x, abar, steps, noise: ImageNoise, eta=0.0, cfgpp=False):
+def ddim(eps_fn, x, abar, ts, noise: ImageNoise, eta=0.0, cfgpp=False):
     """DDIM from ᾱ of the last grid entry to ᾱ of the second; DDIM CFG++ re-noises along the unconditional ε."""
-    ts = a1111_grid(steps)
     for k in range(len(ts) - 1, 0, -1):
         a, a_prev = abar[ts[k]].item(), abar[ts[k - 1]].double().item()
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
@@ -261,8 +260,7 @@ def ddim(eps_fn, x, abar, steps, noise: ImageNoise, eta=0.0, cfgpp=False):
     return x
 
 
-def plms(eps_fn, x, abar, steps):
-    ts = a1111_grid(steps)
+def plms(eps_fn, x, abar, ts):
 
     def step(x, e, k):
         a, a_prev = abar[ts[k]].item(), abar[ts[k - 1]].double().item()
@@ -325,12 +323,13 @@ def unipc_times(vp: VP, skip_type: str, n: int, t_start: float = 1.0) -> list[fl
     return [vp.t_of_lambda(v) for v in lams]
 
 
-def unipc(eps_fn, x, abar, steps, variant="bh1", skip_type="time_uniform", order=3, lower_order_final=True):
+def unipc(eps_fn, x, abar, steps, variant="bh1", skip_type="time_uniform", order=3, lower_order_final=True,
+          t_start=1.0):
     """UniPC (Zhao et al. 2023) with data prediction, as the authors publish it: a multistep predictor UniP-p and
     the corrector UniC, B(h) = h (bh1) or e^h − 1 (bh2), or the vary-coefficient form (``vary_coeff``).
     ``eps_fn`` gets the model time 1000·(t − 1/N)."""
     vp = VP(abar)
-    times = unipc_times(vp, skip_type, steps)
+    times = unipc_times(vp, skip_type, steps, t_start)
 
     def x0_pred(x, t):
         e = eps_fn(x, (t - 1.0 / vp.n) * 1000.0)[0]
@@ -414,45 +413,70 @@ class Reference:
     @torch.no_grad()
     def txt2img(self, sampler: str, schedule: str, prompt: str, negative: str, seeds: list[int], steps: int,
                 cfg: float, width: int = 64, height: int = 64, **options) -> np.ndarray:
+        noise = ImageNoise(seeds, (4, height // 8, width // 8))
+        return self.decode(self._run(sampler, schedule, prompt, negative, seeds, steps, cfg, noise, None, 0.0, options))
+
+    @torch.no_grad()
+    def img2img(self, sampler: str, schedule: str, image: np.ndarray, denoising: float, prompt: str, negative: str,
+                seeds: list[int], steps: int, cfg: float, **options) -> np.ndarray:
+        """``image``: (H, W, 3) uint8 at the output size. Encoded to the latent distribution's *mean* (A1111 samples
+        it with the global RNG, which no reference can repeat), then A1111's img2img start: the last
+        ``int(steps·denoising) + 1`` σ, from ``init + noise·σ_start`` (timestep samplers: the grid's first
+        ``t_enc`` entries from ``√ᾱ·init + √(1−ᾱ)·noise``)."""
+        pix = torch.tensor(image, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+        init = self.vae.encode(2.0 * pix - 1.0).latent_dist.mean * self.vae.config.scaling_factor
+        init = init.expand(len(seeds), -1, -1, -1)
+        noise = ImageNoise(seeds, tuple(init.shape[1:]))
+        return self.decode(self._run(sampler, schedule, prompt, negative, seeds, steps, cfg, noise, init, denoising,
+                                     options))
+
+    def _run(self, sampler, schedule, prompt, negative, seeds, steps, cfg, noise: ImageNoise, init, denoising, options):
         schedule = SCHEDULE_LABELS.get(schedule, schedule)
         c = self.encode(prompt).expand(len(seeds), -1, -1)
         u = self.encode(negative).expand(len(seeds), -1, -1)
         batch = len(seeds)
-        noise = ImageNoise(seeds, (4, height // 8, width // 8))
         x = noise.next()
+        t_enc = int(min(denoising, 0.999) * steps) if init is not None else None
         if sampler in TIMESTEP_SAMPLERS:
-            z = self._timesteps(sampler, x, c, u, steps, cfg, noise, options)
-        else:
-            inner = self.lcm_denoiser if sampler == "LCM" else self.denoiser
+            return self._timesteps(sampler, x, c, u, steps, cfg, noise, options, init, t_enc)
+        inner = self.lcm_denoiser if sampler == "LCM" else self.denoiser
 
-            def model(x, sigma, **_):
-                out = inner(torch.cat([x, x]), torch.cat([sigma, sigma]), cond=torch.cat([c, u]))
-                return out[batch:] + (out[:batch] - out[batch:]) * cfg
+        def model(x, sigma, **_):
+            out = inner(torch.cat([x, x]), torch.cat([sigma, sigma]), cond=torch.cat([c, u]))
+            return out[batch:] + (out[:batch] - out[batch:]) * cfg
 
-            sigmas = schedule_sigmas(inner, sampler, schedule, steps)
-            # DPM fast/adaptive take only their start σ from the schedule: equal starts give equal runs
-            key = (sampler, prompt, negative, tuple(seeds), steps, cfg, width, height, sigmas[0].item())
-            z = self._runs.get(key) if sampler in ("DPM fast", "DPM adaptive") else None
-            if z is None:
-                z = self._runs[key] = self._sigma_space(sampler, model, x, sigmas, steps, seeds, noise)
-        return self.decode(z)
+        sigmas = schedule_sigmas(inner, sampler, schedule, steps)
+        if init is not None:
+            return self._sigma_space(sampler, model, init, x, sigmas, sigmas[len(sigmas) - t_enc - 2:], steps,
+                                     seeds, noise)
+        # DPM fast/adaptive take only their start σ from the schedule: equal starts give equal runs
+        key = (sampler, prompt, negative, tuple(seeds), steps, cfg, tuple(x.shape), sigmas[0].item())
+        z = self._runs.get(key) if sampler in ("DPM fast", "DPM adaptive") else None
+        if z is None:
+            z = self._runs[key] = self._sigma_space(sampler, model, None, x, sigmas, sigmas, steps, seeds, noise)
+        return z
 
-    def _sigma_space(self, sampler, model, noise0, sigmas, steps, seeds, noise: ImageNoise):
-        x = noise0 * sigmas[0]
+    def _sigma_space(self, sampler, model, init, noise0, sigmas, sched, steps, seeds, noise: ImageNoise):
+        """``sigmas``: the whole schedule (the Brownian trees span it); ``sched``: the part this pass runs."""
+        x = noise0 * sched[0] if init is None else init + noise0 * sched[0]
         if sampler == "Restart":
-            return restart(model, x, sigmas, noise)
+            return restart(model, x, sched, noise)
         if sampler == "LCM":
-            return lcm(model, x, sigmas, noise)
+            return lcm(model, x, sched, noise)
         fname, fixed = K_FUNCS[sampler]
         fn = getattr(ks, fname)
         params = inspect.signature(fn).parameters
         kwargs = dict(fixed)
         if "sigmas" in params:
-            kwargs["sigmas"] = sigmas
-        else:  # DPM fast / adaptive: the model's σ range (the schedule only sets the start)
+            kwargs["sigmas"] = sched
+        elif init is None:  # DPM fast / adaptive: the model's σ range (the schedule only sets the start)
             kwargs["sigma_min"], kwargs["sigma_max"] = self.denoiser.sigmas[0].item(), self.denoiser.sigmas[-1].item()
             if "n" in params:
                 kwargs["n"] = steps
+        else:  # img2img: the pass's own range, its last σ > 0
+            kwargs["sigma_min"], kwargs["sigma_max"] = sched[-2].item(), sched[0].item()
+            if "n" in params:
+                kwargs["n"] = len(sched) - 1
         if "eta" in params:
             kwargs["eta"] = 1.0
         if sampler in BROWNIAN:
@@ -465,7 +489,7 @@ class Reference:
         finally:
             ks.torch = saved
 
-    def _timesteps(self, sampler, x, c, u, steps, cfg, noise, options):
+    def _timesteps(self, sampler, x, c, u, steps, cfg, noise, options, init=None, t_enc=None):
         batch = len(x)
         scale = cfg / 12.5 if sampler == "DDIM CFG++" else cfg
 
@@ -475,15 +499,20 @@ class Reference:
             e_u = out[batch:]
             return e_u + (out[:batch] - e_u) * scale, e_u
 
+        ts = a1111_grid(steps)
+        if init is not None:
+            a = self.abar[ts[t_enc]]
+            x = init * a.sqrt() + x * (1 - a).sqrt()
+            ts = ts[:t_enc]
         if sampler == "PLMS":
-            return plms(eps_fn, x, self.abar, steps)
+            return plms(eps_fn, x, self.abar, ts)
         if sampler == "UniPC":
-            return unipc(eps_fn, x, self.abar, len(a1111_grid(steps)),
-                         variant=options.get("uni_pc_variant", "bh1"),
+            return unipc(eps_fn, x, self.abar, len(ts), variant=options.get("uni_pc_variant", "bh1"),
                          skip_type=options.get("uni_pc_skip_type", "time_uniform"),
                          order=options.get("uni_pc_order", 3),
-                         lower_order_final=options.get("uni_pc_lower_order_final", True))
-        return ddim(eps_fn, x, self.abar, steps, noise, eta=0.0, cfgpp=sampler == "DDIM CFG++")
+                         lower_order_final=options.get("uni_pc_lower_order_final", True),
+                         t_start=1.0 if init is None else (ts[-1] / 1000 + 1 / 1000).item())
+        return ddim(eps_fn, x, self.abar, ts, noise, eta=0.0, cfgpp=sampler == "DDIM CFG++")
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:

@@ -72,3 +72,37 @@ def compare(client, reference, sampler: str, schedule: str, *, steps: int = STEP
                             **(ref_options or {}))
     diff = np.abs(mine.astype(np.int16) - ref.astype(np.int16))
     return Outcome(sampler, schedule, int(diff.max()), float(diff.mean()))
+
+
+def init_image() -> Image.Image:
+    """A 64×64 picture for the img2img cases: a red disc on a blue background."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", (SIZE, SIZE), (30, 60, 200))
+    ImageDraw.Draw(img).ellipse((14, 18, 42, 46), fill=(220, 30, 30))
+    return img
+
+
+def api_img2img_pixels(client, sampler: str, schedule: str, image: Image.Image, denoising: float, *,
+                       steps: int = STEPS, seed: int = SEED) -> np.ndarray:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    payload = {"init_images": [base64.b64encode(buf.getvalue()).decode()], "denoising_strength": denoising,
+               "prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": steps, "cfg_scale": CFG, "width": SIZE,
+               "height": SIZE, "seed": seed, "batch_size": 2, "sampler_name": sampler, "scheduler": schedule,
+               "send_images": True, "save_images": False}
+    r = client.post("/sdapi/v1/img2img", json=payload)
+    if r.status_code != 200:
+        raise AssertionError(f"img2img {sampler} / {schedule}: HTTP {r.status_code} {r.text[:300]}")
+    images = [Image.open(io.BytesIO(base64.b64decode(b))).convert("RGB") for b in r.json()["images"]]
+    return np.stack([np.asarray(img) for img in images])
+
+
+def compare_img2img(client, reference, sampler: str, schedule: str, denoising: float = 0.6, *,
+                    steps: int = STEPS) -> Outcome:
+    image = init_image()
+    mine = api_img2img_pixels(client, sampler, schedule, image, denoising, steps=steps)
+    ref = reference.img2img(sampler, schedule, np.asarray(image), denoising, PROMPT, NEGATIVE, [SEED, SEED + 1],
+                            steps, CFG)
+    diff = np.abs(mine.astype(np.int16) - ref.astype(np.int16))
+    return Outcome(sampler, schedule, int(diff.max()), float(diff.mean()))

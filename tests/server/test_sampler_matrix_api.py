@@ -4,8 +4,8 @@ by ``tests/a1111_reference.py`` (diffusers' single-file converters, k-diffusion'
 noise plumbing, per-image decode, truncation).
 
 196 cases (20 samplers × 12 schedule types; the 4 timestep samplers, which ignore the schedule type, once each),
-64×64, 10 steps, CFG 7, batch 2, plus Restart with its restart segments and A1111's other UniPC settings. About
-five minutes on one core (DPM adaptive takes most). Select with ``-m sampler_matrix``, leave out with
+64×64, 10 steps, CFG 7, batch 2, plus Restart with its restart segments, A1111's other UniPC settings and img2img
+for every sampler. About five minutes on one core (DPM adaptive takes most). Select with ``-m sampler_matrix``, leave out with
 ``-m "not sampler_matrix"``; ``tools/sampler_matrix.py`` prints the same comparison as a table.
 """
 from __future__ import annotations
@@ -62,3 +62,17 @@ def test_unipc_settings(world, options):
     client, reference = world
     outcome = matrix.compare(client, reference, "UniPC", "Automatic", override_settings=options, ref_options=options)
     assert outcome.ok, f"UniPC {options}: max |diff| {outcome.max_diff}/255"
+
+
+IMG2IMG_CASES = [(s, "Automatic") for s in matrix.SAMPLERS] + [
+    ("DPM++ 2M", "KL Optimal"), ("DPM++ 3M SDE", "KL Optimal"), ("Euler a", "Exponential"), ("DPM fast", "Beta")]
+
+
+@pytest.mark.parametrize("sampler,schedule", IMG2IMG_CASES, ids=[f"{a}-{b}" for a, b in IMG2IMG_CASES])
+def test_api_img2img_pixels_are_a1111s(world, sampler, schedule):
+    """img2img (denoising 0.6) through ``/sdapi/v1/img2img``: A1111's start σ / start timestep, Brownian trees over
+    the whole schedule, DPM fast/adaptive on the pass's own σ range. The init latent is the encoder's mean on
+    both sides (A1111 samples it with its global RNG, which nothing can repeat: see the README)."""
+    client, reference = world
+    outcome = matrix.compare_img2img(client, reference, sampler, schedule)
+    assert outcome.ok, f"img2img {sampler} / {schedule}: max |diff| {outcome.max_diff}/255"
