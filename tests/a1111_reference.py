@@ -447,8 +447,8 @@ class Reference:
 
         sigmas = schedule_sigmas(inner, sampler, schedule, steps)
         if init is not None:
-            return self._sigma_space(sampler, model, init, x, sigmas, sigmas[len(sigmas) - t_enc - 2:], steps,
-                                     seeds, noise)
+            # A1111 indexes by the step count, also where a schedule has more entries (DDIM type at 11 σ)
+            return self._sigma_space(sampler, model, init, x, sigmas, sigmas[steps - t_enc - 1:], steps, seeds, noise)
         # DPM fast/adaptive take only their start σ from the schedule: equal starts give equal runs
         key = (sampler, prompt, negative, tuple(seeds), steps, cfg, tuple(x.shape), sigmas[0].item())
         z = self._runs.get(key) if sampler in ("DPM fast", "DPM adaptive") else None
