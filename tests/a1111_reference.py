@@ -430,13 +430,29 @@ class Reference:
         return self.decode(self._run(sampler, schedule, prompt, negative, seeds, steps, cfg, noise, init, denoising,
                                      options))
 
-    def _run(self, sampler, schedule, prompt, negative, seeds, steps, cfg, noise: ImageNoise, init, denoising, options):
+    @torch.no_grad()
+    def hires(self, sampler: str, schedule: str, prompt: str, negative: str, seeds: list[int], steps: int, cfg: float,
+              denoising: float, scale: int = 2, width: int = 64, height: int = 64) -> np.ndarray:
+        """txt2img, the latent upscaled ("Latent": bilinear, no antialias), then A1111's hires pass: fresh per-image
+        generators at the new size, and exactly ``steps`` steps of a ``steps / denoising``-long schedule."""
+        first = self._run(sampler, schedule, prompt, negative, seeds, steps, cfg,
+                          ImageNoise(seeds, (4, height // 8, width // 8)), None, 0.0, {})
+        up = torch.nn.functional.interpolate(first, size=(height * scale // 8, width * scale // 8), mode="bilinear",
+                                             antialias=False)
+        noise = ImageNoise(seeds, tuple(up.shape[1:]))
+        return self.decode(self._run(sampler, schedule, prompt, negative, seeds, steps, cfg, noise, up, denoising, {},
+                                     fix_steps=True))
+
+    def _run(self, sampler, schedule, prompt, negative, seeds, steps, cfg, noise: ImageNoise, init, denoising, options,
+             fix_steps=False):
         schedule = SCHEDULE_LABELS.get(schedule, schedule)
         c = self.encode(prompt).expand(len(seeds), -1, -1)
         u = self.encode(negative).expand(len(seeds), -1, -1)
         batch = len(seeds)
         x = noise.next()
         t_enc = int(min(denoising, 0.999) * steps) if init is not None else None
+        if init is not None and fix_steps:  # A1111's setup_img2img_steps with explicit steps
+            steps, t_enc = int(steps / min(denoising, 0.999)), steps - 1
         if sampler in TIMESTEP_SAMPLERS:
             return self._timesteps(sampler, x, c, u, steps, cfg, noise, options, init, t_enc)
         inner = self.lcm_denoiser if sampler == "LCM" else self.denoiser

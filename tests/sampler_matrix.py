@@ -106,3 +106,20 @@ def compare_img2img(client, reference, sampler: str, schedule: str, denoising: f
                             steps, CFG)
     diff = np.abs(mine.astype(np.int16) - ref.astype(np.int16))
     return Outcome(sampler, schedule, int(diff.max()), float(diff.mean()))
+
+
+def compare_hires(client, reference, sampler: str, schedule: str, denoising: float = 0.6, *,
+                  steps: int = STEPS) -> Outcome:
+    """txt2img with the hires fix ("Latent" upscaler, ×2, same sampler, steps = the first pass's)."""
+    payload = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": steps, "cfg_scale": CFG, "width": SIZE,
+               "height": SIZE, "seed": SEED, "batch_size": 2, "sampler_name": sampler, "scheduler": schedule,
+               "enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent", "denoising_strength": denoising,
+               "send_images": True, "save_images": False}
+    r = client.post("/sdapi/v1/txt2img", json=payload)
+    if r.status_code != 200:
+        raise AssertionError(f"hires {sampler} / {schedule}: HTTP {r.status_code} {r.text[:300]}")
+    mine = np.stack([np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("RGB"))
+                     for b in r.json()["images"]])
+    ref = reference.hires(sampler, schedule, PROMPT, NEGATIVE, [SEED, SEED + 1], steps, CFG, denoising)
+    diff = np.abs(mine.astype(np.int16) - ref.astype(np.int16))
+    return Outcome(sampler, schedule, int(diff.max()), float(diff.mean()))

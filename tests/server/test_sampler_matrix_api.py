@@ -4,8 +4,8 @@ by ``tests/a1111_reference.py`` (diffusers' single-file converters, k-diffusion'
 noise plumbing, per-image decode, truncation).
 
 196 cases (20 samplers × 12 schedule types; the 4 timestep samplers, which ignore the schedule type, once each),
-64×64, 10 steps, CFG 7, batch 2, plus Restart with its restart segments, A1111's other UniPC settings and img2img
-for every sampler. About five minutes on one core (DPM adaptive takes most). Select with ``-m sampler_matrix``, leave out with
+64×64, 10 steps, CFG 7, batch 2, plus Restart with its restart segments, A1111's other UniPC settings, img2img
+for every sampler and the hires fix. About seven minutes on one core (DPM adaptive takes most). Select with ``-m sampler_matrix``, leave out with
 ``-m "not sampler_matrix"``; ``tools/sampler_matrix.py`` prints the same comparison as a table.
 """
 from __future__ import annotations
@@ -76,3 +76,12 @@ def test_api_img2img_pixels_are_a1111s(world, sampler, schedule):
     client, reference = world
     outcome = matrix.compare_img2img(client, reference, sampler, schedule)
     assert outcome.ok, f"img2img {sampler} / {schedule}: max |diff| {outcome.max_diff}/255"
+
+
+@pytest.mark.parametrize("sampler", ["Euler a", "DPM++ 2M SDE", "DPM2", "DDIM", "UniPC", "DPM fast"])
+def test_api_hires_fix_pixels_are_a1111s(world, sampler):
+    """The hires fix ("Latent" ×2, denoising 0.6): A1111's second pass with fresh per-image generators at the new
+    size and exactly ``steps`` steps of a ``steps / denoising``-long schedule."""
+    client, reference = world
+    outcome = matrix.compare_hires(client, reference, sampler, "Automatic")
+    assert outcome.ok, f"hires {sampler}: max |diff| {outcome.max_diff}/255"
