@@ -190,7 +190,7 @@ OPTION_TABLE: tuple[OptionInfo, ...] = tuple([
     *_section("optimizations", "Optimizations",
         _o("cross_attention_optimization", "Automatic", "Cross attention optimization"),
         _o("s_min_uncond", 0.0, "Negative Guidance minimum sigma", minimum=0.0, maximum=15.0, step=0.01, infotext="NGMS"),
-        _o("s_min_uncond_all", False, "Negative Guidance minimum sigma all steps"),
+        _o("s_min_uncond_all", False, "Negative Guidance minimum sigma all steps", infotext="NGMS all steps"),
         _o("token_merging_ratio", 0.0, "Token merging ratio", minimum=0.0, maximum=0.9, step=0.1, infotext="Token merging ratio"),
         _o("token_merging_ratio_img2img", 0.0, "Token merging ratio for img2img", minimum=0.0, maximum=0.9, step=0.1),
         _o("token_merging_ratio_hr", 0.0, "Token merging ratio for high-res pass", minimum=0.0, maximum=0.9, step=0.1,
