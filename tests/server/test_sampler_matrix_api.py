@@ -5,7 +5,8 @@ noise plumbing, per-image decode, truncation).
 
 196 cases (20 samplers × 12 schedule types; the 4 timestep samplers, which ignore the schedule type, once each),
 64×64, 10 steps, CFG 7, batch 2, plus Restart with its restart segments, A1111's other UniPC settings, img2img
-for every sampler and the hires fix. About seven minutes on one core (DPM adaptive takes most). Select with ``-m sampler_matrix``, leave out with
+for every sampler and the hires fix: 237 tests, four to seven minutes on one core by the machine's load (DPM adaptive
+takes the most). Select with ``-m sampler_matrix``, leave out with
 ``-m "not sampler_matrix"``; ``tools/sampler_matrix.py`` prints the same comparison as a table.
 """
 from __future__ import annotations
