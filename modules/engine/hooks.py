@@ -46,6 +46,16 @@ class CFGDenoisedParams:
 
 
 @dataclass
+class ExtraNoiseParams:
+    """img2img's extra noise (setting ``img2img_extra_noise``): ``noise`` may be replaced before it is added to
+    ``xi``, the noised start latent made from ``x``."""
+
+    noise: Any
+    x: Any
+    xi: Any
+
+
+@dataclass
 class AfterCFGCallbackParams:
     """After guidance: ``x`` is the guided prediction, one row per image (may be replaced)."""
 

@@ -27,6 +27,7 @@ from modules.core.sampling.schedules import ScheduleSettings, build_sigmas, time
 from modules.engine.denoiser import (CFGDenoiser, CFGOptions, LCMDenoiser, SamplingInputs, SigmaDenoiser,  # noqa: F401
                                      TimestepDenoiser, combine_denoised, pad_to_tokens)
 from modules.engine.job_state import GenerationInterrupted
+from modules.engine.hooks import ExtraNoiseParams
 
 CHURN = ("s_churn", "s_tmin", "s_tmax", "s_noise")
 
@@ -71,6 +72,8 @@ class SamplerSettings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     cfg: CFGOptions = field(default_factory=CFGOptions)
     img2img_fix_steps: bool = False
+    sgm_noise_multiplier: bool = False  # txt2img starts at noise·sqrt(σ₀² + 1), as SDXL's reference code does
+    img2img_extra_noise: float = 0.0  # img2img / hires fix: this much of the noise again on the start latent
     uni_pc_variant: str = "bh1"
     uni_pc_skip_type: str = "time_uniform"
     uni_pc_order: int = 3
@@ -94,6 +97,8 @@ class SamplerSettings:
                 s_min_uncond_all=bool(val("s_min_uncond_all", False)),
                 live_preview_content=str(val("live_preview_content", "Prompt"))),
             img2img_fix_steps=bool(val("img2img_fix_steps", False)),
+            sgm_noise_multiplier=bool(val("sgm_noise_multiplier", False)),
+            img2img_extra_noise=float(val("img2img_extra_noise", 0.0)),
             uni_pc_variant=str(val("uni_pc_variant", "bh1")), uni_pc_skip_type=str(val("uni_pc_skip_type", "time_uniform")),
             uni_pc_order=int(val("uni_pc_order", 3)), uni_pc_lower_order_final=bool(val("uni_pc_lower_order_final", True)))
 
@@ -175,6 +180,21 @@ class Sampler:
         self.extra_generation_params.update(params)
         return ts
 
+    def _extra_noise(self, x: torch.Tensor, noise: torch.Tensor, xi: torch.Tensor,
+                     scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """A1111's "Extra noise" for img2img: ``on_extra_noise`` may replace the noise, then ``xi`` gets it again times
+        the setting (times √ᾱ on the timestep samplers' scale)."""
+        amount = self.settings.img2img_extra_noise
+        if amount <= 0:
+            return xi
+        self.extra_generation_params["Extra noise"] = amount
+        callbacks = self.model_wrap_cfg.inputs.callbacks
+        if callbacks is not None and callbacks.has("extra_noise"):
+            params = ExtraNoiseParams(noise, x, xi)
+            callbacks.run("extra_noise", params)
+            noise = params.noise
+        return xi + noise * amount * scale
+
     # --- running ------------------------------------------------------------------------------------------------------
     def _launch(self, total: int, func: Callable[[], torch.Tensor], fallback: torch.Tensor) -> torch.Tensor:
         cfg = self.model_wrap_cfg
@@ -248,7 +268,11 @@ class Sampler:
             timesteps = self.get_timesteps(steps)
             return self._launch(steps, self._timestep_call(noise, timesteps, False, steps), noise)
         sigmas = self.get_sigmas(steps)
-        x = noise * sigmas[0].to(noise.device)
+        if self.settings.sgm_noise_multiplier:
+            self.extra_generation_params["SGM noise multiplier"] = True
+            x = noise * torch.sqrt(1.0 + sigmas[0] ** 2.0).to(noise.device)
+        else:
+            x = noise * sigmas[0].to(noise.device)
         return self._launch(steps, self._k_call(x, sigmas.to(noise.device), sigmas, steps, False, steps), x)
 
     def sample_img2img(self, x: torch.Tensor, noise: torch.Tensor, steps: int, denoising: float, *,
@@ -264,11 +288,11 @@ class Sampler:
             sched = timesteps[:t_enc]
             abar = self.model_wrap.alphas_cumprod.to(x.device)
             a = abar[timesteps[t_enc]]
-            xi = x * torch.sqrt(a) + noise * torch.sqrt(1 - a)
+            xi = self._extra_noise(x, noise, x * torch.sqrt(a) + noise * torch.sqrt(1 - a), scale=torch.sqrt(a))
             if len(sched) == 0 and self.config.name == "UniPC":
                 return xi  # no step to run (A1111's UniPC would fail here)
             return self._launch(t_enc + 1, self._timestep_call(xi, sched, True, t_enc + 1), x)
         sigmas = self.get_sigmas(total_steps)
         sched = sigmas[total_steps - t_enc - 1:]
-        xi = x + noise * sched[0].to(x.device)
+        xi = self._extra_noise(x, noise, x + noise * sched[0].to(x.device))
         return self._launch(t_enc + 1, self._k_call(xi, sched.to(x.device), sigmas, steps, True, t_enc + 1), x)

@@ -32,7 +32,7 @@ KINDS: dict[str, str] = {
     "ui_settings": "() or (options) register settings with options.add_option(OptionInfo(...))",
     "before_image_saved": "(ImageSaveParams) before an image is written; may change it",
     "image_saved": "(ImageSaveParams) after an image was written",
-    "extra_noise": "(ExtraNoiseParams) not called by this app",
+    "extra_noise": "(ExtraNoiseParams) before img2img's extra noise is added (setting img2img_extra_noise > 0)",
     "cfg_denoiser": "(CFGDenoiserParams) before each UNet call",
     "cfg_denoised": "(CFGDenoisedParams) after each UNet call",
     "cfg_after_cfg": "(AfterCFGCallbackParams) after the guidance is combined",
@@ -59,14 +59,9 @@ class CallbackRegistrationError(RuntimeError):
 # --- A1111's parameter objects -------------------------------------------------------------------
 # Those the engine and the core fill are defined there, and are A1111's names here too.
 from modules.core.image_files import ImageSaveParams  # noqa: E402,F401
-from modules.engine.hooks import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams  # noqa: E402,F401
-
-
-@dataclass
-class ExtraNoiseParams:
-    noise: Any
-    x: Any
-    xi: Any
+from modules.engine.hooks import (  # noqa: E402,F401
+    AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams, ExtraNoiseParams,
+)
 
 
 @dataclass

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from modules.engine.engine import Engine
     from modules.scripting.host import ScriptHost
 
-_CFG_KINDS = ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg")
+_CFG_KINDS = ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg", "extra_noise")
 
 
 class ScriptHooks(GenerationHooks):
