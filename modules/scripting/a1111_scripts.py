@@ -2,6 +2,7 @@
 running Engine's runners (``scripts_txt2img`` / ``scripts_img2img`` / ``scripts_data``)."""
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -24,6 +25,19 @@ class ScriptFileEntry:
     basedir: str
     filename: str
     path: str
+
+
+# What A1111's start-up has imported before any extension runs: extensions reach these as attributes of
+# ``modules`` (``modules.textual_inversion.textual_inversion.EmbeddingDatabase()``) without importing them.
+A1111_STARTUP_MODULES = ("modules.shared", "modules.paths", "modules.devices", "modules.sd_models", "modules.sd_vae",
+                         "modules.sd_samplers", "modules.sd_hijack", "modules.processing", "modules.scripts",
+                         "modules.images", "modules.script_callbacks", "modules.extra_networks",
+                         "modules.ui_components", "modules.textual_inversion.textual_inversion")
+
+
+def import_a1111_modules() -> None:
+    for name in A1111_STARTUP_MODULES:
+        importlib.import_module(name)
 
 
 def basedir() -> str:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from modules.scripting import loading as script_loading
 from modules.scripting import runtime
+from modules.scripting import a1111_scripts
 from modules.core.request import GenerationRequest, Processed, RequestError
 from modules.engine.job_state import GenerationInterrupted
 
@@ -260,6 +261,7 @@ class ScriptManager:
         callbacks = self.host.callbacks
         for ext in extensions.active():
             ext.loaded = True
+        a1111_scripts.import_a1111_modules()
         for file in self.script_files():
             self._load_file(file, callbacks)
         # Scripts are made now (A1111 makes them before the page): some register callbacks in __init__.
