@@ -16,6 +16,7 @@ from PIL import Image
 
 from modules.core import image_files
 from modules.core.request import GenerationRequest, Processed
+from modules.engine import noise_inversion
 from modules.engine.hooks import GenerationHooks, ImageSaveCallbacks, SamplingCallbacks
 from modules.engine.pipeline import Batch, Plan
 from modules.scripting import a1111_lora
@@ -73,6 +74,22 @@ class ScriptHooks(GenerationHooks):
         runner.process_batch(self.p, **kwargs)
         self._p_to_batch(batch, prompts=False)
         a1111_lora.sync(self.p.engine)  # what scripts changed in A1111's loaded networks, before conditioning
+
+    def img2img_noise(self, plan: Plan, batch: Batch, init_latents: Any, noise: Any, sampler: Any) -> Any:
+        """``p.img2img_noise(init_latents, noise, sampler, find_noise)`` when a script set it (the img2img
+        alternative test); ``find_noise(prompt, negative_prompt, cfg_scale, steps, sigma_adjustment)`` inverts
+        ``init_latents`` with the Engine's denoiser."""
+        replace = getattr(self.p, "img2img_noise", None)
+        if replace is None:
+            return noise
+        engine = self.p.engine
+
+        def find_noise(prompt: str, negative_prompt: str, cfg_scale: float, steps: int, sigma_adjustment: bool) -> Any:
+            return noise_inversion.find_noise(engine, plan, batch, init_latents, prompt=prompt,
+                                              negative_prompt=negative_prompt, cfg_scale=cfg_scale, steps=steps,
+                                              sigma_adjustment=sigma_adjustment)
+
+        return replace(init_latents, noise, sampler, find_noise)
 
     def before_hires(self, plan: Plan) -> None:
         if self.p.scripts is not None:

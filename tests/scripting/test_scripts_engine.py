@@ -306,7 +306,7 @@ def client(engine, data_dir, events):
 def test_api_lists_scripts_script_info_and_extensions(client):
     scripts_list = client.get("/sdapi/v1/scripts").json()
     assert scripts_list["txt2img"] == ["prompt matrix", "prompts from file or textbox", "x/y/z plot"]
-    assert scripts_list["img2img"] == ["loopback", "poor man's outpainting", "outpainting mk2", "prompt matrix",
+    assert scripts_list["img2img"] == ["img2img alternative test", "loopback", "poor man's outpainting", "outpainting mk2", "prompt matrix",
                                        "prompts from file or textbox", "sd upscale",
                                        "x/y/z plot"]  # A1111's img2img-only built-ins too
     info = client.get("/sdapi/v1/script-info").json()
