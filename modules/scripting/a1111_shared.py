@@ -26,7 +26,7 @@ def resolve_opts(engine: "Engine") -> OptsView:
     state = runtime.engine_state(engine)
     view = state.get("opts")
     if view is None or view._options is not engine.options:
-        view = state["opts"] = OptsView(engine.options, state.setdefault("a1111_infos", {}))
+        view = state["opts"] = OptsView(engine.options, state.setdefault("a1111_infos", {}), engine)
     return view
 
 
