@@ -73,7 +73,7 @@ def list_files_with_name(filename: str) -> list[str]:
     return [os.path.join(r, filename) for r in roots if os.path.isfile(os.path.join(r, filename))]
 
 
-def _postproc_runner(engine: "Engine") -> Any:
+def postproc_runner(engine: "Engine") -> Any:
     from modules.scripting.postprocessing_scripts import PostprocessingRunner
 
     state = runtime.engine_state(engine)
@@ -87,7 +87,7 @@ def _postproc_runner(engine: "Engine") -> Any:
 RESOLVERS: dict[str, Callable[[Any], Any]] = {
     "scripts_txt2img": lambda e: runtime.host(e).scripts.txt2img,
     "scripts_img2img": lambda e: runtime.host(e).scripts.img2img,
-    "scripts_postproc": lambda e: _postproc_runner(e),
+    "scripts_postproc": lambda e: postproc_runner(e),
     "scripts_current": lambda e: None,
     "scripts_data": lambda e: list(runtime.host(e).scripts.script_data),
     "postprocessing_scripts_data": lambda e: list(runtime.host(e).scripts.postprocessing_data),
