@@ -278,6 +278,10 @@ def sync(engine: "Engine") -> None:
     signature = _signature(state)
     if signature == state.merged:
         return
+    active = {id(item) for item in engine.networks.active_loras}
+    if any(isinstance(n, Network) and id(n.item) not in active for n in state.loaded_networks):
+        state.stale = True  # the LoRAs were activated again (the hires pass's own tags): these views are old
+        return
     adjustments = [
         LoraAdjustment(item=n.item, te=float(n.te_multiplier), unet=float(n.unet_multiplier), dyn=n.dyn_dim,
                        modules={m.target: m for m in n.modules.values() if m.version}, version=n.version)

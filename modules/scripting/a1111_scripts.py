@@ -32,11 +32,15 @@ class ScriptFileEntry:
 A1111_STARTUP_MODULES = ("modules.shared", "modules.paths", "modules.devices", "modules.sd_models", "modules.sd_vae",
                          "modules.sd_samplers", "modules.sd_hijack", "modules.processing", "modules.scripts",
                          "modules.images", "modules.script_callbacks", "modules.extra_networks",
-                         "modules.ui_components", "modules.textual_inversion.textual_inversion")
+                         "modules.textual_inversion.textual_inversion")
+# ...and before any script builds its UI (Gradio's): LoRA block weight names its own component class's module
+# ``modules.ui_components``, which Gradio then looks up in ``sys.modules``. Not imported before: the API alone
+# runs without Gradio.
+A1111_UI_MODULES = ("modules.ui_components",)
 
 
-def import_a1111_modules() -> None:
-    for name in A1111_STARTUP_MODULES:
+def import_a1111_modules(ui: bool = False) -> None:
+    for name in A1111_UI_MODULES if ui else A1111_STARTUP_MODULES:
         importlib.import_module(name)
 
 

@@ -506,6 +506,7 @@ class ScriptRunner:
         scripts (the page makes the Script dropdown there). A script whose ui() raises gets no arguments."""
         from modules.scripting.gradio3_compat import extension_ui
 
+        a1111_scripts.import_a1111_modules(ui=True)
         with self._lock, extension_ui():  # extensions' ui() may use Gradio 3 calls
             inputs: list[Any] = [None]
             defaults: list[Any] = [0]
