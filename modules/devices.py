@@ -4,7 +4,7 @@
 from modules.engine.devices import DeviceConfig, torch_gc  # noqa: F401
 from modules.scripting import runtime as _runtime
 from modules.scripting.a1111_misc import (  # noqa: F401
-    get_optimal_device, get_optimal_device_name, cond_cast_unet, cond_cast_float,
+    NansException, get_optimal_device, get_optimal_device_name, cond_cast_unet, cond_cast_float,
 )
 from modules.scripting.a1111_shared import autocast, without_autocast, resolve_device_attr as _resolve  # noqa: F401
 

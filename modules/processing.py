@@ -5,6 +5,7 @@ generation), ``modules.scripting.processing_object`` (``p``), ``modules.scriptin
 from modules.engine.pipeline import (  # noqa: F401
     APP_VERSION, create_infotext, hires_target_size,
 )
+from modules.core.masking import apply_overlay  # noqa: F401
 from modules.scripting.a1111_processing import Processed, fix_seed, get_fixed_seed, opt_C, opt_f  # noqa: F401
 from modules.scripting.processing import combined_processed, process_images, save_grid  # noqa: F401
 from modules.scripting.processing_object import (  # noqa: F401

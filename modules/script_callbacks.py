@@ -6,5 +6,6 @@ from modules.scripting.callbacks import (  # noqa: F401
     on_model_loaded, on_ui_tabs, on_ui_train_tabs, on_ui_settings, on_before_image_saved, on_image_saved,
     on_extra_noise, on_cfg_denoiser, on_cfg_denoised, on_cfg_after_cfg, on_before_component,
     on_after_component, on_image_grid, on_infotext_pasted, on_script_unloaded, on_before_ui,
-    on_list_optimizers, on_list_unets, on_before_token_counter,
+    on_list_optimizers, on_list_unets, on_before_token_counter, remove_current_script_callbacks,
+    remove_callbacks_for_function,
 )

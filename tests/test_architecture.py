@@ -20,7 +20,7 @@ MODULES = Path(__file__).resolve().parents[1] / "modules"
 # training sits beside the engine: it trains against the Engine's model in the Engine's queue (Engine.train).
 LAYERS = {"core": 0, "settings": 1, "models": 2, "networks": 3, "engine": 4, "training": 4, "scripting": 5, "cluster": 5.5, "server": 6,
           "page": 6}
-FACADE_PACKAGES = {"api"}  # A1111's ``modules.api`` package names, facades like the top-level files
+FACADE_PACKAGES = {"api", "textual_inversion"}  # A1111's packages (``modules.api``...), facades like the top-level files
 
 
 def _package_files() -> list[Path]:
@@ -31,6 +31,10 @@ def _facade_files() -> list[Path]:
     files = [p for p in MODULES.glob("*.py") if p.name != "__init__.py"]
     for pkg in FACADE_PACKAGES:
         files += sorted((MODULES / pkg).rglob("*.py")) if (MODULES / pkg).is_dir() else []
+    # A1111's other importable names: the top-level ``ldm`` package and the built-in Lora extension's modules
+    # (``networks``, ``lora``...), facades as well.
+    repo = MODULES.parent
+    files += sorted((repo / "ldm").rglob("*.py")) + sorted((repo / "extensions-builtin" / "Lora").rglob("*.py"))
     return files
 
 

@@ -90,6 +90,11 @@ class GenerationHooks:
     def networks_activated(self, plan: "Plan", batch: "Batch", network_data: dict) -> None:
         """The batch's extra networks are active; conditioning comes next."""
 
+    def img2img_noise(self, plan: "Plan", batch: "Batch", init_latents: Any, noise: Any, sampler: Any) -> Any:
+        """The noise img2img adds to ``init_latents`` (the seeds' noise, given); a replacement is used as it is
+        (no noise multiplier). A1111's scripts replace ``p.sample`` for this (img2img alternative test)."""
+        return noise
+
     def before_hires(self, plan: "Plan") -> None:
         """The first pass is done; the hires pass starts."""
 

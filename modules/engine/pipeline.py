@@ -501,8 +501,8 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
         cfg.nmask = latent_mask.expand_as(init_latents)
         cfg.mask = 1.0 - cfg.nmask
     multiplier = req.initial_noise_multiplier if req.initial_noise_multiplier is not None else float(engine.options.get("initial_noise_multiplier") or 1.0)
-    noise = run.noise
-    if multiplier != 1.0:
+    noise = plan.hooks.img2img_noise(plan, batch, init_latents, run.noise, run.sampler)
+    if multiplier != 1.0 and noise is run.noise:
         plan.extra_params["Noise multiplier"] = multiplier
         noise = noise * multiplier
     latents = _sample(engine, plan, run, lambda s: s.sample_img2img(init_latents, noise, req.steps, req.denoising_strength),

@@ -21,7 +21,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from PIL import Image
 
@@ -128,9 +128,17 @@ def _max_pixels(engine: "Engine") -> float:
         return 200_000_000.0
 
 
+class ExtrasScripts(Protocol):
+    """The Extras scripts of extensions (A1111's ``scripts_postproc``), supplied by the script layer: they run
+    around the built-in upscale step, in A1111's order, and add their entries to ``info``."""
+
+    def run(self, image: Image.Image, upscale: Callable[[Image.Image, dict], Image.Image], info: dict) -> Image.Image: ...
+
+
 def run_postprocessing(engine: "Engine", inputs: Sequence[tuple[Image.Image, str | None]], params: ExtrasParams,
-                       *, save: bool = False) -> ExtrasResult:
-    """Upscale every ``(image, name)`` of ``inputs``; ``save`` also writes them to the extras output folder.
+                       *, save: bool = False, scripts: ExtrasScripts | None = None) -> ExtrasResult:
+    """Upscale every ``(image, name)`` of ``inputs`` (with ``scripts`` around the upscale, when given); ``save``
+    also writes them to the extras output folder.
 
     Raises RequestError (naming the field) before any work when a parameter or an input is unacceptable,
     e.g. a result that would be larger than the ``img_max_size_mp`` setting.
@@ -168,7 +176,7 @@ def run_postprocessing(engine: "Engine", inputs: Sequence[tuple[Image.Image, str
                 if state.interrupted:
                     interrupted = True
                     break
-                out, text = _process_one(engine, image, params)
+                out, text = _process_one(engine, image, params, scripts)
                 outputs.append(out)
                 texts.append(text)
                 if save:
@@ -180,17 +188,22 @@ def run_postprocessing(engine: "Engine", inputs: Sequence[tuple[Image.Image, str
                         warnings=warnings, saved_paths=saved, interrupted=interrupted)
 
 
-def _process_one(engine: "Engine", image: Image.Image, params: ExtrasParams) -> tuple[Image.Image, str]:
+def _process_one(engine: "Engine", image: Image.Image, params: ExtrasParams,
+                 scripts: ExtrasScripts | None = None) -> tuple[Image.Image, str]:
     kept = _source_text_items(image)
     info: dict[str, Any] = {}
-    try:
-        result = upscalers.run_extras(
-            image, resize_mode=params.resize_mode, upscaling_resize=params.upscaling_resize,
-            upscaling_resize_w=params.upscaling_resize_w, upscaling_resize_h=params.upscaling_resize_h,
-            upscaling_crop=params.upscaling_crop, upscaler_1=params.upscaler_1, upscaler_2=params.upscaler_2,
-            extras_upscaler_2_visibility=params.extras_upscaler_2_visibility, registry=engine.upscalers, info=info)
-    except KeyError as exc:  # validated above; a refresh in between can still remove a name
-        raise RequestError("upscaler_1", str(exc.args[0] if exc.args else exc)) from None
+
+    def upscale(img: Image.Image, into: dict) -> Image.Image:
+        try:
+            return upscalers.run_extras(
+                img, resize_mode=params.resize_mode, upscaling_resize=params.upscaling_resize,
+                upscaling_resize_w=params.upscaling_resize_w, upscaling_resize_h=params.upscaling_resize_h,
+                upscaling_crop=params.upscaling_crop, upscaler_1=params.upscaler_1, upscaler_2=params.upscaler_2,
+                extras_upscaler_2_visibility=params.extras_upscaler_2_visibility, registry=engine.upscalers, info=into)
+        except KeyError as exc:  # validated above; a refresh in between can still remove a name
+            raise RequestError("upscaler_1", str(exc.args[0] if exc.args else exc)) from None
+
+    result = scripts.run(image, upscale, info) if scripts is not None else upscale(image, info)
     if result is image:
         result = image.copy()
     text = format_info(info)

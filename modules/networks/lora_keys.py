@@ -258,6 +258,7 @@ class KeyMapper:
                 ldm = sgm_blocks.diffusers_to_ldm(path, blocks)
                 if ldm is not None:
                     self._unet_ldm.add(ldm, path)
+        self._unet_ldm_of: dict[str, str] | None = None  # module path -> ldm name, built on first use
         self._te: list[_Table] = []
         for te in text_encoders:
             table = _Table()
@@ -278,6 +279,21 @@ class KeyMapper:
         if model is None:
             raise KeyError(f"{target}: this {self.family} model has no component {target.component!r}")
         return model.get_submodule(target.path)
+
+    def a1111_layer_name(self, target: ModuleTarget) -> str:
+        """The name the reference UI's Lora extension gives this module (``network_layer_name``, the keys of a
+        loaded network's ``modules``): ldm names for the UNet (``diffusion_model_input_blocks_4_1_...``), the
+        wrapped CLIP's names for text encoders (``transformer_text_model_encoder_layers_0_...``, SDXL prefixed
+        ``0_`` / ``1_``). Extensions match blocks by these names (LoRA block weight)."""
+        if target.component == UNET:
+            if self._unet_ldm_of is None:
+                self._unet_ldm_of = {path: ldm for ldm, path in self._unet_ldm.dotted.items()}
+            ldm = self._unet_ldm_of.get(target.path)
+            return "diffusion_model_" + (ldm if ldm is not None else target.path).replace(".", "_")
+        name = "transformer_text_model_" + _te_name(target.path).replace(".", "_")
+        if self.family == "sdxl":
+            name = f"{_TE_NAMES.index(target.component)}_{name}"
+        return name
 
     def resolve(self, key: str) -> tuple[ModuleTarget, str] | None:
         """(target, kohya param name) of one file key, or None when it matches no module."""

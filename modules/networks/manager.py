@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -25,8 +25,8 @@ from modules.networks.embeddings import Embedding, EmbeddingDatabase, embedding_
 from modules.networks.hypernet_attention import HypernetworkPatch
 from modules.networks.hypernetwork import Hypernetwork
 from modules.networks.lora_file import LoraNetwork, load_lora
-from modules.networks.lora_keys import KeyMapper
-from modules.networks.weight_patcher import Contribution, WeightPatcher
+from modules.networks.lora_keys import KeyMapper, ModuleTarget
+from modules.networks.weight_patcher import Contribution, DeltaSource, WeightPatcher
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,19 @@ class HypernetRequest:
         if not params.items:
             raise ValueError("a <hypernet:...> tag needs a name")
         return cls(name=str(params.items[0]), multiplier=float(params.items[1]) if len(params.items) > 1 else 1.0)
+
+
+@dataclass(frozen=True)
+class LoraAdjustment:
+    """What code outside the manager (A1111's Lora extension objects, see ``modules.scripting.a1111_lora``) changed
+    in one active LoRA for the rest of a generation: its multipliers, and replaced delta sources for some of its
+    modules. ``version`` must change whenever ``modules`` do: it is part of the patched modules' signatures."""
+    item: "ActiveNetwork"
+    te: float
+    unet: float
+    dyn: int | None
+    modules: Mapping[ModuleTarget, DeltaSource]
+    version: Hashable
 
 
 @dataclass
@@ -106,6 +119,7 @@ class NetworkManager:
         self._hypernet_patch: HypernetworkPatch | None = None
         self._lora_cache: OrderedDict[tuple[str, float], LoraNetwork] = OrderedDict()
         self._hypernet_cache: dict[tuple[str, float], Hypernetwork] = {}
+        self._adjusted: tuple = ()  # signature of the adjustments in force (empty: the activation as asked)
         self._lock = threading.RLock()
         # Listing reads only the index and the folders (no file contents), so it is done up front: the API and
         # the page can list adapters before the first generation.
@@ -136,6 +150,7 @@ class NetworkManager:
         with self._lock:
             self.patcher.forget()
             self.active_loras = []
+            self._adjusted = ()
             self.active_hypernets = []
             self._model = model
             self._mapper = None
@@ -151,6 +166,7 @@ class NetworkManager:
         with self._lock:
             self.patcher.restore_all()
             self.active_loras = []
+            self._adjusted = ()
             if self._hypernet_patch is not None:
                 self._hypernet_patch.set([])
             self.active_hypernets = []
@@ -210,18 +226,46 @@ class NetworkManager:
         self._lora_cache.move_to_end(key)
         return network
 
-    def _wanted_weights(self, active: Sequence[ActiveNetwork]) -> dict[torch.nn.Module, list[Contribution]]:
+    def _wanted_weights(self, active: Sequence[ActiveNetwork],
+                        adjusted: Mapping[int, LoraAdjustment] | None = None) -> dict[torch.nn.Module, list[Contribution]]:
+        """Per target module, the contributions of ``active`` (as their tags ask, or as ``adjusted`` by
+        ``id(item)`` says). An unchanged module keeps the signature of the plain activation, so the patcher
+        leaves it alone."""
         mapper = self.mapper
         wanted: dict[torch.nn.Module, list[Contribution]] = {}
         for item in active:
             request, network = item.request, item.network
+            adjustment = adjusted.get(id(item)) if adjusted else None
+            te, unet, dyn = (request.te, request.unet, request.dyn) if adjustment is None else \
+                (adjustment.te, adjustment.unet, adjustment.dyn)
             for target, module in network.modules.items():
-                multiplier = request.te if target.is_text_encoder else request.unet
+                multiplier = te if target.is_text_encoder else unet
                 if multiplier == 0:
                     continue  # exactly the unpatched weight, and no work
+                key: tuple = (network.key, target)
+                replaced = adjustment.modules.get(target) if adjustment is not None else None
+                if replaced is not None:
+                    module, key = replaced, key + (adjustment.version,)
                 wanted.setdefault(mapper.target_module(target), []).append(
-                    Contribution(key=(network.key, target), source=module, multiplier=multiplier, dyn_dim=request.dyn))
+                    Contribution(key=key, source=module, multiplier=multiplier, dyn_dim=dyn))
         return wanted
+
+    def adjust_loras(self, adjustments: Sequence[LoraAdjustment]) -> None:
+        """Patch the active LoRAs as ``adjustments`` say (an active LoRA given no adjustment is left out: A1111
+        extensions remove a network by dropping it from the loaded list). The next :meth:`activate_loras`, or
+        :meth:`clear_adjustments`, goes back to what the tags ask."""
+        with self._lock:
+            by_item = {id(a.item): a for a in adjustments}
+            active = [item for item in self.active_loras if id(item) in by_item]
+            self.patcher.apply(self._wanted_weights(active, by_item))
+            self._adjusted = tuple((id(a.item), a.te, a.unet, a.dyn, a.version) for a in adjustments)
+
+    def clear_adjustments(self) -> None:
+        """Back to the active LoRAs as their tags asked (the end of a generation that adjusted them)."""
+        with self._lock:
+            if self._adjusted:
+                self.patcher.apply(self._wanted_weights(self.active_loras))
+                self._adjusted = ()
 
     def _apply_loras(self, wanted: list[ActiveNetwork]) -> list[str]:
         """Patch; a network whose deltas fail to compute is dropped and the rest applied again."""
@@ -239,6 +283,7 @@ class NetworkManager:
                 warnings.append(f"Lora '{culprit.request.name}' was not applied: {e}")
                 wanted = [w for w in wanted if w is not culprit]
         self.active_loras = wanted
+        self._adjusted = ()
         self._set_bundled_embeddings()
         return warnings
 
@@ -276,8 +321,9 @@ class NetworkManager:
 
     def text_encoder_signature(self) -> tuple:
         """Changes whenever the text encoders' weights do: part of the conditioning cache key."""
-        return tuple((item.network.key, item.request.te, item.request.dyn) for item in self.active_loras
-                     if item.request.te != 0 and any(t.is_text_encoder for t in item.network.modules))
+        plain = tuple((item.network.key, item.request.te, item.request.dyn) for item in self.active_loras
+                      if item.request.te != 0 and any(t.is_text_encoder for t in item.network.modules))
+        return plain + self._adjusted
 
     # --- hypernetworks --------------------------------------------------------------------------
     def activate_hypernets(self, params_list: Sequence[ExtraNetworkParams]) -> list[str]:

@@ -65,8 +65,9 @@ def run_extras_ui(engine: Engine, *, mode: int = SINGLE, image: Any = None, file
                   resize_mode: int = SCALE_BY, upscaling_resize: float = 4.0, upscaling_resize_w: int = 512,
                   upscaling_resize_h: int = 512, upscaling_crop: bool = True, upscaler_1: str | None = "None",
                   upscaler_2: str | None = "None", extras_upscaler_2_visibility: float = 0.0,
-                  save: bool = True) -> ExtrasOutput:
-    """The tab's "Generate": never raises for bad input; the reason, naming the field, is in ``error``."""
+                  save: bool = True, scripts: Any = None) -> ExtrasOutput:
+    """The tab's "Generate": never raises for bad input; the reason, naming the field, is in ``error``.
+    ``scripts``: the extensions' Extras scripts with the tab's values (``ScriptHost.extras_scripts``)."""
     try:
         if mode == BATCH:
             if not files:
@@ -81,7 +82,7 @@ def run_extras_ui(engine: Engine, *, mode: int = SINGLE, image: Any = None, file
             upscaling_resize_w=int(upscaling_resize_w), upscaling_resize_h=int(upscaling_resize_h),
             upscaling_crop=bool(upscaling_crop), upscaler_1=upscaler_1 or "None", upscaler_2=upscaler_2 or "None",
             extras_upscaler_2_visibility=float(extras_upscaler_2_visibility or 0.0))
-        result = run_postprocessing(engine, inputs, params, save=save)
+        result = run_postprocessing(engine, inputs, params, save=save, scripts=scripts)
     except RequestError as e:
         return ExtrasOutput(error=f"{e.field}: {e.message}")
     except UpscalerUnavailable as e:
@@ -113,6 +114,31 @@ class ExtrasTab:
 
 def _upscaler_names(engine: Engine) -> list[str]:
     return list(engine.upscalers.names())
+
+
+def _extras_script_controls(engine: Engine) -> list[tuple[str, str, Any]]:
+    """The extensions' Extras scripts' controls, built here (their ``ui()``): (script name, control name,
+    component) in A1111's order. A script whose UI fails is left out and logged."""
+    import gradio as gr
+
+    from modules.scripting import runtime
+    from modules.scripting.a1111_scripts import postproc_runner
+    from modules.scripting.gradio3_compat import extension_ui
+    from modules.scripting.postprocessing_scripts import UPSCALE, preferred_order
+
+    runner = postproc_runner(engine)
+    out: list[tuple[str, str, Any]] = []
+    order = engine.options.get("postprocessing_operation_order") or []
+    for script in [s for s in preferred_order(runner.scripts, order) if s is not UPSCALE]:
+        try:
+            with runtime.using(engine), extension_ui(), gr.Group(elem_id=f"extras_script_{len(out)}"):
+                controls = dict(script.ui() or {})
+        except Exception:  # noqa: BLE001 - one extension's UI must not break the tab
+            log.exception("Extras script %r: its ui() failed; left out of the Extras tab", script.name)
+            continue
+        script.controls = controls
+        out += [(str(script.name), name, control) for name, control in controls.items()]
+    return out
 
 
 def create_extras_tab(engine: Engine) -> ExtrasTab:
@@ -153,6 +179,7 @@ def create_extras_tab(engine: Engine) -> ExtrasTab:
                 upscaler_2 = gr.Dropdown(names, value="None", label="Upscaler 2", elem_id="extras_upscaler_2")
                 visibility = gr.Slider(0.0, 1.0, value=0.0, step=0.001, label="Upscaler 2 visibility",
                                        elem_id="extras_upscaler_2_visibility")
+            script_controls = _extras_script_controls(engine)
         with gr.Column(variant="panel", elem_id="extras_results"):
             gallery = gr.Gallery(label="Result", elem_id="extras_gallery", format="png", columns=2, height="auto",
                                  interactive=False)
@@ -176,17 +203,23 @@ def create_extras_tab(engine: Engine) -> ExtrasTab:
                   show_progress="hidden")
 
     def generate(mode_value: int, image_value: Any, files: Any, resize_mode_value: int, factor: float, w: float,
-                 h: float, crop_value: bool, first: str, second: str, vis: float) -> tuple[Any, str, str]:
+                 h: float, crop_value: bool, first: str, second: str, vis: float,
+                 *script_values: Any) -> tuple[Any, str, str]:
+        from modules.scripting import runtime
+
+        values: dict[str, dict[str, Any]] = {}
+        for (script_name, control_name, _), value in zip(script_controls, script_values):
+            values.setdefault(script_name, {})[control_name] = value
         out = run_extras_ui(engine, mode=mode_value, image=image_value, files=files, resize_mode=resize_mode_value,
                             upscaling_resize=factor, upscaling_resize_w=int(w), upscaling_resize_h=int(h),
                             upscaling_crop=crop_value, upscaler_1=first, upscaler_2=second,
-                            extras_upscaler_2_visibility=vis)
+                            extras_upscaler_2_visibility=vis, scripts=runtime.host(engine).extras_scripts(values))
         if out.error:
             return gr.update(), "", out.status_html()
         return out.images, out.html_info, out.status_html()
 
     submit.click(generate, inputs=[mode, image, batch_files, resize_mode, upscaling_resize, width, height, crop,
-                                   upscaler_1, upscaler_2, visibility],
+                                   upscaler_1, upscaler_2, visibility] + [c for _, _, c in script_controls],
                  outputs=[gallery, html_info, status])
     return ExtrasTab(image=image, batch_files=batch_files, gallery=gallery, html_info=html_info, status=status,
                      submit=submit, upscaler_1=upscaler_1, upscaler_2=upscaler_2, tab_single=tab_single,

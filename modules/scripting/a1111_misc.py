@@ -32,6 +32,11 @@ def get_optimal_device_name() -> str:
     return str(get_optimal_device())
 
 
+class NansException(Exception):
+    """A1111's ``devices.NansException``: raised when a tensor holds NaNs (this app reports NaNs in its own
+    error); extensions catch it by name."""
+
+
 def cond_cast_unet(tensor: Any) -> Any:
     return tensor
 
@@ -112,3 +117,25 @@ infotext_to_setting_name_mapping = [
 ]
 PASTE_UI_NAMES = ("ParamBinding", "register_paste_params_button", "create_buttons", "bind_buttons", "paste_fields",
                   "add_paste_fields", "image_from_url_text", "connect_paste_params_buttons", "paste_bindings")
+
+
+# --- shared_items -------------------------------------------------------------------------------------
+def sd_vae_items() -> list[str]:
+    return runtime.current().vaes.choices()
+
+
+def refresh_vae_list() -> None:
+    runtime.current().vaes.refresh()
+
+
+def list_checkpoint_tiles(use_short: bool = False) -> list[str]:
+    return [(c.short_title if use_short else c.title) for c in runtime.current().available_checkpoints()]
+
+
+def refresh_checkpoints() -> None:
+    runtime.current().refresh_checkpoints()
+
+
+def sd_unet_items() -> list[str]:
+    """A1111's list of UNet replacements (TensorRT...): none exist here."""
+    return ["Automatic", "None"]

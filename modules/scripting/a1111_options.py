@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import MutableMapping
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from modules.core.request import RequestError
+from modules.engine import settings_changes
+from modules.engine.engine import MODEL_KEYS
 from modules.settings import options as options_mod
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +215,10 @@ class _DataView(MutableMapping):
 class OptsView:
     """``shared.opts`` over one Engine's :class:`Options` (A1111's ``Options`` interface)."""
 
-    def __init__(self, options: Any, a1111_infos: dict[str, OptionInfo]) -> None:
+    def __init__(self, options: Any, a1111_infos: dict[str, OptionInfo], engine: "Engine | None" = None) -> None:
         object.__setattr__(self, "_options", options)
         object.__setattr__(self, "_a1111", a1111_infos)  # key -> A1111 OptionInfo, for data_labels
+        object.__setattr__(self, "_engine", engine)  # model and VAE changes go through it
 
     # -- values --------------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -226,15 +233,34 @@ class OptsView:
         self.set(name, value)
 
     def set(self, key: str, value: Any, is_api: bool = False, run_callbacks: bool = True) -> bool:
-        """Store ``value``; a value this app's checks refuse is logged and stored as given (A1111 checks nothing)."""
+        """Store ``value`` at once, as A1111 does; a value this app's checks refuse is logged and left unset.
+        The checkpoint and the VAE change through the Engine (:meth:`Engine.apply_settings`, after the same
+        checks as the API): the change waits for a running generation and loads the model before returning
+        (from inside a generation, as A1111, at once)."""
         if key not in self._options:
             self._options.set_unregistered(key, value)
             return True
+        engine = self._engine
+        if engine is not None and key in MODEL_KEYS:
+            return self._set_model_key(engine, key, value)
         try:
             return self._options.set(key, value, run_callbacks=run_callbacks)
         except ValueError as exc:
             log.warning("%s (set by an extension; kept unchanged)", exc)
             return False
+
+    def _set_model_key(self, engine: "Engine", key: str, value: Any) -> bool:
+        try:
+            value = settings_changes.check_setting(engine, key, value, field=key, exact_checkpoint_name=False)
+            reason = settings_changes.frozen_reason(engine, key)
+            if reason:
+                raise RequestError(key, reason)
+        except RequestError as exc:
+            log.warning("%s (set by an extension; kept unchanged)", exc)
+            return False
+        if self._options.get(key) == value:
+            return False
+        return bool(engine.apply_settings({key: value}, save=False))
 
     def get_default(self, key: str) -> Any:
         try:

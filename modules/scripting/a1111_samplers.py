@@ -29,6 +29,7 @@ samplers_map = {alias.lower(): s.name for s in all_samplers for alias in [s.name
 samplers_k_diffusion = [(s.name, None, list(s.aliases), dict(s.options)) for s in all_samplers]
 sampler_extra_params: dict[str, list[str]] = {}
 approximation_indexes = {"Full": 0, "Approx NN": 1, "Approx cheap": 2, "TAESD": 3}
+schedulers_map = {**{s.name: s for s in core.SCHEDULES}, **{s.label: s for s in core.SCHEDULES}}
 
 
 def find_sampler_config(name: str | None) -> SamplerData | None:

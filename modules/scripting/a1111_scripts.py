@@ -2,6 +2,7 @@
 running Engine's runners (``scripts_txt2img`` / ``scripts_img2img`` / ``scripts_data``)."""
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -24,6 +25,23 @@ class ScriptFileEntry:
     basedir: str
     filename: str
     path: str
+
+
+# What A1111's start-up has imported before any extension runs: extensions reach these as attributes of
+# ``modules`` (``modules.textual_inversion.textual_inversion.EmbeddingDatabase()``) without importing them.
+A1111_STARTUP_MODULES = ("modules.shared", "modules.paths", "modules.devices", "modules.sd_models", "modules.sd_vae",
+                         "modules.sd_samplers", "modules.sd_hijack", "modules.processing", "modules.scripts",
+                         "modules.images", "modules.script_callbacks", "modules.extra_networks",
+                         "modules.textual_inversion.textual_inversion")
+# ...and before any script builds its UI (Gradio's): LoRA block weight names its own component class's module
+# ``modules.ui_components``, which Gradio then looks up in ``sys.modules``. Not imported before: the API alone
+# runs without Gradio.
+A1111_UI_MODULES = ("modules.ui_components",)
+
+
+def import_a1111_modules(ui: bool = False) -> None:
+    for name in A1111_UI_MODULES if ui else A1111_STARTUP_MODULES:
+        importlib.import_module(name)
 
 
 def basedir() -> str:
@@ -59,7 +77,7 @@ def list_files_with_name(filename: str) -> list[str]:
     return [os.path.join(r, filename) for r in roots if os.path.isfile(os.path.join(r, filename))]
 
 
-def _postproc_runner(engine: "Engine") -> Any:
+def postproc_runner(engine: "Engine") -> Any:
     from modules.scripting.postprocessing_scripts import PostprocessingRunner
 
     state = runtime.engine_state(engine)
@@ -73,7 +91,7 @@ def _postproc_runner(engine: "Engine") -> Any:
 RESOLVERS: dict[str, Callable[[Any], Any]] = {
     "scripts_txt2img": lambda e: runtime.host(e).scripts.txt2img,
     "scripts_img2img": lambda e: runtime.host(e).scripts.img2img,
-    "scripts_postproc": lambda e: _postproc_runner(e),
+    "scripts_postproc": lambda e: postproc_runner(e),
     "scripts_current": lambda e: None,
     "scripts_data": lambda e: list(runtime.host(e).scripts.script_data),
     "postprocessing_scripts_data": lambda e: list(runtime.host(e).scripts.postprocessing_data),

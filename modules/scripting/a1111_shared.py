@@ -26,7 +26,7 @@ def resolve_opts(engine: "Engine") -> OptsView:
     state = runtime.engine_state(engine)
     view = state.get("opts")
     if view is None or view._options is not engine.options:
-        view = state["opts"] = OptsView(engine.options, state.setdefault("a1111_infos", {}))
+        view = state["opts"] = OptsView(engine.options, state.setdefault("a1111_infos", {}), engine)
     return view
 
 
@@ -338,7 +338,18 @@ def resolve_sd_upscalers(engine: "Engine") -> list[UpscalerEntry]:
     return [UpscalerEntry(u) for u in engine.upscalers.list()]
 
 
+def _shared_items(name: str) -> Callable[[Any], Any]:
+    """A1111 1.5's ``shared.list_checkpoint_tiles`` / ``refresh_checkpoints``, now in ``shared_items``."""
+    def resolve(engine: "Engine") -> Any:
+        from modules.scripting import a1111_misc
+
+        return getattr(a1111_misc, name)
+    return resolve
+
+
 SHARED_RESOLVERS: dict[str, Callable[[Any], Any]] = {
+    "list_checkpoint_tiles": _shared_items("list_checkpoint_tiles"),
+    "refresh_checkpoints": _shared_items("refresh_checkpoints"),
     "opts": resolve_opts,
     "options_templates": resolve_options_templates,
     "cmd_opts": resolve_cmd_opts,

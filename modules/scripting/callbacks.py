@@ -331,3 +331,15 @@ def on_list_unets(callback: Callable[..., Any], *, name: str | None = None) -> N
 
 def on_before_token_counter(callback: Callable[..., Any], *, name: str | None = None) -> None:
     _register("before_token_counter", callback, name)
+
+
+def remove_current_script_callbacks() -> None:
+    """A1111: drop every callback the script file being loaded registered (extensions call it before
+    registering again, e.g. on reload)."""
+    active = _ACTIVE.get(None)
+    if active is not None and active.name:
+        active.registry.remove(lambda e: e.name == active.name)
+
+
+def remove_callbacks_for_function(callback_func: Callable[..., Any]) -> None:
+    active_registry().remove(lambda e: e.fn == callback_func)

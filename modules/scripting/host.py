@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modules.core.request import GenerationRequest, Processed
 from modules.scripting import processing
@@ -67,6 +67,19 @@ class ScriptHost:
             if processed is None:
                 processed = processing.process_images(p)
         return processed
+
+    def extras_scripts(self, values: dict[str, dict] | None = None) -> Any:
+        """The extensions' Extras scripts for one run of ``run_postprocessing`` (None when there are none):
+        ``values`` {script name: {control name: value}} from the Extras tab, defaults for the rest."""
+        from modules.scripting import runtime
+        from modules.scripting.a1111_scripts import postproc_runner
+        from modules.scripting.postprocessing_scripts import ExtrasRun
+
+        runner = postproc_runner(self.engine)
+        if not runner.scripts:
+            return None
+        with runtime.using(self.engine):
+            return ExtrasRun(runner.scripts, values, self.engine.options.get("postprocessing_operation_order") or [])
 
     def check_model_loaded(self) -> None:
         """Run ``model_loaded`` callbacks once per checkpoint load (before a generation first uses it)."""

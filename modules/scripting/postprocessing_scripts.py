@@ -1,14 +1,18 @@
 """A1111's Extras ("postprocessing") script API: ``ScriptPostprocessing`` subclasses with ``name``, ``order``,
 ``ui()`` (a dict of named controls) and ``process(pp, **values)``.
 
-Extension files that define them load (the loader collects them, ordered by ``order``, as
-``scripts.postprocessing_scripts_data``), and :meth:`PostprocessingRunner.run` applies them to one image with
-given values. The Extras tab and ``/sdapi/v1/extra-*`` do not call them yet."""
+Extension files that define them load (the loader collects them as ``scripts.postprocessing_scripts_data``).
+The Extras tab and ``/sdapi/v1/extra-single-image`` / ``extra-batch-images`` run them around the built-in
+"Upscale" step (:class:`ExtrasRun`, handed to ``modules.engine.postprocessing.run_postprocessing``) in A1111's
+order: the names listed in the ``postprocessing_operation_order`` setting first, in that order, then by each
+script's ``order`` (Upscale's is 1000). Every script's ``process_firstpass`` runs before any ``process``. Their
+arguments are the values of their ``ui()`` controls: from the Extras tab's controls, or their defaults (the API
+has no field for them, as in A1111). A script that raises is logged by name and skipped."""
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +99,65 @@ class PostprocessingRunner:
                 break
             script.process(pp, **values[script.name])
         return pp
+
+
+UPSCALE = "Upscale"  # the built-in step's name in postprocessing_operation_order
+UPSCALE_ORDER = 1000
+
+
+def control_defaults(script: ScriptPostprocessing) -> dict[str, Any]:
+    """The values of a script's ``ui()`` controls as built (A1111 passes these when no UI gave others)."""
+    if script.controls is None:
+        import gradio as gr
+
+        from modules.scripting.gradio3_compat import extension_ui
+
+        with gr.Blocks(), extension_ui():
+            script.controls = dict(script.ui() or {})
+    return {name: getattr(control, "value", None) for name, control in script.controls.items()}
+
+
+def preferred_order(scripts: Sequence[ScriptPostprocessing], operation_order: Sequence[str]) -> list[Any]:
+    """Scripts and the Upscale step (as ``UPSCALE``) in A1111's order."""
+    listed = list(operation_order or [])
+    stages: list[tuple[str, int, Any]] = [(UPSCALE, UPSCALE_ORDER, UPSCALE)] + [
+        (str(s.name), int(getattr(s, "order", 1000)), s) for s in scripts]
+
+    def key(item: tuple[str, int, Any]) -> tuple:
+        name, order, _ = item
+        return (listed.index(name) if name in listed else len(listed), order, name)
+
+    return [stage for _, _, stage in sorted(stages, key=key)]
+
+
+class ExtrasRun:
+    """One Extras run's scripts: ``run(image, upscale, info)`` is what ``run_postprocessing`` calls per image."""
+
+    def __init__(self, scripts: Sequence[ScriptPostprocessing], values: dict[str, dict[str, Any]] | None,
+                 operation_order: Sequence[str]) -> None:
+        self.stages = preferred_order(scripts, operation_order)
+        given = values or {}
+        self.args = {s.name: {**control_defaults(s), **given.get(s.name, {})}
+                     for s in scripts}
+
+    def run(self, image: Any, upscale: Callable[[Any, dict], Any], info: dict) -> Any:
+        pp = PostprocessedImage(image)
+        scripts = [s for s in self.stages if s is not UPSCALE]
+        for script in scripts:
+            self._call(script, "process_firstpass", pp, info)
+        for stage in self.stages:
+            if pp.disable_processing:
+                break
+            if stage is UPSCALE:
+                pp.image = upscale(pp.image, info)
+            else:
+                self._call(stage, "process", pp, info)
+        return pp.image
+
+    def _call(self, script: ScriptPostprocessing, method: str, pp: PostprocessedImage, info: dict) -> None:
+        try:
+            getattr(script, method)(pp, **self.args[script.name])
+        except Exception:  # noqa: BLE001 - an extension's failure is reported, the Extras run goes on
+            log.exception("Extras script %r (%s) failed in %s; skipped", script.name, script.filename, method)
+        for key, value in pp.info.items():
+            info.setdefault(key, value)

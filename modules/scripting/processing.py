@@ -16,16 +16,16 @@ from PIL import Image
 
 from modules.core import image_files
 from modules.core.request import GenerationRequest, Processed
+from modules.engine import noise_inversion
 from modules.engine.hooks import GenerationHooks, ImageSaveCallbacks, SamplingCallbacks
 from modules.engine.pipeline import Batch, Plan
+from modules.scripting import a1111_lora
 from modules.scripting.processing_object import StableDiffusionProcessing, as_processing
 from modules.settings import output_paths
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
     from modules.scripting.host import ScriptHost
-
-_CFG_KINDS = ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg", "extra_noise")
 
 
 class ScriptHooks(GenerationHooks):
@@ -65,6 +65,7 @@ class ScriptHooks(GenerationHooks):
             self._p_to_batch(batch, prompts=True)
 
     def networks_activated(self, plan: Plan, batch: Batch, network_data: dict) -> None:
+        a1111_lora.networks_activated(self.p.engine)
         runner = self.p.scripts
         if runner is None:
             return
@@ -72,6 +73,23 @@ class ScriptHooks(GenerationHooks):
         runner.after_extra_networks_activate(self.p, extra_network_data=network_data, **kwargs)
         runner.process_batch(self.p, **kwargs)
         self._p_to_batch(batch, prompts=False)
+        a1111_lora.sync(self.p.engine)  # what scripts changed in A1111's loaded networks, before conditioning
+
+    def img2img_noise(self, plan: Plan, batch: Batch, init_latents: Any, noise: Any, sampler: Any) -> Any:
+        """``p.img2img_noise(init_latents, noise, sampler, find_noise)`` when a script set it (the img2img
+        alternative test); ``find_noise(prompt, negative_prompt, cfg_scale, steps, sigma_adjustment)`` inverts
+        ``init_latents`` with the Engine's denoiser."""
+        replace = getattr(self.p, "img2img_noise", None)
+        if replace is None:
+            return noise
+        engine = self.p.engine
+
+        def find_noise(prompt: str, negative_prompt: str, cfg_scale: float, steps: int, sigma_adjustment: bool) -> Any:
+            return noise_inversion.find_noise(engine, plan, batch, init_latents, prompt=prompt,
+                                              negative_prompt=negative_prompt, cfg_scale=cfg_scale, steps=steps,
+                                              sigma_adjustment=sigma_adjustment)
+
+        return replace(init_latents, noise, sampler, find_noise)
 
     def before_hires(self, plan: Plan) -> None:
         if self.p.scripts is not None:
@@ -89,20 +107,42 @@ class ScriptHooks(GenerationHooks):
         return self.p.scripts.postprocess_image_one(self.p, image)
 
     def finish(self, plan: Plan, processed: Processed) -> None:
-        if self.p.scripts is not None:
-            self.p.scripts.postprocess(self.p, processed)
+        try:
+            if self.p.scripts is not None:
+                self.p.scripts.postprocess(self.p, processed)
+        finally:
+            a1111_lora.end_generation(self.p.engine)
 
     def sampling_callbacks(self) -> SamplingCallbacks | None:
-        callbacks = self.host.callbacks
-        if any(callbacks.has(kind) for kind in _CFG_KINDS):
-            return callbacks.bound(self.p.failed_callbacks)
-        return None
+        # Asked before ``process`` runs, where extensions may still register (LoRA block weight does): the
+        # callbacks are looked up when the denoiser calls, as in A1111.
+        return _LiveCallbacks(self.host.callbacks, self.p.failed_callbacks, self.p.engine)
 
     def save_callbacks(self) -> ImageSaveCallbacks | None:
         return self.host.callbacks
 
     def processing(self) -> StableDiffusionProcessing:
         return self.p
+
+
+class _LiveCallbacks:
+    """The per-step callbacks registered when the denoiser asks, with this generation's switched-off set; after
+    ``on_cfg_denoiser`` callbacks, what they changed in A1111's loaded networks (LoRA block weight's start/stop
+    steps) is merged before the UNet call, as A1111's patched forward does."""
+
+    def __init__(self, registry: Any, skip: set[int], engine: "Engine") -> None:
+        self.registry = registry
+        self.skip = skip
+        self.engine = engine
+
+    def has(self, kind: str) -> bool:
+        return self.registry.has(kind)
+
+    def run(self, kind: str, *args: Any) -> Any:
+        result = self.registry.run(kind, *args, skip=self.skip)
+        if kind == "cfg_denoiser":
+            a1111_lora.sync(self.engine)
+        return result
 
 
 def process_images(engine_or_p: Any, req: GenerationRequest | None = None) -> Processed:

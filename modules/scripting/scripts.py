@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from modules.scripting import loading as script_loading
 from modules.scripting import runtime
+from modules.scripting import a1111_scripts
 from modules.core.request import GenerationRequest, Processed, RequestError
 from modules.engine.job_state import GenerationInterrupted
 
@@ -260,6 +261,7 @@ class ScriptManager:
         callbacks = self.host.callbacks
         for ext in extensions.active():
             ext.loaded = True
+        a1111_scripts.import_a1111_modules()
         for file in self.script_files():
             self._load_file(file, callbacks)
         # Scripts are made now (A1111 makes them before the page): some register callbacks in __init__.
@@ -504,6 +506,7 @@ class ScriptRunner:
         scripts (the page makes the Script dropdown there). A script whose ui() raises gets no arguments."""
         from modules.scripting.gradio3_compat import extension_ui
 
+        a1111_scripts.import_a1111_modules(ui=True)
         with self._lock, extension_ui():  # extensions' ui() may use Gradio 3 calls
             inputs: list[Any] = [None]
             defaults: list[Any] = [0]

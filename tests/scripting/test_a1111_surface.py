@@ -148,3 +148,31 @@ def test_an_extras_script_loads_and_runs_through_the_runner(tmp_path):
     assert pp.image.getpixel((0, 0)) == (245, 235, 225) and pp.info == {"Inverted": True}
     assert runtime.host(engine).extensions.find("pp-ext").errors == []
     runtime.unbind(engine)
+
+
+def test_more_of_a1111s_names_popular_extensions_import(engine):
+    """Names read from popular extensions (ADetailer, agent scheduler, dynamic thresholding, Config-Presets...)."""
+    from modules import devices, processing, script_callbacks, sd_schedulers, shared, shared_items, shared_options
+    from modules import shared_state
+
+    assert shared_items.sd_vae_items()[:2] == ["Automatic", "None"]
+    titles = [c.title for c in engine.available_checkpoints()]
+    assert shared_items.list_checkpoint_tiles() == titles == shared.list_checkpoint_tiles()
+    assert sd_schedulers.schedulers_map["Karras"].name == "karras" and sd_schedulers.schedulers[0].label == "Automatic"
+    assert shared_options.options_templates is shared.options_templates
+    assert issubclass(devices.NansException, Exception) and isinstance(shared.state, shared_state.State)
+    assert callable(processing.apply_overlay)
+    assert callable(script_callbacks.remove_current_script_callbacks)
+
+
+def test_remove_current_script_callbacks_drops_only_that_files_callbacks(engine):
+    from modules import script_callbacks
+    from modules.scripting.callbacks import CallbackRegistry
+
+    registry = CallbackRegistry()
+    with registry.active("ext", "ext/scripts/a.py"):
+        script_callbacks.on_app_started(lambda *a: None)
+    with registry.active("ext", "ext/scripts/b.py"):
+        script_callbacks.on_app_started(lambda *a: None)
+        script_callbacks.remove_current_script_callbacks()
+    assert [e.name for e in registry.entries()] == ["ext/scripts/a.py"]

@@ -157,3 +157,18 @@ def test_outpainting_refuses_a_bad_direction(client):
                "script_args": [32, 4, "fill", ["sideways"]]}
     r = client.post("/sdapi/v1/img2img", json=payload)
     assert r.status_code == 422 and "direction" in r.json()["detail"]
+
+
+def test_outpainting_mk2_paints_one_window_per_direction_as_a1111(client):
+    """mk2 grows the picture one side at a time and inpaints a window of the request's width at that side:
+    two directions on a 64 px wide request give 64x64 passes (poor man's paints the whole 128x64 canvas once)."""
+    mk2 = client.post("/sdapi/v1/img2img", json={
+        **BASE, "init_images": [_b64(_init())], "script_name": "outpainting mk2", "denoising_strength": 0.9,
+        "script_args": ["", 32, 8, ["right", "left"], 1.0, 0.05]})
+    poor = client.post("/sdapi/v1/img2img", json={
+        **BASE, "init_images": [_b64(_init())], "script_name": "poor man's outpainting", "denoising_strength": 0.9,
+        "script_args": [32, 4, "fill", ["left", "right"]]})
+    assert mk2.status_code == 200 and poor.status_code == 200
+    assert "Size: 64x64" in json.loads(mk2.json()["info"])["infotexts"][0]
+    assert "Size: 128x64" in json.loads(poor.json()["info"])["infotexts"][0]
+    assert _image(mk2.json()["images"][0]).size == (128, 64)

@@ -1,13 +1,10 @@
 """CFG rescale (Seshelle/CFG_Rescale_webui, unchanged) replaces ``sd_samplers_kdiffusion.CFGDenoiser.combine_denoised``
-during a generation. Its module also imports A1111's ldm DDIM code (``from ldm.models.diffusion import ddim``),
-which this app does not have (a model internal, counted apart): this test stands in two empty ldm modules so that
-the import passes, and checks that the guidance hook then works: the picture changes, the infotext names it, and
-the original guidance is back afterwards."""
+during a generation. Its module also imports A1111's ldm DDIM names (``from ldm.models.diffusion import ddim``),
+which the app's ``ldm`` facade package gives: it loads as installed, and the guidance hook works: the picture
+changes, the infotext names it, and the original guidance is back afterwards."""
 from __future__ import annotations
 
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -30,31 +27,14 @@ def engine(tmp_path_factory):
     import webui
     from modules.settings import cmd_args
 
-    stubs = {}
-    for name in ("ldm", "ldm.models", "ldm.models.diffusion", "ldm.models.diffusion.ddim", "ldm.modules",
-                 "ldm.modules.diffusionmodules", "ldm.modules.diffusionmodules.util"):
-        stubs[name] = types.ModuleType(name)
-    stubs["ldm.models.diffusion.ddim"].DDIMSampler = type("DDIMSampler", (), {"make_schedule": None, "p_sample_ddim": None})
-    stubs["ldm.models.diffusion"].ddim = stubs["ldm.models.diffusion.ddim"]
-    util = stubs["ldm.modules.diffusionmodules.util"]
-    util.make_ddim_sampling_parameters = util.noise_like = lambda *a, **k: None
-    saved = {k: sys.modules.get(k) for k in stubs}
-    sys.modules.update(stubs)
     data = tmp_path_factory.mktemp("cfg-rescale")
     ckpt = data / "models" / "Stable-diffusion"
     ckpt.mkdir(parents=True)
     tiny_models.write_single_file(tiny_models.tiny_sd1(seed=3), ckpt / "tiny.safetensors", "sd1")
     shutil.copytree(FIXTURE, data / "extensions" / "CFG_Rescale_webui", ignore=shutil.ignore_patterns(".git"))
-    try:
-        engine = webui.build_engine(cmd_args.parse_args(["--data-dir", str(data)], environ={}))
-        yield engine
-    finally:
-        runtime.unbind(locals().get("engine"))
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+    engine = webui.build_engine(cmd_args.parse_args(["--data-dir", str(data)], environ={}))
+    yield engine
+    runtime.unbind(engine)
 
 
 def test_cfg_rescale_loads_and_changes_the_picture_with_its_infotext_key(engine):
@@ -72,3 +52,12 @@ def test_cfg_rescale_loads_and_changes_the_picture_with_its_infotext_key(engine)
     assert sd_samplers_kdiffusion.CFGDenoiser.combine_denoised is original  # put back by its postprocess
     again = runtime.host(engine).generate(GenerationRequest(**BASE, alwayson_scripts={"CFG Rescale Extension": {"args": [0.0]}}))
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(plain.images[0]))
+
+
+def test_the_ldm_names_it_imports_are_the_apps_own():
+    import ldm.models.diffusion.ddim as ddim
+    from ldm.modules.diffusionmodules.util import make_ddim_sampling_parameters
+
+    assert Path(ddim.__file__).resolve() == REPO / "ldm" / "models" / "diffusion" / "ddim.py"
+    sigmas, alphas, prev = make_ddim_sampling_parameters(np.linspace(0.99, 0.01, 1000), np.array([1, 501, 999]), 0.0)
+    assert np.allclose(sigmas, 0.0) and np.isclose(prev[0], 0.99) and np.isclose(alphas[1], np.linspace(0.99, 0.01, 1000)[501])

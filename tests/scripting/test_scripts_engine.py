@@ -124,7 +124,7 @@ def _xyz_args(x_type="Nothing", x_values="", y_type="Nothing", y_values="", z_ty
 
 def test_extensions_load_and_the_broken_one_says_why(engine):
     names = [e.name for e in _host(engine).extensions.list()]
-    assert names == ["broken-hook", "broken-import", "recorder", "sd-webui-example"]
+    assert names == ["Lora", "broken-hook", "broken-import", "recorder", "sd-webui-example"]  # built-in first
     broken = _host(engine).extensions.find("broken-import")
     assert broken.errors == ["broken_import.py: RuntimeError: broken at import"]
     assert any("broken at import" in e.error for e in _host(engine).scripts.load_errors)
@@ -306,7 +306,7 @@ def client(engine, data_dir, events):
 def test_api_lists_scripts_script_info_and_extensions(client):
     scripts_list = client.get("/sdapi/v1/scripts").json()
     assert scripts_list["txt2img"] == ["prompt matrix", "prompts from file or textbox", "x/y/z plot"]
-    assert scripts_list["img2img"] == ["loopback", "poor man's outpainting", "outpainting mk2", "prompt matrix",
+    assert scripts_list["img2img"] == ["img2img alternative test", "loopback", "poor man's outpainting", "outpainting mk2", "prompt matrix",
                                        "prompts from file or textbox", "sd upscale",
                                        "x/y/z plot"]  # A1111's img2img-only built-ins too
     info = client.get("/sdapi/v1/script-info").json()
@@ -319,7 +319,7 @@ def test_api_lists_scripts_script_info_and_extensions(client):
     note = by_name[("example note", True)]
     assert note["is_alwayson"] is True and [a["label"] for a in note["args"]] == ["Write a note into the infotext", "Note"]
     exts = {e["name"]: e for e in client.get("/sdapi/v1/extensions").json()}
-    assert set(exts) == {"broken-hook", "broken-import", "recorder", "sd-webui-example"}
+    assert set(exts) == {"Lora", "broken-hook", "broken-import", "recorder", "sd-webui-example"}
     assert all(e["enabled"] for e in exts.values())
 
 

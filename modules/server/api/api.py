@@ -186,7 +186,8 @@ def create_router(host: "ScriptHost", tasks: TaskTracker) -> APIRouter:
     @router.post("/extra-single-image", response_model=models.ExtrasSingleImageResponse)
     def extras_single_image_api(payload: models.ExtrasSingleImageRequest) -> models.ExtrasSingleImageResponse:
         image = convert.decode_image(payload.image, "image")
-        result = postprocessing.run_postprocessing(engine, [(image, None)], _extras_params(payload))
+        result = postprocessing.run_postprocessing(engine, [(image, None)], _extras_params(payload),
+                                                   scripts=host.extras_scripts())
         encoded = convert.encode_image(engine, result.images[0]) if result.images else None
         return models.ExtrasSingleImageResponse(html_info=result.html_info, image=encoded)
 
@@ -197,7 +198,7 @@ def create_router(host: "ScriptHost", tasks: TaskTracker) -> APIRouter:
                   for i, item in enumerate(payload.imageList)]
         if not inputs:
             return models.ExtrasBatchImagesResponse(html_info="", images=[])
-        result = postprocessing.run_postprocessing(engine, inputs, _extras_params(payload))
+        result = postprocessing.run_postprocessing(engine, inputs, _extras_params(payload), scripts=host.extras_scripts())
         return models.ExtrasBatchImagesResponse(html_info=result.html_info,
                                                 images=[convert.encode_image(engine, img) for img in result.images])
 

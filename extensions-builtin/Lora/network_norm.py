@@ -1,0 +1,3 @@
+"""A1111's ``network_norm`` module (built-in Lora extension). A thin facade; the code lives in
+``modules.scripting.a1111_lora``."""
+from modules.scripting.a1111_lora import NetworkModuleNorm  # noqa: F401

@@ -1,0 +1,1 @@
+"""``ldm.models``: facades only."""

@@ -1,0 +1,3 @@
+"""``ldm.modules.diffusionmodules.util``: the DDIM schedule helpers. A thin facade; the code lives in
+``modules.scripting.a1111_ldm``."""
+from modules.scripting.a1111_ldm import make_ddim_sampling_parameters, make_ddim_timesteps, noise_like  # noqa: F401

@@ -1,0 +1,1 @@
+"""A1111's ``modules.textual_inversion`` package: facades only (see ``textual_inversion.py``)."""
