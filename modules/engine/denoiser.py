@@ -233,6 +233,9 @@ class CFGDenoiser:
         self.padded_cond_uncond = False
         self.padded_cond_uncond_v0 = False
         self.extra_generation_params: dict[str, Any] = {}
+        # Called first at every call with (self, sigma); the refiner switch (engine/refiner.py) may replace
+        # inner_model and inputs there.
+        self.before_call: Callable[["CFGDenoiser", torch.Tensor], None] | None = None
 
     @property
     def cond_scale(self) -> float:
@@ -256,6 +259,8 @@ class CFGDenoiser:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         self.check()
+        if self.before_call is not None:
+            self.before_call(self, sigma)
         inp, opts = self.inputs, self.options
         conds_list, tensor = prompt_parser.reconstruct_multicond_batch(inp.cond, self.step)
         uncond = prompt_parser.reconstruct_cond_batch(inp.uncond, self.step)

@@ -268,7 +268,15 @@ class Engine:
                 self.load_checkpoint(wanted)
             self._apply_vae_setting()
 
-    def load_checkpoint(self, info: Any) -> None:
+    def load_for_job(self, info: Any) -> None:
+        """Load ``info`` for the rest of the running job (the refiner switch): the ``sd_model_checkpoint`` setting
+        keeps naming the model the job started on, so :meth:`ensure_model` brings that one back."""
+        with self._model_lock:
+            if self.model is None or self.checkpoint_info is None or Path(info.filename) != Path(self.checkpoint_info.filename):
+                self.load_checkpoint(info, remember=False)
+            self._apply_vae_setting()
+
+    def load_checkpoint(self, info: Any, *, remember: bool = True) -> None:
         from modules.models import checkpoint_loader
         from modules.models.safe_load import CheckpointLoadError
 
@@ -288,16 +296,16 @@ class Engine:
                 if previous is not None and Path(previous.filename) != Path(info.filename):
                     # The user keeps the model they had.
                     try:
-                        self.load_checkpoint(previous)
+                        self.load_checkpoint(previous, remember=remember)
                     except Exception:  # pragma: no cover - the previous file vanished meanwhile
                         log.exception("Could not reload the previous checkpoint %s", previous.filename)
                 if isinstance(exc, (ModelLoadError, CheckpointLoadError)):
                     raise
                 # Any other failure (an unknown layout, a shape mismatch...) names the file too.
                 raise ModelLoadError(f"could not load checkpoint {info.filename}: {exc}") from exc
-            self._install(model, info)
+            self._install(model, info, remember=remember)
 
-    def _install(self, model: Any, info: Any) -> None:
+    def _install(self, model: Any, info: Any, *, remember: bool = True) -> None:
         from modules.engine.conditioning import TextConditioner
 
         self.model = model
@@ -314,7 +322,7 @@ class Engine:
         self.networks.attach(model)
         # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint), unless this load
         # serves one request's override: that must not outlive the request.
-        if not self.options.is_scoped("sd_model_checkpoint"):
+        if remember and not self.options.is_scoped("sd_model_checkpoint"):
             self.options.set("sd_model_checkpoint", info.title, run_callbacks=False)
         log.info("Loaded %s (%s, %s) on %s", info.title, model.family, model.prediction_type, self.devices.describe())
 

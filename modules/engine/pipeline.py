@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from modules.core import image_files, img2img_ops, infotext, masking, samplers
+from modules.engine import refiner as refiners
 from modules.engine import rng
 from modules.core.prompt_comments import strip_comments
 from modules.core.request import GenerationRequest, Processed, RequestError
@@ -64,6 +65,10 @@ class Plan:
     late_params: dict[str, Any] = field(default_factory=dict)  # infotext keys A1111 writes after the networks'
     hooks: GenerationHooks = NO_HOOKS
     sampling_callbacks: SamplingCallbacks | None = None  # per-step denoiser callbacks of this run, or None
+    refiner: refiners.Refiner | None = None
+    # what was loaded when the job began: the infotext names it even when a refiner is loaded at the end
+    checkpoint: Any = None
+    vae_info: dict | None = None
 
 
 def generate(engine: "Engine", req: GenerationRequest, hooks: GenerationHooks = NO_HOOKS) -> Processed:
@@ -77,6 +82,7 @@ def generate(engine: "Engine", req: GenerationRequest, hooks: GenerationHooks = 
     try:
         processed = _generate(engine, plan)
     finally:
+        refiners.restore_main(engine, plan)
         engine.after_generation()
     hooks.finish(plan, processed)
     return processed
@@ -99,6 +105,7 @@ def _generate(engine: "Engine", plan: Plan) -> Processed:
         if engine.state.interrupted:  # A1111: an interrupt ends the run after the batch it cut short
             interrupted = True
             break
+        refiners.restore_main(engine, plan)  # A1111 reloads the main model before every batch
         batch = Batch(n, list(plan.all_prompts[lo:hi]), list(plan.all_negative_prompts[lo:hi]),
                       list(plan.all_seeds[lo:hi]), list(plan.all_subseeds[lo:hi]))
         hooks.before_batch(plan, batch)
@@ -226,6 +233,9 @@ def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
         seed=seed,
         subseed=subseed,
         network_data=network_data,
+        refiner=refiners.resolve(engine, req),
+        checkpoint=engine.checkpoint_info,
+        vae_info=engine.vae_info,
     )
     emphasis = opts.get("emphasis")
     if emphasis != "Original" and any(c in prompt + negative for c in "(["):
@@ -334,6 +344,7 @@ def _prepare_pass(engine: "Engine", plan: Plan, batch: Batch, sampler_info: samp
     p = plan.hooks.processing()
     cfg.p = p
     sampler = Sampler(sampler_info, schedule, cfg, settings, noise_stream=noise_rng, seeds=batch.seeds)
+    refiners.attach(engine, plan, batch, cfg, sampler, sampler_info, width=width, height=height, hires_steps=hires_steps)
     if p is not None:
         p.sampler = sampler  # scripts read p.sampler during the run, as in A1111
     return SamplerPass(sampler, noise, noise_rng)
@@ -433,6 +444,8 @@ def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tenso
         hr_prompts, _ = extra_networks.parse_prompts([req.hr_prompt or p for p in plan.all_prompts[: len(batch.seeds)]])
         hr_neg = [req.hr_negative_prompt or n for n in batch.negative_prompts]
         hr_batch = Batch(batch.index, hr_prompts, hr_neg, batch.seeds, batch.subseeds, cond_prompts=hr_prompts)
+    refiners.restore_main(engine, plan)  # A1111 reloads the main (or hires) checkpoint for the second pass
+    model = engine.model
     inpaint = engine.blank_inpaint_cond(len(batch.seeds), final_h, final_w) if model.is_inpainting else None
     run = _prepare_pass(engine, plan, hr_batch, sampler, schedule, final_w, final_h, steps=req.steps,
                         hires_steps=steps, inpaint_cond=inpaint)
@@ -524,8 +537,8 @@ def _finish_img2img(image: Image.Image, init: Img2ImgInit, i: int) -> Image.Imag
 def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
     req = plan.request
     opts = engine.options
-    ckpt = engine.checkpoint_info
-    vae = engine.vae_info
+    ckpt = plan.checkpoint or engine.checkpoint_info
+    vae = plan.vae_info if plan.checkpoint is not None else engine.vae_info
     uses_denoising = req.is_img2img or req.enable_hr
     fields: dict[str, Any] = {
         "Steps": req.steps,
@@ -556,7 +569,7 @@ def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
 
 
 def _filename_tags(engine: "Engine", plan: Plan, index: int) -> dict[str, Any]:
-    req, opts, ckpt = plan.request, engine.options, engine.checkpoint_info
+    req, opts, ckpt = plan.request, engine.options, plan.checkpoint or engine.checkpoint_info
     return output_paths.filename_tags(
         seed=plan.all_seeds[index], prompt=plan.all_prompts[index], negative_prompt=plan.all_negative_prompts[index],
         steps=req.steps, cfg_scale=req.cfg_scale, width=req.width, height=req.height, sampler=plan.sampler.name,
@@ -592,8 +605,8 @@ def _save(engine: "Engine", image: Image.Image, plan: Plan, index: int, text: st
 
 def processed_js(engine: "Engine", plan: Plan, processed: Processed) -> dict[str, Any]:
     req = plan.request
-    ckpt = engine.checkpoint_info
-    vae = engine.vae_info or {}
+    ckpt = plan.checkpoint or engine.checkpoint_info
+    vae = (plan.vae_info if plan.checkpoint is not None else engine.vae_info) or {}
     return {
         "prompt": plan.all_prompts[0] if plan.all_prompts else req.prompt,
         "all_prompts": processed.prompts,
