@@ -185,6 +185,7 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
     for name, default in (("hr_sampler_name", "Use same sampler"), ("hr_scheduler", "Use same scheduler")):
         if fields.get(name) == default:
             fields[name] = None
+    fields.update(refiner_fields(values))
     if not is_img2img:
         fields["enable_hr"] = bool(fields.get("enable_hr"))
         return GenerationRequest(**fields)
@@ -403,6 +404,43 @@ def _hires_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
                                queue=False, show_progress="hidden")
 
 
+def checkpoint_titles(engine: Engine) -> list[str]:
+    return [c.title for c in engine.available_checkpoints()]
+
+
+def _refiner_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
+    """A1111's Refiner accordion (element ids as its built-in script gives them): the checkpoint the sampler switches
+    to, and when. The Engine does the switch (``modules/engine/refiner.py``)."""
+    fields["refiner_enable"] = gr.Checkbox(label="Refiner", value=False, elem_id=f"{tab}_enable")
+    with gr.Group(visible=False, elem_id=f"{tab}_refiner") as group:
+        with gr.Row():
+            fields["refiner_checkpoint"] = gr.Dropdown(
+                label="Checkpoint", choices=checkpoint_titles(engine), value=None, elem_id=f"{tab}_checkpoint",
+                info="switch to another model in the middle of generation", scale=4)
+            refresh = gr.Button("🔄", elem_id=f"{tab}_checkpoint_refresh", elem_classes=["sd-tool"], scale=0,
+                                min_width=40)
+            fields["refiner_switch_at"] = gr.Slider(
+                0.01, 1.0, value=0.8, step=0.01, label="Switch at", elem_id=f"{tab}_switch_at", scale=4,
+                info="fraction of sampling steps when the switch to refiner model should happen; 1=never, "
+                     "0.5=switch in the middle of generation")
+    fields["refiner_enable"].change(lambda on: gr.update(visible=bool(on)), inputs=fields["refiner_enable"],
+                                    outputs=group, queue=False, show_progress="hidden")
+
+    def refreshed():
+        engine.refresh_checkpoints()
+        return gr.update(choices=checkpoint_titles(engine))
+
+    refresh.click(refreshed, outputs=fields["refiner_checkpoint"], queue=False, api_visibility="private")
+
+
+def refiner_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The request's refiner fields from the accordion: none unless it is ticked and names a checkpoint."""
+    name = values.get("refiner_checkpoint")
+    if not values.get("refiner_enable") or name in (None, "", "None"):
+        return {"refiner_checkpoint": None, "refiner_switch_at": None}
+    return {"refiner_checkpoint": str(name), "refiner_switch_at": float(values.get("refiner_switch_at") or 0.8)}
+
+
 def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> gr.Tabs:
     extras["mode"] = gr.State("img2img")
     # render_children: "Send to inpaint" fills an editor whose tab was never opened; Gradio 6 drops a value sent
@@ -525,6 +563,7 @@ def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None
                     seed_buttons = _seed_rows(tab, fields, extras)
                     if not is_img2img:
                         _hires_group(engine, tab, fields)
+                    _refiner_group(engine, tab, fields)
                     fields["override_settings"] = override_chips.component(tab)
                     scripts = scripts_factory(host, is_img2img) if scripts_factory else None
                 if extra_networks_factory is not None:

@@ -25,6 +25,7 @@ __all__ = ["ImageInfoError", "open_image", "read_generation_parameters", "connec
            "problems_text"]
 
 OVERRIDE_KEY = "override_settings"
+REFINER_KEY = "refiner_enable"  # the Refiner accordion's checkbox: on when the infotext names a refiner
 SEED_EXTRAS_KEY = "seed_extras"  # A1111's "Extra" checkbox by the seed: on when the infotext has the extras
 # Request value None = "same as the first pass"; the UI shows it as this choice.
 _NONE_CHOICES = {"hr_sampler_name": "Use same sampler", "hr_scheduler": "Use same scheduler"}
@@ -195,6 +196,8 @@ def paste_updates(result: PasteResult, targets: Mapping[str, Any], engine: "Engi
             f = result.fields
             use = True
             value = "subseed" in f or f.get("seed_resize_from_w", 0) > 0 or f.get("seed_resize_from_h", 0) > 0
+        elif key == REFINER_KEY and result.has_parameters:
+            use, value = True, "refiner_checkpoint" in result.fields
         elif key in result.fields:
             use, value = _component_value(component, key, result.fields[key], problems)
         elif key in result.override_settings:

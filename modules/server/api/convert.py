@@ -133,6 +133,7 @@ def to_generation_request(engine: Engine, payload: models._Common, *, img2img: b
     )
     if data.get("denoising_strength") is not None:
         req.denoising_strength = data["denoising_strength"]
+    req.refiner_checkpoint, req.refiner_switch_at = data.get("refiner_checkpoint"), data.get("refiner_switch_at")
     for name in SAMPLER_PARAMS + ("image_cfg_scale",):
         setattr(req, name, data.get(name))
     if img2img:
