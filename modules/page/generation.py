@@ -415,14 +415,11 @@ def _refiner_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
     with gr.Group(visible=False, elem_id=f"{tab}_refiner") as group:
         with gr.Row():
             fields["refiner_checkpoint"] = gr.Dropdown(
-                label="Checkpoint", choices=checkpoint_titles(engine), value=None, elem_id=f"{tab}_checkpoint",
-                info="switch to another model in the middle of generation", scale=4)
+                label="Checkpoint", choices=checkpoint_titles(engine), value=None, elem_id=f"{tab}_checkpoint", scale=4)
             refresh = gr.Button("🔄", elem_id=f"{tab}_checkpoint_refresh", elem_classes=["sd-tool"], scale=0,
                                 min_width=40)
             fields["refiner_switch_at"] = gr.Slider(
-                0.01, 1.0, value=0.8, step=0.01, label="Switch at", elem_id=f"{tab}_switch_at", scale=4,
-                info="fraction of sampling steps when the switch to refiner model should happen; 1=never, "
-                     "0.5=switch in the middle of generation")
+                0.01, 1.0, value=0.8, step=0.01, label="Switch at", elem_id=f"{tab}_switch_at", scale=4)
     fields["refiner_enable"].change(lambda on: gr.update(visible=bool(on)), inputs=fields["refiner_enable"],
                                     outputs=group, queue=False, show_progress="hidden")
 
