@@ -60,6 +60,7 @@ class GenerationRequest:
     inpaint_full_res: bool = True
     inpaint_full_res_padding: int = 0
     inpainting_mask_invert: int = 0
+    mask_round: bool = True  # False: the mask keeps its soft edge in latent space (soft inpainting sets it)
     resize_mode: int = 0
     denoising_strength: float = 0.75
     initial_noise_multiplier: float | None = None

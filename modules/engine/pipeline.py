@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from modules.core import image_files, img2img_ops, infotext, masking, samplers
@@ -18,7 +18,8 @@ from modules.engine import refiner as refiners
 from modules.engine import rng
 from modules.core.prompt_comments import strip_comments
 from modules.core.request import GenerationRequest, Processed, RequestError
-from modules.engine.hooks import NO_HOOKS, GenerationHooks, SamplingCallbacks
+from modules.engine.hooks import (NO_HOOKS, GenerationHooks, MaskBlendArgs, PostProcessMaskOverlayArgs,
+                                  SamplingCallbacks)
 from modules.engine.job_state import GenerationInterrupted
 from modules.models import upscalers
 from modules.networks import extra_networks
@@ -295,9 +296,9 @@ def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
     with engine.tiling(req.tiling):
         if req.is_img2img:
             init = _prepare_img2img(engine, plan, batch)
-            latents = _img2img_sample(engine, plan, batch, init)
+            latents = plan.hooks.post_sample(plan, batch, _img2img_sample(engine, plan, batch, init))
             images = engine.decode(latents)
-            return [_finish_img2img(img, init, i) for i, img in enumerate(images)]
+            return [_finish_img2img(plan, img, init, i) for i, img in enumerate(images)]
 
         inpaint = engine.blank_inpaint_cond(len(batch.seeds), height, width) if model.is_inpainting else None
         run = _prepare_pass(engine, plan, batch, plan.sampler, plan.schedule, width, height, steps=req.steps,
@@ -307,7 +308,7 @@ def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
         if req.enable_hr and not engine.state.interrupted:
             plan.hooks.before_hires(plan)
             latents = _hires_pass(engine, plan, batch, latents)
-        return engine.decode(latents)
+        return engine.decode(plan.hooks.post_sample(plan, batch, latents))
 
 
 @dataclass
@@ -479,7 +480,7 @@ def _prepare_img2img(engine: "Engine", plan: Plan, batch: Batch) -> Img2ImgInit:
             img, req.mask, width=width, height=height, resize_mode=req.resize_mode,
             mask_blur_x=req.mask_blur_x, mask_blur_y=req.mask_blur_y, invert=bool(req.inpainting_mask_invert),
             inpainting_fill=req.inpainting_fill, inpaint_full_res=req.inpaint_full_res,
-            inpaint_full_res_padding=req.inpaint_full_res_padding,
+            inpaint_full_res_padding=req.inpaint_full_res_padding, round_mask=req.mask_round,
         )
         for img in sources
     ]
@@ -504,7 +505,8 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
                         inpaint_cond=inpaint)
     latent_mask = None
     if init.mask is not None:
-        latent_mask = masking.mask_to_latent(init.mask, height // 8, width // 8).to(device, torch.float32)
+        latent_mask = masking.mask_to_latent(init.mask, height // 8, width // 8, round=req.mask_round)
+        latent_mask = latent_mask.to(device, torch.float32)
         latent_mask = latent_mask.expand(init_latents.shape[0], 1, -1, -1)
         # "latent noise" fills with the seeds' own noise, drawn from fresh generators as A1111 does
         fill_noise = _make_rng(engine, plan, batch, tuple(init_latents.shape[1:])).first()
@@ -513,6 +515,7 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
         cfg = run.sampler.model_wrap_cfg
         cfg.nmask = latent_mask.expand_as(init_latents)
         cfg.mask = 1.0 - cfg.nmask
+        cfg.on_mask_blend = plan.hooks.mask_blend()
     multiplier = req.initial_noise_multiplier if req.initial_noise_multiplier is not None else float(engine.options.get("initial_noise_multiplier") or 1.0)
     noise = run.noise
     if multiplier != 1.0:
@@ -521,15 +524,24 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
     latents = _sample(engine, plan, run, lambda s: s.sample_img2img(init_latents, noise, req.steps, req.denoising_strength),
                       f"img2img ({plan.sampler.name})")
     cfg = run.sampler.model_wrap_cfg
+    p = plan.hooks.processing()
+    if p is not None:  # what A1111's inpainting scripts read from p after sampling
+        p.init_latent, p.nmask, p.paste_to = init_latents, cfg.nmask, init.paste_to
     if cfg.mask is not None:
-        latents = latents * cfg.nmask + init_latents * cfg.mask
+        blend = MaskBlendArgs(latents, cfg.nmask, init_latents, cfg.mask, latents * cfg.nmask + init_latents * cfg.mask)
+        if cfg.on_mask_blend is not None:
+            cfg.on_mask_blend(blend)  # the final blend (no denoiser): soft inpainting keeps the sampled latent
+        latents = blend.blended_latent
     return latents
 
 
-def _finish_img2img(image: Image.Image, init: Img2ImgInit, i: int) -> Image.Image:
+def _finish_img2img(plan: Plan, image: Image.Image, init: Img2ImgInit, i: int) -> Image.Image:
     if init.overlays[i] is None:
         return image
-    return masking.apply_overlay(image, init.paste_to, init.overlays[i])
+    overlay = init.overlays[i]
+    args = PostProcessMaskOverlayArgs(i, ImageOps.invert(overlay.getchannel("A")), overlay)
+    plan.hooks.mask_overlay(plan, args)
+    return masking.apply_overlay(image, init.paste_to, args.overlay_image)
 
 
 # --- infotext and files ----------------------------------------------------------------

@@ -179,6 +179,7 @@ def _img2img_fields(req: GenerationRequest, data: dict[str, Any]) -> None:
     if data.get("mask_blur") is not None:
         req.mask_blur = data["mask_blur"]
     req.inpainting_fill = data["inpainting_fill"]
+    req.mask_round = bool(data.get("mask_round", True))
     req.inpaint_full_res = bool(data["inpaint_full_res"])
     req.inpaint_full_res_padding = data["inpaint_full_res_padding"]
     req.inpainting_mask_invert = data["inpainting_mask_invert"]
