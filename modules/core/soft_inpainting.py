@@ -126,8 +126,11 @@ def difference_masks(settings: SoftInpaintingSettings, nmask: torch.Tensor, orig
         smooth = weighted_histogram_filter(distance, kernel, center, 0.9, 1.0, 1.0)
         smooth = weighted_histogram_filter(smooth, kernel, center, 0.25, 0.75, 1.0)
         image_scalar = scalar if scalar.ndim == 2 else scalar[i if scalar.shape[0] > i else 0]
-        ratio = smooth / (settings.difference_threshold * image_scalar)  # 1 where the original is half opaque
-        keep = smootherstep(1 / (1 + ratio ** settings.difference_contrast))
+        # threshold 0: every change is too much (keep 0), and no change at all keeps the original (0/0)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            ratio = smooth / (settings.difference_threshold * image_scalar)  # 1 where the original is half opaque
+            keep = smootherstep(1 / (1 + ratio ** settings.difference_contrast))
+        keep = np.where(np.isnan(keep), 1.0, keep)
         mask = Image.fromarray((255.0 * (1 - keep)).astype(np.uint8), "L")
         mask = img2img_ops.resize_image(2, mask, width, height).convert("L")
         masks.append(mask.filter(ImageFilter.GaussianBlur(radius=4)))  # no latent-pixel blocks

@@ -620,6 +620,8 @@ class ScriptRunner:
                 continue
             try:
                 call(script, getattr(script, hook), self.script_args_of(script, p.script_args))
+            except RequestError:  # a script refusing its arguments refuses the request (4xx), it does not fail
+                raise
             except (Exception, SystemExit) as exc:
                 failed.add(id(script))
                 self.manager.record_hook_error(script, hook, exc)
