@@ -527,7 +527,7 @@ def _results(tab: str) -> Results:
 
 
 def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None,
-                          scripts_factory: Callable[[Any, bool], Any] | None = None,
+                          scripts_factory: Callable[..., Any] | None = None,
                           extra_networks_factory: Callable[[Any, str], Any] | None = None) -> GenerationTab:
     """Build the txt2img or img2img tab inside an open ``gr.Tab`` and wire its events."""
     engine = host.engine
@@ -562,7 +562,9 @@ def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None
                         _hires_group(engine, tab, fields)
                     _refiner_group(engine, tab, fields)
                     fields["override_settings"] = override_chips.component(tab)
-                    scripts = scripts_factory(host, is_img2img) if scripts_factory else None
+                    # A1111 puts scripts of section "inpaint" (Soft inpainting) among the inpaint options
+                    sections = {"inpaint": extras["inpaint_controls"]} if is_img2img else {}
+                    scripts = scripts_factory(host, is_img2img, sections=sections) if scripts_factory else None
                 if extra_networks_factory is not None:
                     extra_networks_factory(engine, tab)
         with gr.Column(scale=1, elem_id=f"{tab}_results_column"):

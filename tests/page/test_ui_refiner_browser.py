@@ -122,3 +122,79 @@ def test_refiner_accordion_switches_model_mid_run_and_pastes_back(page, server):
     assert page.locator("#txt2img_enable input").is_checked()
     assert page.locator("#txt2img_checkpoint input").first.input_value() == other
     assert page.locator("#txt2img_switch_at input[type=number]").input_value() == "0.5"
+
+
+def _img2img_subtab(pg, name: str) -> None:
+    pg.get_by_role("tab", name="img2img", exact=True).first.click()
+    pg.locator("#mode_img2img").get_by_role("tab", name=name, exact=True).click()
+
+
+def _img2img_settings(pg, denoising: float) -> None:
+    for elem, v in (("img2img_steps", 8), ("img2img_width", 64), ("img2img_height", 64), ("img2img_seed", 5),
+                    ("img2img_denoising_strength", denoising), ("img2img_mask_blur", 2)):
+        set_number(pg, elem, v)
+
+
+def _source_and_mask(tmp_path):
+    from PIL import ImageDraw
+
+    src = Image.new("RGB", (64, 64), (30, 60, 200))
+    ImageDraw.Draw(src).ellipse((20, 20, 44, 44), fill=(220, 40, 40))
+    mask = Image.new("L", (64, 64), 0)
+    # small enough that the blurred mask stays off the corner latents (any mask above 0 there lets the
+    # generated latent through at low σ, as in A1111)
+    ImageDraw.Draw(mask).rectangle((28, 28, 36, 36), fill=255)
+    src.save(tmp_path / "src.png")
+    mask.save(tmp_path / "mask.png")
+    return src, mask
+
+
+SOFT_DEFAULTS = [1.0, 0.5, 4.0, 0.0, 0.5, 2.0]
+
+
+def test_soft_inpainting_sits_in_the_inpaint_options_blends_and_pastes_back(page, server, tmp_path):
+    from modules.scripting.host import ScriptHost
+
+    src, mask = _source_and_mask(tmp_path)
+    _img2img_subtab(page, "Inpaint upload")
+    page.locator("#img_inpaint_base input[type=file]").set_input_files(str(tmp_path / "src.png"))
+    page.locator("#img_inpaint_mask input[type=file]").set_input_files(str(tmp_path / "mask.png"))
+    page.wait_for_timeout(1500)
+    controls = page.locator("#img2img_inpaint_controls").first
+    controls.wait_for(state="visible")
+    toggle = controls.locator("#soft_inpainting_enabled input")  # A1111 shows it among the inpaint options
+    assert toggle.is_visible() and not toggle.is_checked()
+    _img2img_settings(page, 0.75)
+    page.locator("#img2img_prompt textarea").fill("a yellow star on a blue background")
+    page.locator("#img2img_generate").click()
+    wait_done(page, "img2img")
+    plain = pixels(gallery_images(page, "img2img")[0])
+
+    toggle.check()
+    page.locator("#mask_blend_scale").wait_for(state="visible")
+    shot(page, "soft_inpainting.png")
+    page.locator("#img2img_generate").click()
+    wait_done(page, "img2img")
+    text = page.locator("#html_info_img2img").inner_text().strip()
+    params = infotext.parse_generation_parameters(text)
+    assert params["Soft inpainting enabled"] == "True" and params["Soft inpainting preservation strength"] == "0.5"
+    soft_px = pixels(gallery_images(page, "img2img")[0])
+    assert np.abs(soft_px - plain).mean() > 2.0
+    assert np.abs(soft_px - pixels(src))[:6, :6].max() <= 2  # far from the mask: the original
+
+    # the Engine gives the same picture for the same request through the script layer (no generation in the page)
+    req = GenerationRequest(prompt="a yellow star on a blue background", steps=8, width=64, height=64, seed=5,
+                            sampler_name="DPM++ 2M", denoising_strength=0.75, init_images=[src], mask=mask,
+                            mask_blur_x=2, mask_blur_y=2, inpainting_fill=1, inpaint_full_res=False,
+                            inpaint_full_res_padding=32, do_not_save_samples=True, do_not_save_grid=True,
+                            alwayson_scripts={"Soft Inpainting": {"args": [True, *SOFT_DEFAULTS]}})
+    assert np.array_equal(soft_px, pixels(ScriptHost.for_engine(server.engine).generate(req).images[0]))
+
+    # pasting an infotext with other values ticks it and sets them
+    toggle.uncheck()
+    page.locator("#img2img_prompt textarea").fill(text.replace("Soft inpainting difference threshold: 0.5",
+                                                               "Soft inpainting difference threshold: 1.25"))
+    page.locator("#img2img_paste").click()
+    page.wait_for_function("() => document.querySelector('#composite_difference_threshold input[type=number]')"
+                           "?.value === '1.25'")
+    assert toggle.is_checked()
