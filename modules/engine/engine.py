@@ -208,10 +208,13 @@ class Engine:
         self.vaes.refresh()
 
     def merge_checkpoints(self, recipe: Any) -> Any:
-        """Checkpoint Merger (:mod:`modules.engine.merger`): write the merged file, list it; the loaded model stays."""
+        """Checkpoint Merger (:mod:`modules.engine.merger`): write the merged file, list it; the loaded model stays.
+        In the queue's turn: a merge waits for the running generation (both need the memory, and a merge of the
+        loaded checkpoint must not race a model change)."""
         from modules.engine import merger
 
-        return merger.merge_checkpoints(self, recipe)
+        with self.exclusive():
+            return merger.merge_checkpoints(self, recipe)
 
     def available_checkpoints(self) -> list[Any]:
         items = self.checkpoints.list()
