@@ -198,3 +198,30 @@ def test_soft_inpainting_sits_in_the_inpaint_options_blends_and_pastes_back(page
     page.wait_for_function("() => document.querySelector('#composite_difference_threshold input[type=number]')"
                            "?.value === '1.25'")
     assert toggle.is_checked()
+
+
+def test_merger_metadata_editor_and_copy_config(page, server):
+    import json
+
+    ckpt_dir = server.data / "models" / "Stable-diffusion"
+    (ckpt_dir / "demo-other.yaml").write_text("model: {}\n")  # B's config, which "Don't" must not copy
+    page.get_by_role("tab", name="Checkpoint Merger", exact=True).click()
+    choose(page, "modelmerger_primary_model_name", _title(server, "demo."))
+    choose(page, "modelmerger_secondary_model_name", _title(server, "demo-other"))
+    page.locator("#modelmerger_custom_name textarea, #modelmerger_custom_name input").first.fill("noted")
+    page.locator("#modelmerger_config_method").get_by_label("Don't", exact=True).check()
+    page.locator("#modelmerger_metadata_editor").get_by_text("Metadata", exact=True).first.click()
+    page.locator("#modelmerger_read_metadata").click()
+    box = page.locator("#modelmerger_metadata_json textarea")
+    page.wait_for_function("() => document.querySelector('#modelmerger_metadata_json textarea')"
+                           ".value.includes('modelspec.resolution')")
+    read = json.loads(box.input_value())
+    assert read["modelspec.resolution"] == "64x64"
+    box.fill(json.dumps({**read, "note": "made in the browser"}))
+    shot(page, "merger_metadata.png")
+    page.locator("#modelmerger_merge").click()
+    page.locator("#modelmerger_result").filter(has_text="Checkpoint saved to").wait_for(timeout=120_000)
+    meta = read_safetensors_metadata(ckpt_dir / "noted.safetensors")
+    recipe = json.loads(meta["sd_merge_recipe"])
+    assert meta["note"] == "made in the browser" and recipe["config_source"] == "Don't"
+    assert not (ckpt_dir / "noted.yaml").exists()
