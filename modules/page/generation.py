@@ -57,7 +57,7 @@ IMG2IMG_FIELDS = (
 # Extra (non-request) inputs, in this order after the fields.
 EXTRA_INPUTS = ("id_task", "seed_extras", "mode", "init_image", "inpaint_editor", "inpaint_upload_image",
                 "inpaint_upload_mask", "resize_by_selected", "scale_by", "sketch_editor", "inpaint_sketch_editor",
-                *img2img_modes.BATCH_NAMES)
+                "mask_alpha", *img2img_modes.BATCH_NAMES)
 
 
 @dataclass
@@ -210,7 +210,9 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
         if mask is None:
             raise RequestError("mask", "Inpaint upload: upload a mask (white = repaint)")
     elif mode == "inpaint sketch":
-        init, mask = img2img_modes.inpaint_sketch_parts(values.get("inpaint_sketch_editor"))
+        init, mask = img2img_modes.inpaint_sketch_parts(values.get("inpaint_sketch_editor"),
+                                                        mask_alpha=float(values.get("mask_alpha") or 0),
+                                                        mask_blur=float(fields.get("mask_blur") or 0))
         if init is None:
             raise RequestError("init_images", "Inpaint sketch: upload an image to draw on")
         if mask is None:
@@ -471,6 +473,9 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
     with gr.Group(visible=False, elem_id="img2img_inpaint_controls") as inpaint_controls:
         with gr.Row():
             fields["mask_blur"] = gr.Slider(0, 64, value=4, step=1, label="Mask blur", elem_id="img2img_mask_blur")
+            # Inpaint sketch only (A1111): how much of the picture shows through the drawn colours
+            extras["mask_alpha"] = gr.Slider(0, 100, value=0, step=1, label="Mask transparency", visible=False,
+                                             elem_id="img2img_mask_alpha")
             fields["inpainting_mask_invert"] = gr.Radio(label="Mask mode", choices=MASK_MODES, value=MASK_MODES[0],
                                                         elem_id="img2img_mask_mode")
         with gr.Row():
@@ -484,8 +489,8 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
     extras["inpaint_controls"] = inpaint_controls
     # The sub-tab's own select event sets both: a gr.State's change event does not fire in the browser.
     for t, mode in modes:
-        t.select(lambda m=mode: (m, inpaint_controls_update(m)), outputs=[extras["mode"], inpaint_controls],
-                 queue=False, show_progress="hidden")
+        t.select(lambda m=mode: (m, inpaint_controls_update(m), gr.update(visible=m == "inpaint sketch")),
+                 outputs=[extras["mode"], inpaint_controls, extras["mask_alpha"]], queue=False, show_progress="hidden")
     return tabs
 
 
