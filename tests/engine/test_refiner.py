@@ -156,3 +156,26 @@ def test_paste_fills_the_refiner_fields(setup):
     missing = paste_fields(engine, text.replace("Refiner: refine", "Refiner: elsewhere"), False)
     assert "refiner_checkpoint" not in missing.fields
     assert any(p.startswith("Refiner:") for p in missing.problems)
+
+
+def test_xyz_plot_has_a1111s_refiner_axes(setup):
+    from modules.scripting.host import ScriptHost
+
+    engine, _ = setup
+    host = ScriptHost.for_engine(engine)
+    req = GenerationRequest(prompt="a cat", steps=5, width=64, height=64, seed=11, sampler_name="Euler",
+                            refiner_checkpoint="refine.safetensors", do_not_save_samples=True, do_not_save_grid=True,
+                            script_name="X/Y/Z plot")
+    runner = host.scripts.runner(False)
+    runner.ensure_layout()
+    xyz = runner.find("x/y/z plot")
+    labels = [str(c) for c in xyz.controls[0].choices] if hasattr(xyz.controls[0], "choices") else []
+    assert any("Refiner switch at" in label for label in labels) and any("Refiner checkpoint" in label for label in labels)
+    args = [arg_default for arg_default in runner.defaults[xyz.args_from:xyz.args_to]]
+    args[0], args[1], args[10] = "Refiner switch at", "1, 0.5", True  # include the cells after the grid
+    req.script_args = args
+    processed = host.generate(req)
+    cells = [np.asarray(image, dtype=np.int16) for image in processed.images[1:]]
+    plain, _ = _run(engine)
+    refined, _ = _run(engine, refiner_checkpoint="refine.safetensors", refiner_switch_at=0.5)
+    assert np.array_equal(cells[0], plain) and np.array_equal(cells[1], refined)
