@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
@@ -269,6 +270,32 @@ class Engine:
             wanted = self.resolve_checkpoint(self.options.get("sd_model_checkpoint") or None)
             if self.checkpoint_info is None or Path(wanted.filename) != Path(self.checkpoint_info.filename) or self.model is None:
                 self.load_checkpoint(wanted)
+            self._apply_vae_setting()
+
+    def park_for_job(self) -> "ParkedModel | None":
+        """Take the loaded model out whole, its weights back to the checkpoint's own (no adapter patched), to be put
+        back by :meth:`unpark` instead of read again from disk (the refiner's switch back). On a GPU it waits in CPU
+        memory. None when offloading (its hooks are tied to the loaded modules): the model is then loaded again."""
+        with self._model_lock:
+            if self.model is None or self.devices.offload != "none":
+                return None
+            self.networks.restore_weights()
+            parked = ParkedModel(self.model, self.checkpoint_info, self._baked_vae_state, self._loaded_vae_path,
+                                 self.vae_info)
+            if torch.device(self.devices.device).type != "cpu":
+                for module in (self.model.unet, self.model.vae, *self.model.text_encoders):
+                    module.to("cpu")
+            return parked
+
+    def unpark(self, parked: "ParkedModel") -> None:
+        """The parked model loaded again, with the VAE it had; the settings keep naming it (it is the job's model)."""
+        with self._model_lock:
+            self._unload()
+            model = parked.model
+            for module in (model.unet, model.vae, *model.text_encoders):
+                module.to(self.devices.device)
+            self._install(model, parked.info, remember=False)
+            self._baked_vae_state, self._loaded_vae_path, self.vae_info = parked.baked_vae, parked.vae_path, parked.vae_info
             self._apply_vae_setting()
 
     def load_for_job(self, info: Any) -> None:
@@ -535,6 +562,17 @@ class Engine:
             with self._vae_precision() as vae:
                 self._latent_rgb = live_preview.fit_latent_to_rgb(vae, latent.shape[0])
         return live_preview.latent_to_rgb_image(latent, self._latent_rgb)
+
+
+@dataclass
+class ParkedModel:
+    """A loaded model taken out for the rest of a job (:meth:`Engine.park_for_job`), with its VAE state."""
+
+    model: Any
+    info: Any
+    baked_vae: dict[str, torch.Tensor] | None
+    vae_path: Path | None
+    vae_info: dict[str, str] | None
 
 
 class _RecordingLookup:

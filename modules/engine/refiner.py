@@ -4,7 +4,8 @@ A1111 checks at every denoiser call (``sd_samplers_common.apply_refiner``) how m
 model timestep the current σ is nearest to, ``(999 − t) / 1000``, or, with the setting
 ``refiner_switch_by_sample_steps``, by denoiser calls. Once that reaches ``refiner_switch_at`` it loads the refiner,
 computes the conditioning again with the refiner's text encoders and goes on with the same latent and sampler state;
-the picture is decoded by the model loaded then (the refiner's VAE). With hires fix, the setting
+the picture is decoded by the model loaded then (the refiner's VAE). The main model is kept aside meanwhile (in CPU
+memory) and put back without reading its file again. With hires fix, the setting
 ``hires_fix_refiner_pass`` picks the pass(es). Each batch and the hires pass start on the main model again, and so
 does the next job. A refiner that is the model already loaded does nothing, and writes nothing to the infotext.
 """
@@ -34,6 +35,7 @@ class Refiner:
     info: Any  # CheckpointInfo of the refiner
     switch_at: float | None  # None: at the first denoiser call, as A1111 does when the API leaves it out
     main: Any  # CheckpointInfo of the model the job started on
+    parked: Any = None  # the main model, kept while the refiner runs (Engine.park_for_job)
 
 
 def resolve(engine: "Engine", request: Any) -> Refiner | None:
@@ -78,8 +80,14 @@ def restore_main(engine: "Engine", plan: "Plan") -> None:
     """Back on the model the job started on (before a batch, before the hires pass, after the job)."""
     refiner = plan.refiner
     if refiner is None or refiner.main is None or _is_loaded(engine, refiner.main):
+        if refiner is not None:
+            refiner.parked = None
         return
-    engine.load_for_job(refiner.main)
+    parked, refiner.parked = refiner.parked, None
+    if parked is not None:
+        engine.unpark(parked)
+    else:
+        engine.load_for_job(refiner.main)
     _reactivate_networks(engine, plan)
 
 
@@ -121,6 +129,8 @@ def _switch(engine: "Engine", plan: "Plan", batch: "Batch", cfg: "CFGDenoiser", 
 
     req = plan.request
     old = cfg.inputs
+    if plan.refiner.parked is None and _is_loaded(engine, plan.refiner.main):
+        plan.refiner.parked = engine.park_for_job()  # put back at the next batch instead of read from disk
     engine.load_for_job(plan.refiner.info)
     _reactivate_networks(engine, plan)
     model = engine.model

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,7 +36,8 @@ def setup(tmp_path_factory):
 
 
 def _run(engine, **kw):
-    req = GenerationRequest(prompt="a cat", steps=5, width=64, height=64, seed=11, sampler_name="Euler",
+    kw.setdefault("prompt", "a cat")
+    req = GenerationRequest(steps=5, width=64, height=64, seed=11, sampler_name="Euler",
                             do_not_save_samples=True, do_not_save_grid=True, **kw)
     processed = engine.generate(req)
     return np.asarray(processed.images[0], dtype=np.int16), processed.infotexts[0]
@@ -197,3 +199,26 @@ def test_img2img_switches_too(setup):
     # not equal: the init image is encoded by the main model's VAE (as in A1111), and these two VAEs differ; the
     # sampling is the refiner's alone
     assert np.abs(only - on_refiner).mean() < np.abs(only - plain).mean() / 4
+
+
+def test_a_lora_applies_to_both_models_and_the_main_model_comes_back_clean(setup):
+    from tests import network_files
+
+    engine, _ = setup
+    plain_before, _ = _run(engine)
+    lora_dir = Path(engine.paths.lora_dirs[0])
+    network_files.save_safetensors(network_files.kohya_lora(tiny_models.tiny_sd1(seed=5), seed=1),
+                                   lora_dir / "ink.safetensors")
+    engine.networks.refresh(["lora"])
+    kw = dict(refiner_checkpoint="refine.safetensors", refiner_switch_at=0.5)
+    with_lora, text = _run(engine, prompt="a cat <lora:ink:1>", **kw)
+    without, _ = _run(engine, **kw)
+    assert np.abs(with_lora - without).mean() > 0.5 and "Lora hashes" in text
+    # two batches: the second starts on the main model put back (its LoRA applied again, not twice)
+    req = GenerationRequest(prompt="a cat <lora:ink:1>", steps=5, width=64, height=64, seed=11, sampler_name="Euler",
+                            n_iter=2, do_not_save_samples=True, do_not_save_grid=True, **kw)
+    second = np.asarray(engine.generate(req).images[1], dtype=np.int16)
+    seed12 = GenerationRequest(prompt="a cat <lora:ink:1>", steps=5, width=64, height=64, seed=12, sampler_name="Euler",
+                               do_not_save_samples=True, do_not_save_grid=True, **kw)
+    assert np.array_equal(second, np.asarray(engine.generate(seed12).images[0], dtype=np.int16))
+    assert np.array_equal(_run(engine)[0], plain_before)  # the main model without a LoRA: as before
