@@ -16,6 +16,7 @@ from PIL import Image
 
 from modules.core import infotext
 from modules.core.request import GenerationRequest, RequestError
+from modules.scripting import runtime
 from modules.settings import cmd_args
 from tests import tiny_models
 
@@ -32,7 +33,8 @@ def setup(tmp_path_factory):
     args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui"], environ={})
     engine = webui.build_engine(args)
     engine.select_checkpoint("base.safetensors")
-    return engine, TestClient(webui.create_app(engine, args))
+    yield engine, TestClient(webui.create_app(engine, args))
+    runtime.unbind(engine)  # later tests expect no Engine behind A1111's globals
 
 
 def _run(engine, **kw):

@@ -43,6 +43,9 @@ def server(tmp_path_factory):
     app = webui.create_app(engine, args)
     with serve(app, "refiner", start_timeout=120) as url:
         yield SimpleNamespace(url=url, data=data, engine=engine)
+    from modules.scripting import runtime
+
+    runtime.unbind(engine)
 
 
 @pytest.fixture()

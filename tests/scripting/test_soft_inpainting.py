@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from modules.core import infotext
 from modules.core import soft_inpainting as soft
 from modules.models import builtin_model
+from modules.scripting import runtime
 from modules.settings import cmd_args
 
 SETTINGS = soft.SoftInpaintingSettings()
@@ -80,7 +81,9 @@ def client(tmp_path_factory):
     ckpt_dir.mkdir(parents=True)
     shutil.copyfile(builtin_model.DEMO_PATH, ckpt_dir / "demo.safetensors")
     args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui"], environ={})
-    return TestClient(webui.create_app(webui.build_engine(args), args))
+    engine = webui.build_engine(args)
+    yield TestClient(webui.create_app(engine, args))
+    runtime.unbind(engine)  # later tests expect no Engine behind A1111's globals
 
 
 def _b64(image: Image.Image) -> str:
