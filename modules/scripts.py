@@ -3,8 +3,8 @@
 ``modules.scripting.scripts`` and ``modules.scripting.a1111_scripts``."""
 from modules import script_callbacks  # noqa: F401 - A1111's scripts module re-exports it
 from modules.scripting.scripts import (  # noqa: F401
-    AlwaysVisible, PostprocessImageArgs, PostprocessBatchListArgs, PostSampleArgs, Script, ScriptFile,
-    ScriptClassData, ScriptRunner,
+    AlwaysVisible, MaskBlendArgs, PostProcessMaskOverlayArgs, PostprocessImageArgs, PostprocessBatchListArgs,
+    PostSampleArgs, Script, ScriptFile, ScriptClassData, ScriptRunner,
 )
 from modules.scripting.a1111_scripts import (  # noqa: F401
     OnComponent, basedir, list_scripts, list_files_with_name, RESOLVERS as _RESOLVERS,

@@ -180,6 +180,12 @@ def _apply_checkpoint(p: Any, value: Any, values: list) -> None:
     p.override_settings["sd_model_checkpoint"] = value
 
 
+def _confirm_checkpoints_or_none(p: Any, values: list) -> list:
+    """A1111's refiner axis: "None" is no refiner, anything else must find a checkpoint."""
+    _confirm_checkpoints(p, [v for v in values if str(v) != "None"])
+    return values
+
+
 def _confirm_samplers(p: Any, values: list) -> list:
     out = []
     for v in values:
@@ -290,6 +296,10 @@ AXES: tuple[AxisOption, ...] = (
     AxisOption("RNG source", "str", _override("randn_source"), format="value",
                confirm=_confirm_in(_rng_choices, "RNG source"), choices=_rng_choices),
     AxisOption("Size", "str", _apply_size, format="value"),
+    AxisOption("Refiner checkpoint", "str", _set("refiner_checkpoint"), format="value",
+               confirm=_confirm_checkpoints_or_none, choices=lambda engine: ["None", *_checkpoint_choices(engine)],
+               cost=1.0),
+    AxisOption("Refiner switch at", "float", _set("refiner_switch_at")),
 )
 
 

@@ -97,7 +97,24 @@ def take(url: str, out: Path, chromium: str, data_dir: Path) -> list[Path]:
         time.sleep(2.5)  # the editor draws the picture after the event
         shot("img2img_inpaint")
 
+        page.locator("#soft_inpainting_enabled input").check()
+        page.locator("#mask_blend_power").wait_for(state="visible")
+        page.locator("#img2img_mask_blur").scroll_into_view_if_needed()
+        page.mouse.wheel(0, 250)
+        time.sleep(0.5)
+        shot("img2img_soft_inpainting")
+        page.locator("#soft_inpainting_enabled input").uncheck()
+
         page.get_by_role("tab", name="txt2img", exact=True).first.click()
+        page.locator("#txt2img_enable input").check()
+        page.locator("#txt2img_checkpoint input").first.click()
+        page.get_by_role("option").locator("visible=true").first.click()
+        page.locator("#txt2img_seed").scroll_into_view_if_needed()
+        time.sleep(0.5)
+        shot("txt2img_refiner")
+        page.locator("#txt2img_enable input").uncheck()
+        page.mouse.wheel(0, -2000)
+
         page.locator("#txt2img_send_to_extras").click()
         page.locator("#extras_generate").wait_for(state="visible")
         page.locator("#extras_generate").click()

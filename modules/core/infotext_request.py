@@ -37,6 +37,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Mask blur": ("mask_blur", int),
     "Masked area padding": ("inpaint_full_res_padding", int),
     "Tiling": ("tiling", lambda v: str(v) == "True"),
+    "Refiner": ("refiner_checkpoint", str),
+    "Refiner switch at": ("refiner_switch_at", float),
 }
 
 # infotext key -> (setting key, converter): values that are settings in A1111, not request fields

@@ -60,6 +60,7 @@ class GenerationRequest:
     inpaint_full_res: bool = True
     inpaint_full_res_padding: int = 0
     inpainting_mask_invert: int = 0
+    mask_round: bool = True  # False: the mask keeps its soft edge in latent space (soft inpainting sets it)
     resize_mode: int = 0
     denoising_strength: float = 0.75
     initial_noise_multiplier: float | None = None
@@ -81,6 +82,10 @@ class GenerationRequest:
     hr_scheduler: str | None = None
     hr_prompt: str = ""
     hr_negative_prompt: str = ""
+    # SDXL-style refiner (A1111 1.6+): the checkpoint the sampler switches to once `refiner_switch_at` of the
+    # schedule is done; None or "" / "None": no refiner
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float | None = None
     # behaviour
     override_settings: dict[str, Any] = field(default_factory=dict)
     override_settings_restore_afterwards: bool = True
@@ -208,6 +213,8 @@ def _validate(req: GenerationRequest, bounds: request_bounds.RequestBounds) -> N
     check(req.inpainting_mask_invert in (0, 1), "inpainting_mask_invert",
           f"must be 0 or 1, got {req.inpainting_mask_invert}")
     _number(req, "initial_noise_multiplier", 0.0, 10.0, optional=True)
+    _texts("refiner_checkpoint", req.refiner_checkpoint, bounds, prompt=False)
+    _number(req, "refiner_switch_at", 0.0, 1.0, optional=True)
     try:
         request_bounds.check_image_count(len(req.init_images), bounds)
     except request_bounds.BoundError as exc:

@@ -22,7 +22,8 @@ import torch
 
 from modules.core import prompt_parser
 from modules.core.sampling.discrete import DiscreteSchedule, LCMSchedule
-from modules.engine.hooks import AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams, SamplingCallbacks
+from modules.engine.hooks import (AfterCFGCallbackParams, CFGDenoisedParams, CFGDenoiserParams, MaskBlendArgs,
+                                  SamplingCallbacks)
 
 Cond = Union[torch.Tensor, dict]
 
@@ -233,6 +234,10 @@ class CFGDenoiser:
         self.padded_cond_uncond = False
         self.padded_cond_uncond_v0 = False
         self.extra_generation_params: dict[str, Any] = {}
+        # Called first at every call with (self, sigma); the refiner switch (engine/refiner.py) may replace
+        # inner_model and inputs there.
+        self.before_call: Callable[["CFGDenoiser", torch.Tensor], None] | None = None
+        self.on_mask_blend: Callable[[MaskBlendArgs], None] | None = None  # scripts' on_mask_blend (soft inpainting)
 
     @property
     def cond_scale(self) -> float:
@@ -251,16 +256,23 @@ class CFGDenoiser:
         a = _dims(a, x_in.ndim)
         return (x_in - (1 - a).sqrt() * x_out) / a.sqrt()
 
-    def _blend(self, latent: torch.Tensor) -> torch.Tensor:
-        return latent * self.nmask + self.init_latent * self.mask
+    def _blend(self, latent: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        blended = latent * self.nmask + self.init_latent * self.mask
+        if self.on_mask_blend is not None:
+            args = MaskBlendArgs(latent, self.nmask, self.init_latent, self.mask, blended, denoiser=self, sigma=sigma)
+            self.on_mask_blend(args)
+            blended = args.blended_latent
+        return blended
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         self.check()
+        if self.before_call is not None:
+            self.before_call(self, sigma)
         inp, opts = self.inputs, self.options
         conds_list, tensor = prompt_parser.reconstruct_multicond_batch(inp.cond, self.step)
         uncond = prompt_parser.reconstruct_cond_batch(inp.uncond, self.step)
         if self.mask_before_denoising and self.mask is not None:
-            x = self._blend(x)
+            x = self._blend(x, sigma)
         batch = len(conds_list)
         repeats = [len(c) for c in conds_list]
         row_image = [i for i, n in enumerate(repeats) for _ in range(n)] + list(range(batch))
@@ -335,7 +347,7 @@ class CFGDenoiser:
         scale = 1.0 if skip_uncond else inp.cfg_scale * self.cond_scale_miltiplier
         denoised = self.combine_denoised(x_out, conds_list, x_out[-batch:], scale)
         if not self.mask_before_denoising and self.mask is not None:
-            denoised = self._blend(denoised)
+            denoised = self._blend(denoised, sigma)
 
         x_first = x_in[firsts]
         self.last_latent = self.get_pred_x0(x_first, x_out[firsts], sigma)

@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
@@ -208,10 +209,13 @@ class Engine:
         self.vaes.refresh()
 
     def merge_checkpoints(self, recipe: Any) -> Any:
-        """Checkpoint Merger (:mod:`modules.engine.merger`): write the merged file, list it; the loaded model stays."""
+        """Checkpoint Merger (:mod:`modules.engine.merger`): write the merged file, list it; the loaded model stays.
+        In the queue's turn: a merge waits for the running generation (both need the memory, and a merge of the
+        loaded checkpoint must not race a model change)."""
         from modules.engine import merger
 
-        return merger.merge_checkpoints(self, recipe)
+        with self.exclusive():
+            return merger.merge_checkpoints(self, recipe)
 
     def available_checkpoints(self) -> list[Any]:
         items = self.checkpoints.list()
@@ -268,7 +272,41 @@ class Engine:
                 self.load_checkpoint(wanted)
             self._apply_vae_setting()
 
-    def load_checkpoint(self, info: Any) -> None:
+    def park_for_job(self) -> "ParkedModel | None":
+        """Take the loaded model out whole, its weights back to the checkpoint's own (no adapter patched), to be put
+        back by :meth:`unpark` instead of read again from disk (the refiner's switch back). On a GPU it waits in CPU
+        memory. None when offloading (its hooks are tied to the loaded modules): the model is then loaded again."""
+        with self._model_lock:
+            if self.model is None or self.devices.offload != "none":
+                return None
+            self.networks.restore_weights()
+            parked = ParkedModel(self.model, self.checkpoint_info, self._baked_vae_state, self._loaded_vae_path,
+                                 self.vae_info)
+            if torch.device(self.devices.device).type != "cpu":
+                for module in (self.model.unet, self.model.vae, *self.model.text_encoders):
+                    module.to("cpu")
+            return parked
+
+    def unpark(self, parked: "ParkedModel") -> None:
+        """The parked model loaded again, with the VAE it had; the settings keep naming it (it is the job's model)."""
+        with self._model_lock:
+            self._unload()
+            model = parked.model
+            for module in (model.unet, model.vae, *model.text_encoders):
+                module.to(self.devices.device)
+            self._install(model, parked.info, remember=False)
+            self._baked_vae_state, self._loaded_vae_path, self.vae_info = parked.baked_vae, parked.vae_path, parked.vae_info
+            self._apply_vae_setting()
+
+    def load_for_job(self, info: Any) -> None:
+        """Load ``info`` for the rest of the running job (the refiner switch): the ``sd_model_checkpoint`` setting
+        keeps naming the model the job started on, so :meth:`ensure_model` brings that one back."""
+        with self._model_lock:
+            if self.model is None or self.checkpoint_info is None or Path(info.filename) != Path(self.checkpoint_info.filename):
+                self.load_checkpoint(info, remember=False)
+            self._apply_vae_setting()
+
+    def load_checkpoint(self, info: Any, *, remember: bool = True) -> None:
         from modules.models import checkpoint_loader
         from modules.models.safe_load import CheckpointLoadError
 
@@ -288,16 +326,16 @@ class Engine:
                 if previous is not None and Path(previous.filename) != Path(info.filename):
                     # The user keeps the model they had.
                     try:
-                        self.load_checkpoint(previous)
+                        self.load_checkpoint(previous, remember=remember)
                     except Exception:  # pragma: no cover - the previous file vanished meanwhile
                         log.exception("Could not reload the previous checkpoint %s", previous.filename)
                 if isinstance(exc, (ModelLoadError, CheckpointLoadError)):
                     raise
                 # Any other failure (an unknown layout, a shape mismatch...) names the file too.
                 raise ModelLoadError(f"could not load checkpoint {info.filename}: {exc}") from exc
-            self._install(model, info)
+            self._install(model, info, remember=remember)
 
-    def _install(self, model: Any, info: Any) -> None:
+    def _install(self, model: Any, info: Any, *, remember: bool = True) -> None:
         from modules.engine.conditioning import TextConditioner
 
         self.model = model
@@ -314,7 +352,7 @@ class Engine:
         self.networks.attach(model)
         # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint), unless this load
         # serves one request's override: that must not outlive the request.
-        if not self.options.is_scoped("sd_model_checkpoint"):
+        if remember and not self.options.is_scoped("sd_model_checkpoint"):
             self.options.set("sd_model_checkpoint", info.title, run_callbacks=False)
         log.info("Loaded %s (%s, %s) on %s", info.title, model.family, model.prediction_type, self.devices.describe())
 
@@ -524,6 +562,17 @@ class Engine:
             with self._vae_precision() as vae:
                 self._latent_rgb = live_preview.fit_latent_to_rgb(vae, latent.shape[0])
         return live_preview.latent_to_rgb_image(latent, self._latent_rgb)
+
+
+@dataclass
+class ParkedModel:
+    """A loaded model taken out for the rest of a job (:meth:`Engine.park_for_job`), with its VAE state."""
+
+    model: Any
+    info: Any
+    baked_vae: dict[str, torch.Tensor] | None
+    vae_path: Path | None
+    vae_info: dict[str, str] | None
 
 
 class _RecordingLookup:

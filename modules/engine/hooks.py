@@ -8,7 +8,7 @@ resolved from the request: prompts, seeds, extra infotext parameters) and may ch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -64,6 +64,35 @@ class AfterCFGCallbackParams:
     total_sampling_steps: int
 
 
+@dataclass
+class MaskBlendArgs:
+    """A1111's ``scripts.MaskBlendArgs``: the inpainting blend of the denoised latent with the original, at every
+    step (``denoiser`` and ``sigma`` set) and once after sampling (``is_final_blend``). ``blended_latent`` holds the
+    plain blend ``current·nmask + init·mask``; a script may replace it."""
+
+    current_latent: Any
+    nmask: Any
+    init_latent: Any
+    mask: Any
+    blended_latent: Any
+    denoiser: Any = None
+    sigma: Any = None
+
+    @property
+    def is_final_blend(self) -> bool:
+        return self.denoiser is None
+
+
+@dataclass
+class PostProcessMaskOverlayArgs:
+    """A1111's ``scripts.PostProcessMaskOverlayArgs``: image ``index``'s overlay mask (L, 255 = generated) and the
+    RGBA original composited over the result; a script may replace either."""
+
+    index: int
+    mask_for_overlay: Any
+    overlay_image: Any
+
+
 class SamplingCallbacks(Protocol):
     """Per-step callbacks of the denoiser (A1111's on_cfg_denoiser / on_cfg_denoised / on_cfg_after_cfg)."""
 
@@ -105,6 +134,17 @@ class GenerationHooks:
     def image_done(self, plan: "Plan", batch: "Batch", index_in_batch: int, image: "Image.Image") -> "Image.Image":
         """One finished image, before its infotext is written; the returned image replaces it."""
         return image
+
+    def mask_blend(self) -> Callable[[MaskBlendArgs], None] | None:
+        """What may replace the inpainting mask blend (A1111: ``on_mask_blend``), or None."""
+        return None
+
+    def post_sample(self, plan: "Plan", batch: "Batch", samples: Any) -> Any:
+        """The batch's sampled latents, before decoding; the returned tensor replaces them."""
+        return samples
+
+    def mask_overlay(self, plan: "Plan", args: PostProcessMaskOverlayArgs) -> None:
+        """Before the inpainting composite of one image (A1111: ``postprocess_maskoverlay``)."""
 
     def finish(self, plan: "Plan", processed: "Processed") -> None:
         """The run's result, before it is returned."""

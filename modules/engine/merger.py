@@ -6,6 +6,7 @@ a VAE from the VAE list, names the result, stores the recipe and lists the new f
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -107,8 +108,16 @@ def merge_checkpoints(engine: "Engine", recipe: merge.Recipe) -> MergeResult:
     if recipe.save_as_half:
         state = merge.to_half(state)
 
+    # A1111's order: the inputs' metadata (when copied), the user's JSON over it, then the recipe. The primary's
+    # modelspec (its native resolution) is kept even without metadata, so the merge opens at the same size.
     metadata = _kept_metadata(infos["primary"])
+    if recipe.save_metadata and recipe.copy_metadata_fields:
+        for info in infos.values():  # values the reader parsed as JSON are written as JSON again
+            metadata.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (info.metadata or {}).items()})
     if recipe.save_metadata:
+        metadata.update(recipe.user_metadata())
+        metadata["format"] = "pt"
+    if recipe.save_metadata and recipe.add_merge_recipe:
         hashes = {role: _sha256(engine, info) for role, info in infos.items()}
         models = {role: {"name": info.name, "legacy_hash": info.hash} for role, info in infos.items()}
         previous = {role: dict(info.metadata or {}) for role, info in infos.items()}

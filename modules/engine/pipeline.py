@@ -10,14 +10,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from modules.core import image_files, img2img_ops, infotext, masking, samplers
+from modules.engine import refiner as refiners
 from modules.engine import rng
 from modules.core.prompt_comments import strip_comments
 from modules.core.request import GenerationRequest, Processed, RequestError
-from modules.engine.hooks import NO_HOOKS, GenerationHooks, SamplingCallbacks
+from modules.engine.hooks import (NO_HOOKS, GenerationHooks, MaskBlendArgs, PostProcessMaskOverlayArgs,
+                                  SamplingCallbacks)
 from modules.engine.job_state import GenerationInterrupted
 from modules.models import upscalers
 from modules.networks import extra_networks
@@ -64,6 +66,10 @@ class Plan:
     late_params: dict[str, Any] = field(default_factory=dict)  # infotext keys A1111 writes after the networks'
     hooks: GenerationHooks = NO_HOOKS
     sampling_callbacks: SamplingCallbacks | None = None  # per-step denoiser callbacks of this run, or None
+    refiner: refiners.Refiner | None = None
+    # what was loaded when the job began: the infotext names it even when a refiner is loaded at the end
+    checkpoint: Any = None
+    vae_info: dict | None = None
 
 
 def generate(engine: "Engine", req: GenerationRequest, hooks: GenerationHooks = NO_HOOKS) -> Processed:
@@ -77,6 +83,7 @@ def generate(engine: "Engine", req: GenerationRequest, hooks: GenerationHooks = 
     try:
         processed = _generate(engine, plan)
     finally:
+        refiners.restore_main(engine, plan)
         engine.after_generation()
     hooks.finish(plan, processed)
     return processed
@@ -99,6 +106,7 @@ def _generate(engine: "Engine", plan: Plan) -> Processed:
         if engine.state.interrupted:  # A1111: an interrupt ends the run after the batch it cut short
             interrupted = True
             break
+        refiners.restore_main(engine, plan)  # A1111 reloads the main model before every batch
         batch = Batch(n, list(plan.all_prompts[lo:hi]), list(plan.all_negative_prompts[lo:hi]),
                       list(plan.all_seeds[lo:hi]), list(plan.all_subseeds[lo:hi]))
         hooks.before_batch(plan, batch)
@@ -226,6 +234,9 @@ def _plan(engine: "Engine", req: GenerationRequest) -> Plan:
         seed=seed,
         subseed=subseed,
         network_data=network_data,
+        refiner=refiners.resolve(engine, req),
+        checkpoint=engine.checkpoint_info,
+        vae_info=engine.vae_info,
     )
     emphasis = opts.get("emphasis")
     if emphasis != "Original" and any(c in prompt + negative for c in "(["):
@@ -285,9 +296,9 @@ def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
     with engine.tiling(req.tiling):
         if req.is_img2img:
             init = _prepare_img2img(engine, plan, batch)
-            latents = _img2img_sample(engine, plan, batch, init)
+            latents = plan.hooks.post_sample(plan, batch, _img2img_sample(engine, plan, batch, init))
             images = engine.decode(latents)
-            return [_finish_img2img(img, init, i) for i, img in enumerate(images)]
+            return [_finish_img2img(plan, img, init, i) for i, img in enumerate(images)]
 
         inpaint = engine.blank_inpaint_cond(len(batch.seeds), height, width) if model.is_inpainting else None
         run = _prepare_pass(engine, plan, batch, plan.sampler, plan.schedule, width, height, steps=req.steps,
@@ -297,7 +308,7 @@ def _run_batch(engine: "Engine", plan: Plan, batch: Batch) -> list[Image.Image]:
         if req.enable_hr and not engine.state.interrupted:
             plan.hooks.before_hires(plan)
             latents = _hires_pass(engine, plan, batch, latents)
-        return engine.decode(latents)
+        return engine.decode(plan.hooks.post_sample(plan, batch, latents))
 
 
 @dataclass
@@ -334,6 +345,7 @@ def _prepare_pass(engine: "Engine", plan: Plan, batch: Batch, sampler_info: samp
     p = plan.hooks.processing()
     cfg.p = p
     sampler = Sampler(sampler_info, schedule, cfg, settings, noise_stream=noise_rng, seeds=batch.seeds)
+    refiners.attach(engine, plan, batch, cfg, sampler, sampler_info, width=width, height=height, hires_steps=hires_steps)
     if p is not None:
         p.sampler = sampler  # scripts read p.sampler during the run, as in A1111
     return SamplerPass(sampler, noise, noise_rng)
@@ -433,6 +445,8 @@ def _hires_pass(engine: "Engine", plan: Plan, batch: Batch, latents: torch.Tenso
         hr_prompts, _ = extra_networks.parse_prompts([req.hr_prompt or p for p in plan.all_prompts[: len(batch.seeds)]])
         hr_neg = [req.hr_negative_prompt or n for n in batch.negative_prompts]
         hr_batch = Batch(batch.index, hr_prompts, hr_neg, batch.seeds, batch.subseeds, cond_prompts=hr_prompts)
+    refiners.restore_main(engine, plan)  # A1111 reloads the main (or hires) checkpoint for the second pass
+    model = engine.model
     inpaint = engine.blank_inpaint_cond(len(batch.seeds), final_h, final_w) if model.is_inpainting else None
     run = _prepare_pass(engine, plan, hr_batch, sampler, schedule, final_w, final_h, steps=req.steps,
                         hires_steps=steps, inpaint_cond=inpaint)
@@ -466,7 +480,7 @@ def _prepare_img2img(engine: "Engine", plan: Plan, batch: Batch) -> Img2ImgInit:
             img, req.mask, width=width, height=height, resize_mode=req.resize_mode,
             mask_blur_x=req.mask_blur_x, mask_blur_y=req.mask_blur_y, invert=bool(req.inpainting_mask_invert),
             inpainting_fill=req.inpainting_fill, inpaint_full_res=req.inpaint_full_res,
-            inpaint_full_res_padding=req.inpaint_full_res_padding,
+            inpaint_full_res_padding=req.inpaint_full_res_padding, round_mask=req.mask_round,
         )
         for img in sources
     ]
@@ -491,7 +505,8 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
                         inpaint_cond=inpaint)
     latent_mask = None
     if init.mask is not None:
-        latent_mask = masking.mask_to_latent(init.mask, height // 8, width // 8).to(device, torch.float32)
+        latent_mask = masking.mask_to_latent(init.mask, height // 8, width // 8, round=req.mask_round)
+        latent_mask = latent_mask.to(device, torch.float32)
         latent_mask = latent_mask.expand(init_latents.shape[0], 1, -1, -1)
         # "latent noise" fills with the seeds' own noise, drawn from fresh generators as A1111 does
         fill_noise = _make_rng(engine, plan, batch, tuple(init_latents.shape[1:])).first()
@@ -500,6 +515,7 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
         cfg = run.sampler.model_wrap_cfg
         cfg.nmask = latent_mask.expand_as(init_latents)
         cfg.mask = 1.0 - cfg.nmask
+        cfg.on_mask_blend = plan.hooks.mask_blend()
     multiplier = req.initial_noise_multiplier if req.initial_noise_multiplier is not None else float(engine.options.get("initial_noise_multiplier") or 1.0)
     noise = plan.hooks.img2img_noise(plan, batch, init_latents, run.noise, run.sampler)
     if multiplier != 1.0 and noise is run.noise:
@@ -508,15 +524,24 @@ def _img2img_sample(engine: "Engine", plan: Plan, batch: Batch, init: Img2ImgIni
     latents = _sample(engine, plan, run, lambda s: s.sample_img2img(init_latents, noise, req.steps, req.denoising_strength),
                       f"img2img ({plan.sampler.name})")
     cfg = run.sampler.model_wrap_cfg
+    p = plan.hooks.processing()
+    if p is not None:  # what A1111's inpainting scripts read from p after sampling
+        p.init_latent, p.nmask, p.paste_to = init_latents, cfg.nmask, init.paste_to
     if cfg.mask is not None:
-        latents = latents * cfg.nmask + init_latents * cfg.mask
+        blend = MaskBlendArgs(latents, cfg.nmask, init_latents, cfg.mask, latents * cfg.nmask + init_latents * cfg.mask)
+        if cfg.on_mask_blend is not None:
+            cfg.on_mask_blend(blend)  # the final blend (no denoiser): soft inpainting keeps the sampled latent
+        latents = blend.blended_latent
     return latents
 
 
-def _finish_img2img(image: Image.Image, init: Img2ImgInit, i: int) -> Image.Image:
+def _finish_img2img(plan: Plan, image: Image.Image, init: Img2ImgInit, i: int) -> Image.Image:
     if init.overlays[i] is None:
         return image
-    return masking.apply_overlay(image, init.paste_to, init.overlays[i])
+    overlay = init.overlays[i]
+    args = PostProcessMaskOverlayArgs(i, ImageOps.invert(overlay.getchannel("A")), overlay)
+    plan.hooks.mask_overlay(plan, args)
+    return masking.apply_overlay(image, init.paste_to, args.overlay_image)
 
 
 # --- infotext and files ----------------------------------------------------------------
@@ -524,8 +549,8 @@ def _finish_img2img(image: Image.Image, init: Img2ImgInit, i: int) -> Image.Imag
 def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
     req = plan.request
     opts = engine.options
-    ckpt = engine.checkpoint_info
-    vae = engine.vae_info
+    ckpt = plan.checkpoint or engine.checkpoint_info
+    vae = plan.vae_info if plan.checkpoint is not None else engine.vae_info
     uses_denoising = req.is_img2img or req.enable_hr
     fields: dict[str, Any] = {
         "Steps": req.steps,
@@ -556,7 +581,7 @@ def create_infotext(engine: "Engine", plan: Plan, index: int) -> str:
 
 
 def _filename_tags(engine: "Engine", plan: Plan, index: int) -> dict[str, Any]:
-    req, opts, ckpt = plan.request, engine.options, engine.checkpoint_info
+    req, opts, ckpt = plan.request, engine.options, plan.checkpoint or engine.checkpoint_info
     return output_paths.filename_tags(
         seed=plan.all_seeds[index], prompt=plan.all_prompts[index], negative_prompt=plan.all_negative_prompts[index],
         steps=req.steps, cfg_scale=req.cfg_scale, width=req.width, height=req.height, sampler=plan.sampler.name,
@@ -592,8 +617,8 @@ def _save(engine: "Engine", image: Image.Image, plan: Plan, index: int, text: st
 
 def processed_js(engine: "Engine", plan: Plan, processed: Processed) -> dict[str, Any]:
     req = plan.request
-    ckpt = engine.checkpoint_info
-    vae = engine.vae_info or {}
+    ckpt = plan.checkpoint or engine.checkpoint_info
+    vae = (plan.vae_info if plan.checkpoint is not None else engine.vae_info) or {}
     return {
         "prompt": plan.all_prompts[0] if plan.all_prompts else req.prompt,
         "all_prompts": processed.prompts,

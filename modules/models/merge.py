@@ -59,6 +59,19 @@ class Recipe:
     bake_in_vae: str = "None"
     discard_weights: str = ""
     save_metadata: bool = True
+    add_merge_recipe: bool = True  # sd_merge_recipe / sd_merge_models
+    copy_metadata_fields: bool = True  # the inputs' own metadata (A, then B, then C over it)
+    metadata_json: str = "{}"  # the user's metadata, over the copied fields
+
+    def user_metadata(self) -> dict[str, str]:
+        """``metadata_json`` as safetensors metadata (string values); MergeError unless it is a JSON object."""
+        try:
+            value = json.loads(self.metadata_json or "{}")
+        except json.JSONDecodeError as exc:
+            raise MergeError("metadata_json", f"not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise MergeError("metadata_json", f"must be a JSON object, got {type(value).__name__}")
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
 
     def check(self) -> None:
         if self.interp_method not in METHODS:
@@ -78,6 +91,8 @@ class Recipe:
                 re.compile(self.discard_weights)
             except re.error as exc:
                 raise MergeError("discard_weights", f"not a regular expression: {exc}") from None
+        if self.save_metadata:
+            self.user_metadata()
         if self.custom_name and (os.sep in self.custom_name or "/" in self.custom_name or
                                  self.custom_name.startswith(".")):
             raise MergeError("custom_name", "a file name, without folders")

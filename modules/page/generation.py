@@ -57,7 +57,7 @@ IMG2IMG_FIELDS = (
 # Extra (non-request) inputs, in this order after the fields.
 EXTRA_INPUTS = ("id_task", "seed_extras", "mode", "init_image", "inpaint_editor", "inpaint_upload_image",
                 "inpaint_upload_mask", "resize_by_selected", "scale_by", "sketch_editor", "inpaint_sketch_editor",
-                *img2img_modes.BATCH_NAMES)
+                "mask_alpha", *img2img_modes.BATCH_NAMES)
 
 
 @dataclass
@@ -185,6 +185,7 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
     for name, default in (("hr_sampler_name", "Use same sampler"), ("hr_scheduler", "Use same scheduler")):
         if fields.get(name) == default:
             fields[name] = None
+    fields.update(refiner_fields(values))
     if not is_img2img:
         fields["enable_hr"] = bool(fields.get("enable_hr"))
         return GenerationRequest(**fields)
@@ -209,7 +210,9 @@ def build_request(tabname: str, values: dict[str, Any]) -> GenerationRequest:
         if mask is None:
             raise RequestError("mask", "Inpaint upload: upload a mask (white = repaint)")
     elif mode == "inpaint sketch":
-        init, mask = img2img_modes.inpaint_sketch_parts(values.get("inpaint_sketch_editor"))
+        init, mask = img2img_modes.inpaint_sketch_parts(values.get("inpaint_sketch_editor"),
+                                                        mask_alpha=float(values.get("mask_alpha") or 0),
+                                                        mask_blur=float(fields.get("mask_blur") or 0))
         if init is None:
             raise RequestError("init_images", "Inpaint sketch: upload an image to draw on")
         if mask is None:
@@ -403,6 +406,40 @@ def _hires_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
                                queue=False, show_progress="hidden")
 
 
+def checkpoint_titles(engine: Engine) -> list[str]:
+    return [c.title for c in engine.available_checkpoints()]
+
+
+def _refiner_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
+    """A1111's Refiner accordion (element ids as its built-in script gives them): the checkpoint the sampler switches
+    to, and when. The Engine does the switch (``modules/engine/refiner.py``)."""
+    fields["refiner_enable"] = gr.Checkbox(label="Refiner", value=False, elem_id=f"{tab}_enable")
+    with gr.Group(visible=False, elem_id=f"{tab}_refiner") as group:
+        with gr.Row():
+            fields["refiner_checkpoint"] = gr.Dropdown(
+                label="Checkpoint", choices=checkpoint_titles(engine), value=None, elem_id=f"{tab}_checkpoint", scale=4)
+            refresh = gr.Button("🔄", elem_id=f"{tab}_checkpoint_refresh", elem_classes=["sd-tool"], scale=0,
+                                min_width=40)
+            fields["refiner_switch_at"] = gr.Slider(
+                0.01, 1.0, value=0.8, step=0.01, label="Switch at", elem_id=f"{tab}_switch_at", scale=4)
+    fields["refiner_enable"].change(lambda on: gr.update(visible=bool(on)), inputs=fields["refiner_enable"],
+                                    outputs=group, queue=False, show_progress="hidden")
+
+    def refreshed():
+        engine.refresh_checkpoints()
+        return gr.update(choices=checkpoint_titles(engine))
+
+    refresh.click(refreshed, outputs=fields["refiner_checkpoint"], queue=False, api_visibility="private")
+
+
+def refiner_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The request's refiner fields from the accordion: none unless it is ticked and names a checkpoint."""
+    name = values.get("refiner_checkpoint")
+    if not values.get("refiner_enable") or name in (None, "", "None"):
+        return {"refiner_checkpoint": None, "refiner_switch_at": None}
+    return {"refiner_checkpoint": str(name), "refiner_switch_at": float(values.get("refiner_switch_at") or 0.8)}
+
+
 def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) -> gr.Tabs:
     extras["mode"] = gr.State("img2img")
     # render_children: "Send to inpaint" fills an editor whose tab was never opened; Gradio 6 drops a value sent
@@ -436,6 +473,9 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
     with gr.Group(visible=False, elem_id="img2img_inpaint_controls") as inpaint_controls:
         with gr.Row():
             fields["mask_blur"] = gr.Slider(0, 64, value=4, step=1, label="Mask blur", elem_id="img2img_mask_blur")
+            # Inpaint sketch only (A1111): how much of the picture shows through the drawn colours
+            extras["mask_alpha"] = gr.Slider(0, 100, value=0, step=1, label="Mask transparency", visible=False,
+                                             elem_id="img2img_mask_alpha")
             fields["inpainting_mask_invert"] = gr.Radio(label="Mask mode", choices=MASK_MODES, value=MASK_MODES[0],
                                                         elem_id="img2img_mask_mode")
         with gr.Row():
@@ -449,8 +489,8 @@ def _img2img_inputs(tab: str, fields: dict[str, Any], extras: dict[str, Any]) ->
     extras["inpaint_controls"] = inpaint_controls
     # The sub-tab's own select event sets both: a gr.State's change event does not fire in the browser.
     for t, mode in modes:
-        t.select(lambda m=mode: (m, inpaint_controls_update(m)), outputs=[extras["mode"], inpaint_controls],
-                 queue=False, show_progress="hidden")
+        t.select(lambda m=mode: (m, inpaint_controls_update(m), gr.update(visible=m == "inpaint sketch")),
+                 outputs=[extras["mode"], inpaint_controls, extras["mask_alpha"]], queue=False, show_progress="hidden")
     return tabs
 
 
@@ -492,7 +532,7 @@ def _results(tab: str) -> Results:
 
 
 def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None,
-                          scripts_factory: Callable[[Any, bool], Any] | None = None,
+                          scripts_factory: Callable[..., Any] | None = None,
                           extra_networks_factory: Callable[[Any, str], Any] | None = None) -> GenerationTab:
     """Build the txt2img or img2img tab inside an open ``gr.Tab`` and wire its events."""
     engine = host.engine
@@ -525,8 +565,11 @@ def create_generation_tab(host: "ScriptHost", tabname: str, *, tasks: Any = None
                     seed_buttons = _seed_rows(tab, fields, extras)
                     if not is_img2img:
                         _hires_group(engine, tab, fields)
+                    _refiner_group(engine, tab, fields)
                     fields["override_settings"] = override_chips.component(tab)
-                    scripts = scripts_factory(host, is_img2img) if scripts_factory else None
+                    # A1111 puts scripts of section "inpaint" (Soft inpainting) among the inpaint options
+                    sections = {"inpaint": extras["inpaint_controls"]} if is_img2img else {}
+                    scripts = scripts_factory(host, is_img2img, sections=sections) if scripts_factory else None
                 if extra_networks_factory is not None:
                     extra_networks_factory(engine, tab)
         with gr.Column(scale=1, elem_id=f"{tab}_results_column"):

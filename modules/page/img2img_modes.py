@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageFilter
 
 from modules.engine.img2img_batch import PNG_INFO_PROPS, BatchSpec
 from modules.page.paste import open_image
@@ -77,10 +77,18 @@ def sketch_init(value: Any) -> Image.Image | None:
     return _editor_parts(value)[1]
 
 
-def inpaint_sketch_parts(value: Any) -> tuple[Image.Image | None, Image.Image | None]:
-    """Inpaint sketch: (the picture with the drawing on it, the drawn area as the mask)."""
-    _, composite, mask = _editor_parts(value)
-    return composite, mask
+def inpaint_sketch_parts(value: Any, *, mask_alpha: float = 0.0,
+                         mask_blur: float = 0.0) -> tuple[Image.Image | None, Image.Image | None]:
+    """Inpaint sketch: (init image, mask), as A1111 makes them. The mask is the drawn area, darkened by "Mask
+    transparency" (``mask_alpha`` %, so 60 leaves 40 % of white); the init image is the drawing, blurred by the
+    mask blur, laid over the picture through that mask blurred alike, so a transparent mask lets the picture show
+    through the colours. None for the mask when nothing was drawn."""
+    background, composite, mask = _editor_parts(value)
+    if mask is None:
+        return composite, None
+    mask = ImageEnhance.Brightness(mask).enhance(1 - float(mask_alpha) / 100)
+    blur = ImageFilter.GaussianBlur(float(mask_blur))
+    return Image.composite(composite.filter(blur), background, mask.filter(blur)), mask
 
 
 def batch_spec(values: dict[str, Any]) -> BatchSpec:

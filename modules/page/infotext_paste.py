@@ -315,6 +315,13 @@ def _map_fields(engine: Engine, params: dict[str, Any], fields: dict[str, Any], 
         upscalers = getattr(engine, "upscalers", None)
         if upscalers is not None and not upscalers.exists(fields["hr_upscaler"]):
             problems.append(f"Hires upscaler: {fields.pop('hr_upscaler')!r} is not available here")
+    if "refiner_checkpoint" in fields:  # A1111 pastes the local checkpoint the title names
+        registry = getattr(engine, "checkpoints", None)
+        found = registry.get_closest(str(fields["refiner_checkpoint"])) if registry is not None else None
+        if found is None:
+            problems.append(f"Refiner: no local checkpoint {fields.pop('refiner_checkpoint')!r}")
+        else:
+            fields["refiner_checkpoint"] = found.title
     # The seed extras are off unless the infotext has them (A1111's "Extra" checkbox follows them).
     fields.setdefault("subseed_strength", 0.0)
     fields.setdefault("seed_resize_from_w", 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,10 @@ def run_merge(engine: "Engine", values: dict[str, Any]) -> tuple[str, str]:
         multiplier=float(values.get("multiplier") or 0.0), save_as_half=bool(values.get("save_as_half")),
         custom_name=values.get("custom_name") or "", checkpoint_format=values.get("checkpoint_format") or "safetensors",
         config_source=values.get("config_source") or "A, B or C", bake_in_vae=values.get("bake_in_vae") or "None",
-        discard_weights=values.get("discard_weights") or "", save_metadata=bool(values.get("save_metadata", True)))
+        discard_weights=values.get("discard_weights") or "", save_metadata=bool(values.get("save_metadata", True)),
+        add_merge_recipe=bool(values.get("add_merge_recipe", True)),
+        copy_metadata_fields=bool(values.get("copy_metadata_fields", True)),
+        metadata_json=values.get("metadata_json") or "{}")
     try:
         done = engine.merge_checkpoints(recipe)
     except merge.MergeError as exc:
@@ -54,6 +58,16 @@ def run_merge(engine: "Engine", values: dict[str, Any]) -> tuple[str, str]:
         return result_html(f"Merge failed: {type(exc).__name__}: {exc}", error=True), ""
     extra = f" (config copied: {done.config.name})" if done.config else ""
     return result_html(f"Checkpoint saved to {done.path}{extra}"), done.title
+
+
+def selected_metadata(engine: "Engine", names: Any) -> str:
+    """The chosen checkpoints' metadata, A then B then C over it, as JSON (A1111's "Read metadata" button)."""
+    metadata: dict[str, Any] = {}
+    for name in names:
+        info = next((i for i in engine.available_checkpoints() if name and name == i.title), None)
+        if info is not None:
+            metadata.update(info.metadata or {})
+    return json.dumps(metadata, indent=4, ensure_ascii=False)
 
 
 def create_merger_tab(engine: "Engine", quicksettings: Any = None) -> MergerTab:
@@ -80,9 +94,15 @@ def create_merger_tab(engine: "Engine", quicksettings: Any = None) -> MergerTab:
                 save_as_half = gr.Checkbox(value=False, label="Save as float16", elem_id="modelmerger_save_as_half")
             config_source = gr.Radio(list(merge.CONFIG_SOURCES), value="A, B or C", label="Copy config from",
                                      elem_id="modelmerger_config_method")
-            with gr.Accordion("Metadata", open=False):
-                save_metadata = gr.Checkbox(value=True, label="Save metadata (the merge recipe)",
-                                            elem_id="modelmerger_save_metadata")
+            with gr.Accordion("Metadata", open=False, elem_id="modelmerger_metadata_editor"):
+                with gr.Row():
+                    save_metadata = gr.Checkbox(value=True, label="Save metadata", elem_id="modelmerger_save_metadata")
+                    add_merge_recipe = gr.Checkbox(value=True, label="Add merge recipe metadata",
+                                                   elem_id="modelmerger_add_recipe")
+                    copy_metadata_fields = gr.Checkbox(value=True, label="Copy metadata from merged models",
+                                                       elem_id="modelmerger_copy_metadata")
+                metadata_json = gr.TextArea("{}", label="Metadata in JSON format", elem_id="modelmerger_metadata_json")
+                read_metadata = gr.Button("Read metadata from selected checkpoints", elem_id="modelmerger_read_metadata")
             with gr.Row():
                 bake_in_vae = gr.Dropdown(_vae_choices(engine), value="None", label="Bake in VAE",
                                           elem_id="modelmerger_bake_in_vae")
@@ -105,9 +125,13 @@ def create_merger_tab(engine: "Engine", quicksettings: Any = None) -> MergerTab:
                       outputs=bake_in_vae, queue=False, api_visibility="private")
 
     names = ["primary", "secondary", "tertiary", "interp_method", "multiplier", "save_as_half", "custom_name",
-             "checkpoint_format", "config_source", "bake_in_vae", "discard_weights", "save_metadata"]
+             "checkpoint_format", "config_source", "bake_in_vae", "discard_weights", "save_metadata", "add_merge_recipe",
+             "copy_metadata_fields", "metadata_json"]
     inputs = [primary, secondary, tertiary, interp_method, multiplier, save_as_half, custom_name, checkpoint_format,
-              config_source, bake_in_vae, discard_weights, save_metadata]
+              config_source, bake_in_vae, discard_weights, save_metadata, add_merge_recipe, copy_metadata_fields,
+              metadata_json]
+    read_metadata.click(lambda *names: selected_metadata(engine, names), inputs=models, outputs=metadata_json,
+                        queue=False, api_visibility="private")
 
     top = list(quicksettings.outputs) if quicksettings is not None else []
 

@@ -103,6 +103,11 @@ def _paste_targets(tab: ui_generation.GenerationTab) -> dict[str, Any]:
     targets = dict(tab.fields)
     if "seed_extras" in tab.extras:
         targets["seed_extras"] = tab.extras["seed_extras"]
+    if tab.scripts is not None:  # the scripts' own infotext fields (Soft inpainting's, extensions')
+        for script in tab.scripts.runner.scripts:
+            for component, source in getattr(script, "infotext_fields", None) or []:
+                if component is not None and source is not None:
+                    targets[ui_paste.PastedParam(source)] = component
     return targets
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import gradio as gr
@@ -25,6 +26,21 @@ __all__ = ["ImageInfoError", "open_image", "read_generation_parameters", "connec
            "problems_text"]
 
 OVERRIDE_KEY = "override_settings"
+@dataclass(frozen=True, eq=False)
+class PastedParam:
+    """A target key for a script's ``infotext_fields`` entry (A1111): the infotext key whose value the component
+    takes, or a function of the parsed parameters giving it (None leaves the component as it is)."""
+
+    source: Any
+
+    def value(self, params: Mapping[str, Any]) -> Any:
+        return self.source(params) if callable(self.source) else params.get(self.source)
+
+    def __str__(self) -> str:
+        return self.source if isinstance(self.source, str) else getattr(self.source, "__name__", "script field")
+
+
+REFINER_KEY = "refiner_enable"  # the Refiner accordion's checkbox: on when the infotext names a refiner
 SEED_EXTRAS_KEY = "seed_extras"  # A1111's "Extra" checkbox by the seed: on when the infotext has the extras
 # Request value None = "same as the first pass"; the UI shows it as this choice.
 _NONE_CHOICES = {"hr_sampler_name": "Use same sampler", "hr_scheduler": "Use same scheduler"}
@@ -195,6 +211,11 @@ def paste_updates(result: PasteResult, targets: Mapping[str, Any], engine: "Engi
             f = result.fields
             use = True
             value = "subseed" in f or f.get("seed_resize_from_w", 0) > 0 or f.get("seed_resize_from_h", 0) > 0
+        elif isinstance(key, PastedParam):
+            found = key.value(result.params) if result.has_parameters else None
+            use, value = (False, None) if found is None else _component_value(component, str(key), found, problems)
+        elif key == REFINER_KEY and result.has_parameters:
+            use, value = True, "refiner_checkpoint" in result.fields
         elif key in result.fields:
             use, value = _component_value(component, key, result.fields[key], problems)
         elif key in result.override_settings:

@@ -52,8 +52,10 @@ def visibility_updates(titles: list[str], selected: str | None) -> list[Any]:
     return [gr.update(visible=(t == selected)) for t in titles]
 
 
-def create_scripts_ui(host: "ScriptHost", is_img2img: bool) -> ScriptsUI:
+def create_scripts_ui(host: "ScriptHost", is_img2img: bool, sections: dict[str, Any] | None = None) -> ScriptsUI:
+    """``sections``: blocks of the tab where always-on scripts with that ``section`` go (A1111's "inpaint")."""
     runner = host.scripts.runner(is_img2img)
+    sections = sections or {}
     tab = "img2img" if is_img2img else "txt2img"
     titles = runner.titles()
     groups: dict[str, Any] = {}
@@ -61,7 +63,11 @@ def create_scripts_ui(host: "ScriptHost", is_img2img: bool) -> ScriptsUI:
 
     def build(script: Script) -> list | None:
         title = title_of(script)
-        if script.alwayson:
+        section = sections.get(getattr(script, "section", None)) if script.alwayson else None
+        if section is not None:
+            with section, gr.Group(elem_id=f"{tab}_script_{_slug(title)}") as box:
+                controls = script.ui(is_img2img)
+        elif script.alwayson:
             with gr.Accordion(title, open=False, elem_id=f"{tab}_script_{_slug(title)}") as box:
                 controls = script.ui(is_img2img)
         else:

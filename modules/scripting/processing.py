@@ -17,10 +17,11 @@ from PIL import Image
 from modules.core import image_files
 from modules.core.request import GenerationRequest, Processed
 from modules.engine import noise_inversion
-from modules.engine.hooks import GenerationHooks, ImageSaveCallbacks, SamplingCallbacks
+from modules.engine.hooks import GenerationHooks, ImageSaveCallbacks, PostProcessMaskOverlayArgs, SamplingCallbacks
 from modules.engine.pipeline import Batch, Plan
 from modules.scripting import a1111_lora
 from modules.scripting.processing_object import StableDiffusionProcessing, as_processing
+from modules.scripting.scripts import PostSampleArgs
 from modules.settings import output_paths
 
 if TYPE_CHECKING:
@@ -105,6 +106,23 @@ class ScriptHooks(GenerationHooks):
         if self.p.scripts is None:
             return image
         return self.p.scripts.postprocess_image_one(self.p, image)
+
+    def mask_blend(self) -> Any:
+        runner, p = self.p.scripts, self.p
+        if runner is None or not runner.has_hook(p, "on_mask_blend"):
+            return None
+        return lambda mba: runner.on_mask_blend(p, mba)
+
+    def post_sample(self, plan: Plan, batch: Batch, samples: Any) -> Any:
+        if self.p.scripts is None:
+            return samples
+        ps = PostSampleArgs(samples)
+        self.p.scripts.post_sample(self.p, ps)
+        return ps.samples
+
+    def mask_overlay(self, plan: Plan, args: PostProcessMaskOverlayArgs) -> None:
+        if self.p.scripts is not None:
+            self.p.scripts.postprocess_maskoverlay(self.p, args)
 
     def finish(self, plan: Plan, processed: Processed) -> None:
         try:

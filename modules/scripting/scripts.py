@@ -31,6 +31,7 @@ from modules.scripting import loading as script_loading
 from modules.scripting import runtime
 from modules.scripting import a1111_scripts
 from modules.core.request import GenerationRequest, Processed, RequestError
+from modules.engine.hooks import MaskBlendArgs, PostProcessMaskOverlayArgs  # noqa: F401 - A1111's names
 from modules.engine.job_state import GenerationInterrupted
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 AlwaysVisible = object()
 
 HOOKS = ("setup", "before_process", "process", "before_process_batch", "after_extra_networks_activate",
-         "process_batch", "before_hr", "postprocess_batch", "postprocess_batch_list", "postprocess_image",
+         "process_batch", "before_hr", "on_mask_blend", "post_sample", "postprocess_maskoverlay", "postprocess_batch", "postprocess_batch_list", "postprocess_image",
          "postprocess")
 
 
@@ -121,6 +122,12 @@ class Script:
         pass
 
     def post_sample(self, p: Any, ps: PostSampleArgs, *args: Any) -> None:
+        pass
+
+    def on_mask_blend(self, p: Any, mba: MaskBlendArgs, *args: Any) -> None:
+        pass
+
+    def postprocess_maskoverlay(self, p: Any, ppmo: PostProcessMaskOverlayArgs, *args: Any) -> None:
         pass
 
     def postprocess_batch(self, p: Any, *args: Any, **kwargs: Any) -> None:
@@ -616,6 +623,8 @@ class ScriptRunner:
                 continue
             try:
                 call(script, getattr(script, hook), self.script_args_of(script, p.script_args))
+            except RequestError:  # a script refusing its arguments refuses the request (4xx), it does not fail
+                raise
             except (Exception, SystemExit) as exc:
                 failed.add(id(script))
                 self.manager.record_hook_error(script, hook, exc)
@@ -640,6 +649,18 @@ class ScriptRunner:
 
     def before_hr(self, p: Any) -> None:
         self._each(p, "before_hr", lambda s, fn, a: fn(p, *a))
+
+    def has_hook(self, p: Any, hook: str) -> bool:
+        return any(id(s) not in p.failed_scripts and _overrides(s, hook) for s in self.alwayson_scripts)
+
+    def on_mask_blend(self, p: Any, mba: MaskBlendArgs) -> None:
+        self._each(p, "on_mask_blend", lambda s, fn, a: fn(p, mba, *a))
+
+    def post_sample(self, p: Any, ps: PostSampleArgs) -> None:
+        self._each(p, "post_sample", lambda s, fn, a: fn(p, ps, *a))
+
+    def postprocess_maskoverlay(self, p: Any, ppmo: PostProcessMaskOverlayArgs) -> None:
+        self._each(p, "postprocess_maskoverlay", lambda s, fn, a: fn(p, ppmo, *a))
 
     def postprocess_batch_images(self, p: Any, images: list, batch_number: int) -> list:
         """postprocess_batch (sees the batch's images), then postprocess_batch_list (may replace the list)."""

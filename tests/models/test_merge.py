@@ -168,3 +168,54 @@ def test_add_difference_to_fp16_ckpt_with_a_baked_vae(merge_engine):
     assert torch.all(out["first_stage_model.decoder.conv_out.bias"] == 0.5)
     picture = _generate(engine, done.title)
     assert picture.shape == (64, 64, 3)
+
+
+def test_metadata_options_as_a1111_writes_them(merge_engine):
+    engine = merge_engine
+    titles = {Path(i.filename).name: i.title for i in engine.available_checkpoints()}
+    common = dict(primary=titles["demo.safetensors"], secondary=titles["demo-changed.safetensors"], multiplier=0.2,
+                  config_source="Don't")
+    done = engine.merge_checkpoints(merge.Recipe(**common, custom_name="meta-user", copy_metadata_fields=False,
+                                                 add_merge_recipe=False, metadata_json='{"note": "mine", "n": 2}'))
+    meta = read_safetensors_metadata(done.path)
+    assert meta["note"] == "mine" and meta["n"] == "2" and meta["format"] == "pt"
+    assert "sd_merge_recipe" not in meta and "sd_merge_models" not in meta
+    assert meta["modelspec.resolution"] == "64x64"  # the primary's native size always stays
+    copied = read_safetensors_metadata(engine.merge_checkpoints(merge.Recipe(**common, custom_name="meta-copy")).path)
+    source = read_safetensors_metadata(builtin_model.DEMO_PATH)
+    assert {k: copied.get(k) for k in source} == source
+    assert json.loads(copied["sd_merge_recipe"])["multiplier"] == 0.2
+    nothing = read_safetensors_metadata(engine.merge_checkpoints(
+        merge.Recipe(**common, custom_name="meta-none", save_metadata=False, metadata_json="not json")).path)
+    assert set(nothing) == {k for k in source if k.startswith("modelspec.") and k != "modelspec.thumbnail"}
+    with pytest.raises(merge.MergeError) as err:
+        engine.merge_checkpoints(merge.Recipe(**common, custom_name="meta-bad", metadata_json="[1]"))
+    assert err.value.field == "metadata_json"
+
+
+def test_a_merge_waits_for_the_running_job(merge_engine):
+    import threading
+
+    engine = merge_engine
+    titles = {Path(i.filename).name: i.title for i in engine.available_checkpoints()}
+    recipe = merge.Recipe(primary=titles["demo.safetensors"], interp_method="No interpolation", custom_name="queued",
+                          config_source="Don't")
+    held, release, result = threading.Event(), threading.Event(), {}
+
+    def job():
+        with engine.exclusive():  # what a running generation holds
+            held.set()
+            release.wait(60)
+
+    runner = threading.Thread(target=job, daemon=True)
+    runner.start()
+    assert held.wait(30)
+    merging = threading.Thread(target=lambda: result.setdefault("done", engine.merge_checkpoints(recipe)), daemon=True)
+    merging.start()
+    merging.join(1.5)
+    assert merging.is_alive() and "done" not in result  # queued behind the job
+    assert not (Path(engine.paths.ckpt_dirs[0]) / "queued.safetensors").exists()
+    release.set()
+    merging.join(120)
+    runner.join(10)
+    assert result["done"].path.name == "queued.safetensors"

@@ -133,6 +133,7 @@ def to_generation_request(engine: Engine, payload: models._Common, *, img2img: b
     )
     if data.get("denoising_strength") is not None:
         req.denoising_strength = data["denoising_strength"]
+    req.refiner_checkpoint, req.refiner_switch_at = data.get("refiner_checkpoint"), data.get("refiner_switch_at")
     for name in SAMPLER_PARAMS + ("image_cfg_scale",):
         setattr(req, name, data.get(name))
     if img2img:
@@ -178,6 +179,7 @@ def _img2img_fields(req: GenerationRequest, data: dict[str, Any]) -> None:
     if data.get("mask_blur") is not None:
         req.mask_blur = data["mask_blur"]
     req.inpainting_fill = data["inpainting_fill"]
+    req.mask_round = bool(data.get("mask_round", True))
     req.inpaint_full_res = bool(data["inpaint_full_res"])
     req.inpaint_full_res_padding = data["inpaint_full_res_padding"]
     req.inpainting_mask_invert = data["inpainting_mask_invert"]
