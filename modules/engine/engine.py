@@ -143,7 +143,8 @@ class Engine:
         """Pictures for ``request``; ``hooks`` let the script layer take part (see :mod:`modules.engine.hooks`)."""
         from modules.engine import pipeline
 
-        with self.job(request):
+        # No autograd bookkeeping while sampling (A1111's process_images runs under no_grad too).
+        with self.job(request), torch.no_grad():
             return pipeline.generate(self, request, hooks)
 
     def run_exclusive(self, fn: Callable[[], T]) -> T:
@@ -298,6 +299,7 @@ class Engine:
             self._install(model, info)
 
     def _install(self, model: Any, info: Any) -> None:
+        from modules.engine.compiled import CompileConfig, compile_model
         from modules.engine.conditioning import TextConditioner
 
         self.model = model
@@ -311,6 +313,7 @@ class Engine:
         self.model_generation += 1
         self._cond_cache.clear()
         self._apply_offload()
+        compile_model(model, CompileConfig.from_args(self.args, self.devices.device), self.devices.offload)
         self.networks.attach(model)
         # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint), unless this load
         # serves one request's override: that must not outlive the request.
