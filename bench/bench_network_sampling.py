@@ -93,6 +93,8 @@ def main() -> None:
     for name in cases:
         m = statistics.median(times[name])
         print(f"{name:<26}{m:>9.3f}{base / m:>15.3f}x")
+    hn = statistics.median(times["hypernetwork"])
+    print(f"hypernetwork overhead: {hn / base - 1:+.1%} time per step (ratio {hn / base:.3f}; goal <= +7%)")
 
 
 if __name__ == "__main__":

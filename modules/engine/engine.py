@@ -438,6 +438,7 @@ class Engine:
     def after_generation(self) -> None:
         """Hook run after every generation, failed or interrupted ones too. The adapters stay applied: the next
         request's activation makes the weights exactly what it asks for, touching only what differs."""
+        self.networks.generation_finished()
 
     def sampling_inputs(self, conds: tuple[Any, Any, Any], cfg_scale: float, width: int, height: int, n: int) -> SamplingInputs:
         c, uc, empty = conds
