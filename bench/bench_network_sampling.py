@@ -23,15 +23,15 @@ import torch  # noqa: E402
 from bench.bench_lora_switch import build_sd15, timed, write_loras  # noqa: E402
 
 
-def hypernetwork_file(path: Path) -> Path:
-    """A1111 layout, [1, 2, 1], relu, the training UI's default widths."""
+def hypernetwork_file(path: Path, widths=(320, 640, 768, 1280)) -> Path:
+    """A1111 layout, [1, 2, 1], relu, the training UI's default widths (SD1.5's)."""
     gen = torch.Generator().manual_seed(7)
 
     def mlp(dim):
         return {"linear.0.weight": torch.randn(2 * dim, dim, generator=gen) * 0.01, "linear.0.bias": torch.zeros(2 * dim),
                 "linear.2.weight": torch.randn(dim, 2 * dim, generator=gen) * 0.01, "linear.2.bias": torch.zeros(dim)}
 
-    data = {w: [mlp(w), mlp(w)] for w in (320, 640, 768, 1280)}
+    data = {w: [mlp(w), mlp(w)] for w in widths}
     data.update(layer_structure=[1, 2, 1], activation_func="relu", is_layer_norm=False, activate_output=False)
     torch.save(data, path)
     return path

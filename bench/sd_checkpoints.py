@@ -31,13 +31,14 @@ def _config(family: str, component: str) -> dict:
     return {k: v for k, v in cd.shipped_config(family, component).items() if not k.startswith("_")}
 
 
-def random_components(family: str, seed: int = 0) -> dict:
-    """UNet, VAE and text encoder(s) of ``family`` ("sd1" or "sdxl") at full size with random weights."""
+def random_components(family: str, seed: int = 0, device: str = "cpu") -> dict:
+    """UNet, VAE and text encoder(s) of ``family`` ("sd1" or "sdxl") at full size with random weights (initialised
+    on ``device``: a GPU makes SDXL's 3.5 B numbers in seconds)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
-    with torch.no_grad():
+    with torch.no_grad(), torch.device(device):
         parts = {"unet": UNet2DConditionModel(**_config(family, "unet")).eval(),
                  "vae": AutoencoderKL(**_config(family, "vae")).eval(),
                  "text_encoder": CLIPTextModel(CLIPTextConfig(**_config(family, "text_encoder"))).eval()}
@@ -47,7 +48,7 @@ def random_components(family: str, seed: int = 0) -> dict:
     return parts
 
 
-def checkpoint(family: str = "sd1", dtype: torch.dtype = torch.float16) -> Path:
+def checkpoint(family: str = "sd1", dtype: torch.dtype = torch.float16, device: str = "cpu") -> Path:
     """The cached random-weight single-file checkpoint of ``family`` (written on first use, atomically)."""
     from modules.models.ldm_export import save_single_file
 
@@ -55,7 +56,7 @@ def checkpoint(family: str = "sd1", dtype: torch.dtype = torch.float16) -> Path:
     path = cache_dir() / f"random-{family}-{tag}.safetensors"
     if not path.is_file():
         print(f"writing {path} (once) ...", flush=True)
-        save_single_file(random_components(family), path, family, dtype=dtype)
+        save_single_file(random_components(family, device=device), path, family, dtype=dtype)
     return path
 
 
@@ -79,13 +80,30 @@ def diffusers_config_folder(family: str) -> Path:
     return folder
 
 
-def reference_pipeline(ckpt: Path, family: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
+def config_folder_for(components: dict, family: str, name: str) -> Path:
+    """Like :func:`diffusers_config_folder`, with the configs of ``components`` (e.g. the tests' tiny models)."""
+    folder = cache_dir() / f"config-{name}"
+    if (folder / "model_index.json").is_file():
+        return folder
+    tmp = Path(tempfile.mkdtemp(prefix=f"config-{name}-", dir=cache_dir()))
+    shutil.copytree(diffusers_config_folder(family), tmp, dirs_exist_ok=True)
+    for part, module in components.items():
+        config = module.config.to_dict() if hasattr(module.config, "to_dict") else dict(module.config)
+        target = "scheduler_config.json" if part == "scheduler" else "config.json"
+        (tmp / part).mkdir(exist_ok=True)
+        (tmp / part / target).write_text(json.dumps(config, default=str))
+    os.replace(tmp, folder)
+    return folder
+
+
+def reference_pipeline(ckpt: Path, family: str, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                       config: Path | None = None):
     """diffusers' own loader on ``ckpt`` (``from_single_file``), offline, with the Euler scheduler."""
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     kwargs = {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
-    pipe = cls.from_single_file(str(ckpt), config=str(diffusers_config_folder(family)), local_files_only=True,
+    pipe = cls.from_single_file(str(ckpt), config=str(config or diffusers_config_folder(family)), local_files_only=True,
                                 torch_dtype=dtype, **kwargs).to(device)
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
