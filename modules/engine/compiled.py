@@ -30,6 +30,31 @@ import torch
 log = logging.getLogger(__name__)
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
+def _on_cuda(module: torch.nn.Module) -> bool:
+    p = next(module.parameters(), None)
+    return p is not None and p.device.type == "cuda"
+
+
+def _detached_copy(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return out.clone()
+    if isinstance(out, tuple):
+        return type(out)(_detached_copy(x) for x in out)
+    if hasattr(out, "sample") and isinstance(out.sample, torch.Tensor):
+        out.sample = out.sample.clone()
+    return out
+
+
+def _compile_with_cuda_graphs(module: torch.nn.Module, options: dict[str, Any]) -> None:
+    """CUDA graphs replay into the same output buffers, so an output kept past the next call (the sampler keeps the
+    previous step's prediction) would change under it. Each call therefore starts a new graph step and hands back
+    a copy; the hooks sit outside the compiled ``forward`` (``Module.compile`` would compile them in)."""
+    module.forward = torch.compile(module.forward, **options)
+    module.register_forward_pre_hook(lambda m, args: torch.compiler.cudagraph_mark_step_begin())
+    module.register_forward_hook(lambda m, args, out: _detached_copy(out))
 
 
 @dataclass(frozen=True)
@@ -55,10 +80,14 @@ def compile_model(model: Any, config: CompileConfig, offload: str) -> bool:
     options: dict[str, Any] = {"backend": config.backend}
     if config.backend == "inductor":
         options["mode"] = config.mode
-    model.unet.compile(**options)
-    decoder = getattr(model.vae, "decoder", None)
-    if decoder is not None:
-        decoder.compile(**options)
+    cudagraphs = config.backend == "inductor" and config.mode in CUDA_GRAPH_MODES and _on_cuda(model.unet)
+    for module in (model.unet, getattr(model.vae, "decoder", None)):
+        if module is None:
+            continue
+        if cudagraphs:
+            _compile_with_cuda_graphs(module, options)
+        else:
+            module.compile(**options)
     log.info("compiled the UNet and the VAE decoder (%s, mode %s); the first generation of each size compiles",
              config.backend, config.mode)
     return True
