@@ -56,7 +56,8 @@ def checkpoint(family: str = "sd1", dtype: torch.dtype = torch.float16, device: 
     path = cache_dir() / f"random-{family}-{tag}.safetensors"
     if not path.is_file():
         print(f"writing {path} (once) ...", flush=True)
-        save_single_file(random_components(family, device=device), path, family, dtype=dtype)
+        parts = {name: module.to("cpu") for name, module in random_components(family, device=device).items()}
+        save_single_file(parts, path, family, dtype=dtype)
     return path
 
 
