@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.bench_lora_switch import build_sd15, timed, write_loras  # noqa: E402
+from bench.bench_lora_switch import build_sd15, write_loras  # noqa: E402
 
 
 def hypernetwork_file(path: Path, widths=(320, 640, 768, 1280)) -> Path:
@@ -42,7 +42,19 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="CPU: time with this process's CPU seconds (steadier than wall time on a shared machine; use "
+                         "with OMP_NUM_THREADS=1 so that idle-spinning threads are not counted)")
     ns = ap.parse_args()
+    if ns.cpu_time:
+        import time
+
+        def timed(fn) -> float:  # noqa: F811 - the CPU-seconds variant of bench_lora_switch.timed
+            start = time.process_time()
+            fn()
+            return time.process_time() - start
+    else:
+        from bench.bench_lora_switch import timed
     dtype = torch.float16 if ns.device == "cuda" else torch.float32
 
     from modules.networks.hypernet_attention import HypernetworkPatch
@@ -102,7 +114,7 @@ def main() -> None:
     configure(False, False)
     base = statistics.median(times["none"])
     print(f"SD1.5-size UNet forward, batch 2 (cond+uncond), {ns.size}x{ns.size}, {ns.device} "
-          f"{str(dtype).replace('torch.', '')}, median of {ns.repeats}")
+          f"{str(dtype).replace('torch.', '')}, median of {ns.repeats}, {'CPU seconds' if ns.cpu_time else 'wall time'}")
     print(f"{'active':<26}{'s/step':>9}{'speed vs none':>15}")
     for name in cases:
         m = statistics.median(times[name])
