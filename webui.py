@@ -46,7 +46,9 @@ def build_engine(args: argparse.Namespace) -> "Engine":
     from modules.settings.paths import Paths
 
     from modules.core import request_bounds
+    from modules.engine.host_memory import tune_malloc
 
+    tune_malloc()  # before any model tensor: generations run in worker threads
     request_bounds.configure(args)  # the --max-* flags
     paths = Paths.from_args(args, REPO_ROOT)
     for folder in (paths.outputs_dir, paths.cache_dir):

@@ -20,18 +20,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.bench_lora_switch import build_sd15, timed, write_loras  # noqa: E402
+from bench.bench_lora_switch import build_sd15, write_loras  # noqa: E402
 
 
-def hypernetwork_file(path: Path) -> Path:
-    """A1111 layout, [1, 2, 1], relu, the training UI's default widths."""
+def hypernetwork_file(path: Path, widths=(320, 640, 768, 1280)) -> Path:
+    """A1111 layout, [1, 2, 1], relu, the training UI's default widths (SD1.5's)."""
     gen = torch.Generator().manual_seed(7)
 
     def mlp(dim):
         return {"linear.0.weight": torch.randn(2 * dim, dim, generator=gen) * 0.01, "linear.0.bias": torch.zeros(2 * dim),
                 "linear.2.weight": torch.randn(dim, 2 * dim, generator=gen) * 0.01, "linear.2.bias": torch.zeros(dim)}
 
-    data = {w: [mlp(w), mlp(w)] for w in (320, 640, 768, 1280)}
+    data = {w: [mlp(w), mlp(w)] for w in widths}
     data.update(layer_structure=[1, 2, 1], activation_func="relu", is_layer_norm=False, activate_output=False)
     torch.save(data, path)
     return path
@@ -42,7 +42,19 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="CPU: time with this process's CPU seconds (steadier than wall time on a shared machine; use "
+                         "with OMP_NUM_THREADS=1 so that idle-spinning threads are not counted)")
     ns = ap.parse_args()
+    if ns.cpu_time:
+        import time
+
+        def timed(fn) -> float:  # noqa: F811 - the CPU-seconds variant of bench_lora_switch.timed
+            start = time.process_time()
+            fn()
+            return time.process_time() - start
+    else:
+        from bench.bench_lora_switch import timed
     dtype = torch.float16 if ns.device == "cuda" else torch.float32
 
     from modules.networks.hypernet_attention import HypernetworkPatch
@@ -76,23 +88,40 @@ def main() -> None:
         patcher.apply(wanted)
         hyper.set([(hypernet, 1.0)] if hn else [])
 
-    cases = {"none": (False, False), "3 LoRAs": (True, False), "hypernetwork": (False, True), "3 LoRAs + hypernetwork": (True, True)}
+    from modules.networks.hypernet_attention import ContextCache
+
+    cached_get = ContextCache.get
+
+    def uncached_step():
+        # What the text context's transforms cost when computed in every layer at every step (A1111's way).
+        ContextCache.get = lambda self, context: None
+        try:
+            step()
+        finally:
+            ContextCache.get = cached_get
+
+    cases = {"none": (False, False), "3 LoRAs": (True, False), "hypernetwork": (False, True),
+             "hypernetwork, no cache": (False, True), "3 LoRAs + hypernetwork": (True, True)}
+    runs = {name: uncached_step if "no cache" in name else step for name in cases}
     times: dict[str, list[float]] = {k: [] for k in cases}
     for name, (loras, hn) in cases.items():  # warm-up
         configure(loras, hn)
-        step()
+        runs[name]()
     for _ in range(ns.repeats):
         for name, (loras, hn) in cases.items():
             configure(loras, hn)
-            times[name].append(timed(step))
+            times[name].append(timed(runs[name]))
     configure(False, False)
     base = statistics.median(times["none"])
     print(f"SD1.5-size UNet forward, batch 2 (cond+uncond), {ns.size}x{ns.size}, {ns.device} "
-          f"{str(dtype).replace('torch.', '')}, median of {ns.repeats}")
+          f"{str(dtype).replace('torch.', '')}, median of {ns.repeats}, {'CPU seconds' if ns.cpu_time else 'wall time'}")
     print(f"{'active':<26}{'s/step':>9}{'speed vs none':>15}")
     for name in cases:
         m = statistics.median(times[name])
         print(f"{name:<26}{m:>9.3f}{base / m:>15.3f}x")
+    for name in ("hypernetwork", "hypernetwork, no cache"):
+        hn = statistics.median(times[name])
+        print(f"{name} overhead: {hn / base - 1:+.1%} time per step (ratio {hn / base:.3f})")
 
 
 if __name__ == "__main__":

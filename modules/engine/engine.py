@@ -144,7 +144,8 @@ class Engine:
         """Pictures for ``request``; ``hooks`` let the script layer take part (see :mod:`modules.engine.hooks`)."""
         from modules.engine import pipeline
 
-        with self.job(request):
+        # No autograd bookkeeping while sampling (A1111's process_images runs under no_grad too).
+        with self.job(request), torch.no_grad():
             return pipeline.generate(self, request, hooks)
 
     def run_exclusive(self, fn: Callable[[], T]) -> T:
@@ -336,6 +337,7 @@ class Engine:
             self._install(model, info, remember=remember)
 
     def _install(self, model: Any, info: Any, *, remember: bool = True) -> None:
+        from modules.engine.compiled import CompileConfig, compile_model
         from modules.engine.conditioning import TextConditioner
 
         self.model = model
@@ -349,6 +351,7 @@ class Engine:
         self.model_generation += 1
         self._cond_cache.clear()
         self._apply_offload()
+        compile_model(model, CompileConfig.from_args(self.args, self.devices.device), self.devices.offload)
         self.networks.attach(model)
         # Keep the setting naming what is loaded (A1111 semantics of sd_model_checkpoint), unless this load
         # serves one request's override: that must not outlive the request.
@@ -473,6 +476,7 @@ class Engine:
     def after_generation(self) -> None:
         """Hook run after every generation, failed or interrupted ones too. The adapters stay applied: the next
         request's activation makes the weights exactly what it asks for, touching only what differs."""
+        self.networks.generation_finished()
 
     def sampling_inputs(self, conds: tuple[Any, Any, Any], cfg_scale: float, width: int, height: int, n: int) -> SamplingInputs:
         c, uc, empty = conds

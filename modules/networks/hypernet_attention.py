@@ -34,20 +34,72 @@ def _normalize(active: Sequence[tuple[Hypernetwork, float]]) -> list[tuple[Hyper
     return out
 
 
+class ContextCache:
+    """The hypernetworks' (k, v) contexts for the last few cross-attention contexts.
+
+    The text conditioning is the same in every cross-attention layer and at every step (a prompt schedule changes
+    it at a step, AND and batch sizes change its shape), so its transforms are computed once and reused: looked up
+    by the tensor itself when it is the same object, unmodified (its version counter), else by equal contents.
+    Self-attention contexts (the image features) change at every call and are never cached. Nothing is cached while
+    gradients are recorded (hypernetwork training) or while Dynamo traces (the compiled graph computes them)."""
+
+    SIZE = 4
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[torch.Tensor, int, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = []
+
+    def get(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        for i, (obj, version, copy, pair) in enumerate(self._entries):
+            if (obj is context and context._version == version) or (
+                    copy.shape == context.shape and copy.dtype == context.dtype and copy.device == context.device
+                    and torch.equal(copy, context)):
+                if i:
+                    self._entries.insert(0, self._entries.pop(i))
+                return pair
+        return None
+
+    def put(self, context: torch.Tensor, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self._entries.insert(0, (context, context._version, context.detach().clone(), pair))
+        del self._entries[self.SIZE:]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _caching_allowed() -> bool:
+    return not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+
+
 class HypernetworkAttnProcessor:
     """Drop-in processor for diffusers ``Attention`` (self- and cross-attention)."""
 
     def __init__(self, active: Sequence[tuple[Hypernetwork, float]]):
         self.active: tuple[tuple[Hypernetwork, float], ...] = tuple(_normalize(active))
+        self.cache = ContextCache()  # one per processor: shared by all its attention modules, as the context is
+        self._cached_weights: tuple[int, ...] = ()
 
-    def _context_pair(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _context_pair(self, context: torch.Tensor, cross: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.active:
             return context, context
         for hypernetwork, _ in self.active:
             # Model offloading can move the UNet after HypernetworkPatch.set(): follow the context.
             if hypernetwork.device != context.device:
                 hypernetwork.to(context.device)
-        return apply_hypernetworks(self.active, context)
+        if not (cross and _caching_allowed()):
+            return apply_hypernetworks(self.active, context)
+        weights = self._weights_version()
+        if weights != self._cached_weights:  # trained (or loaded into) since: the cached transforms are stale
+            self.cache.clear()
+            self._cached_weights = weights
+        pair = self.cache.get(context)
+        if pair is None:
+            pair = apply_hypernetworks(self.active, context)
+            self.cache.put(context, pair)
+        return pair
+
+    def _weights_version(self) -> tuple[int, ...]:
+        return tuple(p._version for hypernetwork, _ in self.active for module in hypernetwork.modules()
+                     for p in module.parameters())
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
@@ -74,13 +126,14 @@ class HypernetworkAttnProcessor:
 
         query = attn.to_q(hidden_states)
 
+        cross = encoder_hidden_states is not None
         if encoder_hidden_states is None:
             encoder_hidden_states = hidden_states
         elif attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
 
         # The one difference from AttnProcessor2_0: the hypernetworks see what to_k/to_v would see.
-        context_k, context_v = self._context_pair(encoder_hidden_states)
+        context_k, context_v = self._context_pair(encoder_hidden_states, cross)
         key = attn.to_k(context_k)
         value = attn.to_v(context_v)
 
@@ -160,6 +213,11 @@ class HypernetworkPatch:
             module.set_processor(processor)
         self._processor = processor
         self.active = new
+
+    def clear_cache(self) -> None:
+        """Forget the cached context transforms (at the end of a generation: they are not needed again)."""
+        if self._processor is not None:
+            self._processor.cache.clear()
 
     def _restore(self) -> None:
         if self._processor is not None:

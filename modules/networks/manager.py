@@ -161,6 +161,11 @@ class NetworkManager:
     def detach(self) -> None:
         self.attach(None)
 
+    def generation_finished(self) -> None:
+        """Free what one generation cached (the hypernetworks' transforms of its text conditioning)."""
+        if self._hypernet_patch is not None:
+            self._hypernet_patch.clear_cache()
+
     def restore_weights(self) -> None:
         """Back to the checkpoint's own weights and attention (e.g. before the model is exported)."""
         with self._lock:

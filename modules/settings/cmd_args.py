@@ -284,6 +284,11 @@ def build_parser(data_dir: str | None = None, models_dir: str | None = None) -> 
     a("--gradio-allowed-path", action="append", default=[data_path],
       help="add path to gradio's allowed_paths, make it possible to serve files from it")
     a("--opt-channelslast", action="store_true", help="change memory type for stable diffusion to channels last")
+    a("--compile", action="store_true",
+      help="torch.compile the UNet and VAE decoder (CPU and CUDA); LoRA changes never recompile")
+    a("--compile-mode", choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"], default=None,
+      help="torch.compile mode for --compile; default: reduce-overhead (CUDA graphs) on CUDA, default on CPU")
+    a("--compile-backend", type=str, default="inductor", help="torch.compile backend for --compile (for debugging)")
     a("--styles-file", type=str, action="append", default=[],
       help="path or wildcard path of styles files, allow multiple entries.")
     a("--autolaunch", action="store_true", default=False,

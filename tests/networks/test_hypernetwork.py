@@ -568,3 +568,39 @@ def test_patch_moves_hypernetworks_to_unet_dtype(tmp_path, sd1_unet):
     assert all(p.dtype == torch.float64 for m in hn.modules() for p in m.parameters())
     out = _run(unet, {k: v.double() if v.is_floating_point() else v for k, v in _sd1_inputs().items()})
     assert out.dtype == torch.float64 and torch.isfinite(out).all()
+
+
+def test_cross_attention_transforms_are_cached_and_pictures_unchanged(tmp_path):
+    """The text context's hypernetwork transforms are computed once per distinct context (a prompt schedule's new
+    context misses the cache), nothing is cached while training, and the UNet output is bit for bit the same."""
+    unet = tiny_sd1(seed=0)["unet"].eval()
+    write_hypernetwork(tmp_path / "h.pt", widths=(TINY_TEXT_WIDTH, 32, 64), activation_func="relu", seed=4)
+    hypernetwork = Hypernetwork.load(tmp_path / "h.pt")
+    patch = HypernetworkPatch(unet)
+    patch.set([(hypernetwork, 0.7)])
+    calls = []
+    layer = hypernetwork.layers[TINY_TEXT_WIDTH][0]
+    # counts the text contexts it transforms (77 tokens; self-attention contexts have the latent's 64)
+    layer.register_forward_hook(lambda module, args, out: calls.append(1) if args[0].shape[1] == 77 else None)
+    x, t = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([500.0, 500.0])
+    contexts = [torch.randn(2, 77, TINY_TEXT_WIDTH, generator=torch.Generator().manual_seed(s)) for s in (2, 3)]
+
+    def run(context, grad: bool):
+        with torch.set_grad_enabled(grad):
+            return unet(x, t, encoder_hidden_states=context).sample.detach()
+
+    uncached = [run(c, True) for c in contexts]
+    cross_layers = len(calls) // 2  # per forward, without a cache: one call per cross-attention module
+    calls.clear()
+    for step in range(3):  # a schedule: the first context for two steps, then the second
+        context = contexts[0] if step < 2 else contexts[1].clone()
+        assert torch.equal(run(context, False), uncached[0 if step < 2 else 1])
+    assert len(calls) == 2 and cross_layers > 1  # once per distinct context, not per layer and step
+    calls.clear()
+    contexts[0].add_(1.0)  # modified in place: the same tensor object must not hit the old entry
+    assert torch.equal(run(contexts[0], False), run(contexts[0].clone(), True))
+    with torch.no_grad():
+        layer.linear[0].weight.mul_(1.5)  # the hypernetwork changed (training): stale transforms are dropped
+    assert torch.equal(run(contexts[1], False), run(contexts[1], True))
+    patch.clear_cache()
+    patch.set([])
