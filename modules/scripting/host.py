@@ -75,11 +75,14 @@ class ScriptHost:
         from modules.scripting.a1111_scripts import postproc_runner
         from modules.scripting.postprocessing_scripts import ExtrasRun
 
-        runner = postproc_runner(self.engine)
-        if not runner.scripts:
+        from modules.scripting.postprocessing_main_ui import extras_scripts_of
+
+        scripts = extras_scripts_of(postproc_runner(self.engine).scripts,
+                                    self.engine.options.get("postprocessing_disable_in_extras"))
+        if not scripts:
             return None
         with runtime.using(self.engine):
-            return ExtrasRun(runner.scripts, values, self.engine.options.get("postprocessing_operation_order") or [])
+            return ExtrasRun(scripts, values, self.engine.options.get("postprocessing_operation_order") or [])
 
     def check_model_loaded(self) -> None:
         """Run ``model_loaded`` callbacks once per checkpoint load (before a generation first uses it)."""

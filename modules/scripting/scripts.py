@@ -461,6 +461,7 @@ class ScriptRunner:
         self.arg_infos: dict[int, list[dict[str, Any]]] = {}
         for data in script_data:
             self._add(data)
+        self._add_postprocessing_for_main_ui()
         self.scripts: list[Script] = self.alwayson_scripts + self.selectable_scripts  # argument order
 
     def _add(self, data: ScriptClassData) -> None:
@@ -488,6 +489,27 @@ class ScriptRunner:
             self.alwayson_scripts.append(script)
         elif visibility:
             self.selectable_scripts.append(script)
+
+    def _add_postprocessing_for_main_ui(self) -> None:
+        """The Extras operations the ``postprocessing_enable_in_main_ui`` setting names, as always-on scripts."""
+        from modules.scripting.postprocessing_main_ui import main_ui_scripts
+
+        engine = getattr(self.manager, "engine", None)
+        if engine is None:
+            return
+        try:
+            scripts = main_ui_scripts(engine, self.is_img2img)
+        except Exception:  # noqa: BLE001 - a broken Extras script must not take the tab's scripts with it
+            log.exception("Extras operations for the %s tab", self.tabname)
+            return
+        for script in scripts:
+            script.engine = engine
+            script.extension = None
+            script.is_txt2img = not self.is_img2img
+            script.tabname = self.tabname
+            script.name = str(script.title()).lower()
+            script.alwayson = True
+            self.alwayson_scripts.append(script)
 
     # -- lookups ---------------------------------------------------------------------------------
     def find(self, title: str | None, scripts: list[Script] | None = None) -> Script | None:
