@@ -27,6 +27,7 @@ from modules.engine import live_preview
 from modules.engine.devices import DeviceConfig, torch_gc
 from modules.engine.hooks import NO_HOOKS, GenerationHooks
 from modules.engine.job_state import JobState
+from modules.engine.task_ids import TaskTracker
 from modules.engine.sampling import SamplingInputs
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
 from modules.models.hashes import HashCache
@@ -63,6 +64,7 @@ class Engine:
         self.options = options
         self.devices = devices
         self.state = JobState()
+        self.tasks = TaskTracker()  # task ids waiting / done, for the progress routes and A1111's modules.progress
         self.hash_cache = HashCache(Path(paths.cache_dir) / "hashes.json", enabled=not getattr(args, "no_hashing", False))
         self.checkpoints = CheckpointRegistry(paths, self.hash_cache, getattr(args, "ckpt", None))
         self.vaes = VaeRegistry(paths)

@@ -13,11 +13,14 @@ operation's name, lower-cased), and in ``postprocess_image`` it runs ``process_f
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from modules.scripting import runtime
 from modules.scripting.postprocessing_scripts import UPSCALE, PostprocessedImage, ScriptPostprocessing
 from modules.scripting.scripts import AlwaysVisible, Script
+
+if TYPE_CHECKING:
+    from modules.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ class BuiltinUpscale(ScriptPostprocessing):
     name = UPSCALE
     order = 1000
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: "Engine") -> None:
         self.engine = engine
 
     def ui(self) -> dict:
@@ -67,7 +70,7 @@ class BuiltinUpscale(ScriptPostprocessing):
             registry=self.engine.upscalers, info=pp.info)
 
 
-def operation_names(engine: Any) -> list[str]:
+def operation_names(engine: "Engine") -> list[str]:
     """The Extras operations a user can name in the postprocessing settings: "Upscale", then the extensions'."""
     names = [UPSCALE]
     for data in runtime.host(engine).scripts.postprocessing_data:
@@ -83,7 +86,7 @@ def extras_scripts_of(scripts: Sequence[ScriptPostprocessing], disabled: Sequenc
     return [s for s in scripts if s.name not in off]
 
 
-def main_ui_scripts(engine: Any, is_img2img: bool) -> list[Any]:
+def main_ui_scripts(engine: "Engine", is_img2img: bool) -> list[Any]:
     """One always-on script per operation named in ``postprocessing_enable_in_main_ui``, in A1111's order
     (``postprocessing_operation_order``, then each one's ``order``)."""
     from modules.scripting.a1111_scripts import postproc_runner
