@@ -264,6 +264,9 @@ class ScriptManager:
         a1111_scripts.import_a1111_modules()
         for file in self.script_files():
             self._load_file(file, callbacks)
+        from modules.scripting.a1111_upscaler import register_extension_upscalers
+
+        register_extension_upscalers(self.engine)  # Upscaler subclasses the scripts defined
         # Scripts are made now (A1111 makes them before the page): some register callbacks in __init__.
         self.runner(False), self.runner(True)
         callbacks.run("ui_settings", self.engine.options)
