@@ -481,6 +481,26 @@ class Engine:
             lat = torch.cat([vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])]).float()
         return (lat - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
 
+    @torch.no_grad()
+    def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents to pixels in [-1, 1] (B, 3, H, W), float32, unclamped (A1111's ``samples_to_images_tensor``)."""
+        with self._vae_precision() as vae:
+            cfg = vae.config
+            dtype = next(vae.parameters()).dtype
+            x = 1.0 / cfg.scaling_factor * latents + (getattr(cfg, "shift_factor", None) or 0.0)
+            return torch.cat([vae.decode(x[i:i + 1].to(self.devices.device, dtype)).sample
+                              for i in range(x.shape[0])]).float()
+
+    @torch.no_grad()
+    def encode_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels in [-1, 1] (B, 3, H, W) to scaled latents (the distribution's mean, as :meth:`encode`)."""
+        with self._vae_precision() as vae:
+            cfg = vae.config
+            dtype = next(vae.parameters()).dtype
+            x = pixels.to(self.devices.device, dtype)
+            lat = torch.cat([vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])]).float()
+        return (lat - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
+
     def inpaint_cond(self, images: list[Image.Image], mask: Image.Image | None) -> torch.Tensor:
         """Mask + masked-image latents for 9-channel inpainting UNets (A1111's conditioning image)."""
         import numpy as np
