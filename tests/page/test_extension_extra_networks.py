@@ -110,3 +110,32 @@ def test_refresh_reaches_the_page_and_a_failing_list_is_an_empty_page(setup):
     r = client.get("/sd_extra_networks/cards", params={"page": "civitai_models"})
     assert r.status_code == 200 and r.json()["cards"] == []
     assert "civitai is offline" in r.json()["skipped"][0]["reason"]
+
+
+def test_the_page_is_a_tab_whose_card_click_inserts_its_prompt(tmp_path: Path, browser):
+    """In a real browser: the extension's tab lists its cards with the preview, and a click inserts the prompt."""
+    from tests.browser_harness import open_page, require_playwright, serve, shot
+
+    require_playwright()
+    folder = tmp_path / "civitai"
+    folder.mkdir()
+    (folder / "alpha.safetensors").write_bytes(b"x")
+    (folder / "alpha.png").write_bytes(demo.preview_pngs(1, 64)[0])
+    (folder / "beta.safetensors").write_bytes(b"y")
+    engine = demo.make_engine(tmp_path)
+    with runtime.using(engine):
+        from modules import ui_extra_networks
+
+        ui_extra_networks.register_page(make_page_class()(str(folder)))
+        app = demo.create_app(engine)
+    with serve(app, "extension-networks") as url, open_page(browser, url, "#txt2img_prompt textarea") as pg:
+        pg.get_by_role("tab", name="Civitai Models", exact=True).click()
+        root = pg.locator("#txt2img_civitai_models .sd-en")
+        root.locator(".sd-en-card").first.wait_for(timeout=10_000)
+        assert root.locator(".sd-en-card").count() == 2
+        assert root.locator(".sd-en-card img.sd-en-preview").count() == 1
+        pg.wait_for_function("() => [...document.querySelectorAll('#txt2img_civitai_models img.sd-en-preview')]"
+                             ".every(i => i.complete && i.naturalWidth > 0)", timeout=10_000)
+        shot(pg, "extension_extra_networks_tab.png")
+        root.locator(".sd-en-card").filter(has_text="alpha").first.click()
+        assert pg.locator("#txt2img_prompt textarea").input_value() == "<lora:alpha:0.8>"
