@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 
 import numpy as np
 import pytest
@@ -97,3 +98,22 @@ def test_restore_faces_is_a_no_op_until_a_restorer_is_registered(app):
         assert np.array_equal(face_restoration.restore_faces(picture), picture // 2)
     finally:
         shared.face_restorers.clear()
+
+
+def test_modelloader_lists_model_files_and_never_downloads(tmp_path, app):
+    from modules import modelloader
+
+    folder = tmp_path / "SwinIR"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.pth").write_bytes(b"a")
+    (folder / "sub" / "b.safetensors").write_bytes(b"b")
+    (folder / "notes.txt").write_text("not a model", encoding="utf-8")
+    found = modelloader.load_models(str(folder), ext_filter=[".pth", ".safetensors"])
+    assert sorted(map(os.path.basename, found)) == ["a.pth", "b.safetensors"]
+    url = "https://example.invalid/models/003_realSR.pth"
+    assert modelloader.load_models(str(tmp_path / "empty"), model_url=url, ext_filter=[".pth"]) == [url]
+    assert modelloader.friendly_name(url) == "003_realSR"
+    with pytest.raises(FileNotFoundError, match="does not download"):
+        modelloader.load_file_from_url(url, model_dir=str(folder))
+    (folder / "003_realSR.pth").write_bytes(b"c")
+    assert modelloader.load_file_from_url(url, model_dir=str(folder)) == str(folder / "003_realSR.pth")
