@@ -2,7 +2,7 @@
 page (a tab of the extra networks browser), ``quote_js``; ``extra_pages`` and ``allowed_dirs`` are read from the
 running Engine. A thin facade; the code lives in ``modules.scripting.a1111_ui_extra_networks``."""
 from modules.scripting.a1111_ui_extra_networks import (  # noqa: F401
-    ExtraNetworksPage, register_page, quote_js, initialize, pages_in_preferred_order,
+    ExtraNetworksPage, register_page, quote_js, initialize, intialize, pages_in_preferred_order,
     RESOLVERS as _RESOLVERS,
 )
 from modules.scripting import runtime as _runtime

@@ -152,6 +152,9 @@ def initialize() -> None:
     state["extra_pages_allowed_dirs"].clear()
 
 
+intialize = initialize  # A1111's earlier (misspelt) name, still called by older extensions
+
+
 def pages_in_preferred_order(pages: list) -> list:
     order = str(runtime.current().options.get("ui_extra_networks_tab_reorder") or "")
     wanted = [x.lower().strip() for x in order.split(",") if x.strip()]

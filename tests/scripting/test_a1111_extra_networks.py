@@ -38,6 +38,22 @@ class ExtraNetworkColor(extra_networks.ExtraNetwork):
 
 extra_networks.register_extra_network(ExtraNetworkColor())
 extra_networks.register_extra_network_alias(ExtraNetworkColor(), "colour")
+
+from modules import processing, scripts
+
+INFOTEXTS = []
+
+
+class InfotextWriter(scripts.Script):
+    def title(self):
+        return "infotext writer"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def postprocess_image(self, p, pp):
+        INFOTEXTS.append(processing.create_infotext(p, p.all_prompts, p.all_seeds, p.all_subseeds, None, 0,
+                                                    p.batch_index))
 '''
 
 BASE = {"steps": 2, "width": 64, "height": 64, "seed": 3, "sampler_name": "Euler"}
@@ -57,6 +73,13 @@ def app(tmp_path_factory):
     args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui"], environ={})
     engine = webui.build_engine(args)
     return engine, TestClient(webui.create_app(engine, args), raise_server_exceptions=True)
+
+
+def _module(engine):
+    from modules.scripting import loading, runtime
+
+    ext = runtime.host(engine).extensions.find("color-tag")
+    return sys.modules[loading.module_name_for(ext.canonical_name, ext.path / "scripts" / "color_tag.py")]
 
 
 def _calls(engine) -> list:
@@ -91,3 +114,13 @@ def test_the_alias_reaches_the_same_handler(app):
     calls.clear()
     _image, text = _run(client, "a cat <colour:blue>")
     assert "Color tag: blue" in text and calls[0] == ("activate", "StableDiffusionProcessing", [["blue"]])
+
+
+def test_create_infotext_in_a1111s_form_gives_each_pictures_infotext(app):
+    engine, client = app
+    texts = _module(engine).INFOTEXTS
+    texts.clear()
+    r = client.post("/sdapi/v1/txt2img", json={**BASE, "prompt": "a cat", "batch_size": 2})
+    assert r.status_code == 200, r.text
+    assert texts == json.loads(r.json()["info"])["infotexts"]
+    assert "Seed: 3," in texts[0] and "Seed: 4," in texts[1]
