@@ -86,31 +86,31 @@ def extras_scripts_of(scripts: Sequence[ScriptPostprocessing], disabled: Sequenc
     return [s for s in scripts if s.name not in off]
 
 
-def main_ui_scripts(engine: "Engine", is_img2img: bool) -> list[Any]:
-    """One always-on script per operation named in ``postprocessing_enable_in_main_ui``, in A1111's order
-    (``postprocessing_operation_order``, then each one's ``order``)."""
-    from modules.scripting.a1111_scripts import postproc_runner
+def main_ui_scripts(engine: "Engine", is_img2img: bool, classes: Sequence[type]) -> list[Any]:
+    """One always-on script per operation named in ``postprocessing_enable_in_main_ui`` (``classes``: the loaded
+    Extras script classes), in A1111's order (``postprocessing_operation_order``, then each one's ``order``).
+    Each gets its own instance: the Extras tab keeps its own and their controls."""
     from modules.scripting.postprocessing_scripts import preferred_order
 
     wanted = list(engine.options.get("postprocessing_enable_in_main_ui") or [])
     if not wanted:
         return []
-    available: list[ScriptPostprocessing] = [s for s in postproc_runner(engine).scripts if s.name in wanted]
-    stages = preferred_order(available, engine.options.get("postprocessing_operation_order") or [])
+    made: list[ScriptPostprocessing] = []
+    for cls in classes:
+        if getattr(cls, "name", None) not in wanted:
+            continue
+        try:
+            made.append(cls())
+        except Exception as exc:  # noqa: BLE001 - reported; the tab goes on without it
+            log.error("Extras script %r could not be made for the main tabs: %s", cls.name, exc)
+    stages = preferred_order(made, engine.options.get("postprocessing_operation_order") or [])
     out = []
     for stage in stages:
         if stage == UPSCALE:
             if UPSCALE not in wanted:
                 continue
-            script = BuiltinUpscale(engine)
-        else:  # its own instance: the Extras tab keeps the shared one's controls
-            try:
-                script = type(stage)()
-            except Exception as exc:  # noqa: BLE001 - reported; the tab goes on without it
-                log.error("Extras script %r could not be made for the main tabs: %s", stage.name, exc)
-                continue
-            script.filename = stage.filename
-        out.append(MainUIPostprocessing(script, is_img2img))
+            stage = BuiltinUpscale(engine)
+        out.append(MainUIPostprocessing(stage, is_img2img))
     return out
 
 

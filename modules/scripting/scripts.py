@@ -501,13 +501,17 @@ class ScriptRunner:
         if engine is None:
             return
         try:
-            scripts = main_ui_scripts(engine, self.is_img2img)
+            data = list(getattr(self.manager, "postprocessing_data", []))
+            scripts = main_ui_scripts(engine, self.is_img2img, [d.script_class for d in data])
         except Exception:  # noqa: BLE001 - a broken Extras script must not take the tab's scripts with it
             log.exception("Extras operations for the %s tab", self.tabname)
             return
+        where = {d.script_class: d for d in data}
         for script in scripts:
+            origin = where.get(type(script.script))
+            script.filename = str(origin.path) if origin is not None else script.filename
             script.engine = engine
-            script.extension = None
+            script.extension = origin.extension.name if origin is not None and origin.extension is not None else None
             script.is_txt2img = not self.is_img2img
             script.tabname = self.tabname
             script.name = str(script.title()).lower()
