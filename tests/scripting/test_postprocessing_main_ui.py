@@ -114,3 +114,16 @@ def test_disable_in_extras_takes_it_out_of_the_extras_endpoint(app):
                                                           "upscaler_1": "None"})
     assert r.status_code == 200, r.text
     assert np.array_equal(np.asarray(_image(r.json()["image"])), np.asarray(source))
+
+
+def test_disabling_upscale_in_extras_leaves_the_picture_its_size(app):
+    engine, client = app
+    source = Image.new("RGB", (16, 16), (10, 200, 30))
+    engine.options.set("postprocessing_disable_in_extras", ["Invert", "Upscale"])
+    try:
+        r = client.post("/sdapi/v1/extra-single-image", json={"image": _b64(source), "upscaling_resize": 2,
+                                                              "upscaler_1": "Nearest"})
+    finally:
+        engine.options.set("postprocessing_disable_in_extras", ["Invert"])
+    assert r.status_code == 200, r.text
+    assert np.array_equal(np.asarray(_image(r.json()["image"])), np.asarray(source))
