@@ -28,6 +28,7 @@ from modules.engine import live_preview
 from modules.engine.devices import DeviceConfig, torch_gc
 from modules.engine.hooks import NO_HOOKS, GenerationHooks
 from modules.engine.job_state import JobState
+from modules.engine.task_ids import TaskTracker
 from modules.engine.sampling import SamplingInputs
 from modules.models.checkpoints import CheckpointInfo, CheckpointRegistry
 from modules.models.hashes import HashCache
@@ -64,6 +65,7 @@ class Engine:
         self.options = options
         self.devices = devices
         self.state = JobState()
+        self.tasks = TaskTracker()  # task ids waiting / done, for the progress routes and A1111's modules.progress
         self.hash_cache = HashCache(Path(paths.cache_dir) / "hashes.json", enabled=not getattr(args, "no_hashing", False))
         self.checkpoints = CheckpointRegistry(paths, self.hash_cache, getattr(args, "ckpt", None))
         self.vaes = VaeRegistry(paths)
@@ -518,6 +520,26 @@ class Engine:
             device = self.devices.device
             x = img2img_ops.image_to_tensor(images).to(device, dtype)
             # The distribution's mean rather than a sample: the same init image gives the same latents.
+            lat = torch.cat([vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])]).float()
+        return (lat - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
+
+    @torch.no_grad()
+    def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents to pixels in [-1, 1] (B, 3, H, W), float32, unclamped (A1111's ``samples_to_images_tensor``)."""
+        with self._vae_precision() as vae:
+            cfg = vae.config
+            dtype = next(vae.parameters()).dtype
+            x = 1.0 / cfg.scaling_factor * latents + (getattr(cfg, "shift_factor", None) or 0.0)
+            return torch.cat([vae.decode(x[i:i + 1].to(self.devices.device, dtype)).sample
+                              for i in range(x.shape[0])]).float()
+
+    @torch.no_grad()
+    def encode_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels in [-1, 1] (B, 3, H, W) to scaled latents (the distribution's mean, as :meth:`encode`)."""
+        with self._vae_precision() as vae:
+            cfg = vae.config
+            dtype = next(vae.parameters()).dtype
+            x = pixels.to(self.devices.device, dtype)
             lat = torch.cat([vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])]).float()
         return (lat - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
 

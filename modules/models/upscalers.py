@@ -405,7 +405,13 @@ class UpscalerRegistry:
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
         self._upscalers: dict[str, BaseUpscaler] = {}
+        self._added: dict[str, BaseUpscaler] = {}  # registered by extensions; kept by refresh()
         self.refresh()
+
+    def add(self, upscaler: BaseUpscaler) -> None:
+        """List ``upscaler`` (an extension's) after the built-ins and model files, from now on."""
+        self._added[upscaler.name] = upscaler
+        self._upscalers.setdefault(upscaler.name, upscaler)
 
     @property
     def missing_reason(self) -> str | None:
@@ -442,6 +448,8 @@ class UpscalerRegistry:
                 continue
             ups[name] = ModelUpscaler(name, path, family, loader=self.loader, device=self.device,
                                       tile_size=self.tile_size, tile_overlap=self.tile_overlap)
+        for name, added in self._added.items():
+            ups.setdefault(name, added)
         self._upscalers = ups
         if self.loader is None and len(ups) > 3:
             log.warning("%d upscaler model file(s) found but %s", len(ups) - 3, SPANDREL_MISSING)

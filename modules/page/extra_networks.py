@@ -373,7 +373,15 @@ class ExtraNetworksService:
         """The page's payload: cards, skipped embeddings, options for the browser, model family."""
         page = PAGES_BY_NAME.get(name)
         if page is None:
-            raise KeyError(f"unknown page {name!r}; pages: {', '.join(PAGES_BY_NAME)}")
+            from modules.page import extension_networks
+
+            extension_page = extension_networks.find(self.engine, name)
+            if extension_page is None:
+                raise KeyError(f"unknown page {name!r}; pages: {', '.join(PAGES_BY_NAME)}")
+            payload = extension_networks.payload(self.engine, extension_page)
+            payload["options"] = {k: _option(self.engine.options, k) for k in CLIENT_OPTIONS}
+            payload["model_family"] = self._model_family()
+            return payload
         key = self._page_key(page)
         with self._lock:
             cached = self._pages.get(name)
@@ -570,6 +578,9 @@ class ExtraNetworksService:
                 engine.networks.prepare_embeddings(force=True)
             except Exception as e:
                 log.warning("could not reload embeddings: %s", e)
+        from modules.page import extension_networks
+
+        extension_networks.refresh(engine)
         self.invalidate()
 
     # -- previews ------------------------------------------------------------------------------------
@@ -584,7 +595,10 @@ class ExtraNetworksService:
         if os.path.splitext(real)[1][1:].lower() not in IMAGE_EXTENSIONS:
             return None
         if real not in self._preview_set():
-            return None
+            from modules.page import extension_networks
+
+            if not extension_networks.allowed_preview(self.engine, real):
+                return None
         return real if os.path.isfile(real) else None
 
     def _preview_set(self) -> frozenset[str]:
@@ -846,6 +860,17 @@ def create_extra_networks_ui(engine: Engine, tabname: str, *, prompt_elem_id: st
                            head=head_html(), js_on_load=_mount_js(config), apply_default_css=False,
                            elem_id=f"{elem}_cards_html", elem_classes=["sd-en-host"], padding=False)
         out[page.name] = (tab, html)
+    from modules.page import extension_networks
+
+    for name, title in extension_networks.tabs(engine):  # extensions' pages (ui_extra_networks.register_page)
+        elem = f"{tabname}_{name}"
+        config = {"tabname": tabname, "page": name, "title": title, "prompt": prompt_id, "negPrompt": neg_id,
+                  "api": ROUTE_PREFIX}
+        with gr.Tab(title, id=elem, elem_id=elem) as tab:
+            html = gr.HTML(value=f'<div class="sd-en-placeholder">Loading {title}…</div>',
+                           head=head_html(), js_on_load=_mount_js(config), apply_default_css=False,
+                           elem_id=f"{elem}_cards_html", elem_classes=["sd-en-host"], padding=False)
+        out[name] = (tab, html)
     return out
 
 

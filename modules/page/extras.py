@@ -124,12 +124,13 @@ def _extras_script_controls(engine: Engine) -> list[tuple[str, str, Any]]:
     from modules.scripting import runtime
     from modules.scripting.a1111_scripts import postproc_runner
     from modules.scripting.gradio3_compat import extension_ui
+    from modules.scripting.postprocessing_main_ui import extras_scripts_of
     from modules.scripting.postprocessing_scripts import UPSCALE, preferred_order
 
-    runner = postproc_runner(engine)
+    scripts = extras_scripts_of(postproc_runner(engine).scripts, engine.options.get("postprocessing_disable_in_extras"))
     out: list[tuple[str, str, Any]] = []
     order = engine.options.get("postprocessing_operation_order") or []
-    for script in [s for s in preferred_order(runner.scripts, order) if s is not UPSCALE]:
+    for script in [s for s in preferred_order(scripts, order) if s is not UPSCALE]:
         try:
             with runtime.using(engine), extension_ui(), gr.Group(elem_id=f"extras_script_{len(out)}"):
                 controls = dict(script.ui() or {})

@@ -72,6 +72,12 @@ def _infotext_fields(_engine: Engine) -> list[str]:
 
 # key -> fn(engine) giving the current choices. These options have none (or only a fixed stand-in) in the table
 # because the lists come from files on disk or from other parts of the program.
+def _postprocessing_operations(engine: Engine) -> list[str]:
+    from modules.scripting.postprocessing_main_ui import operation_names
+
+    return operation_names(engine)
+
+
 DYNAMIC_CHOICES: Mapping[str, Callable[[Any], list]] = MappingProxyType({
     "sd_model_checkpoint": checkpoint_titles,
     "sd_vae": lambda engine: list(engine.vaes.choices()),
@@ -86,9 +92,9 @@ DYNAMIC_CHOICES: Mapping[str, Callable[[Any], list]] = MappingProxyType({
     "gradio_theme": lambda _engine: ["Default", "Base", "Soft", "Glass", "Monochrome", "Ocean", "Origin", "Citrus"],
     "ui_tab_order": lambda _engine: ["txt2img", "img2img", "Extras", "PNG Info", "Settings"],
     "hidden_tabs": lambda _engine: ["txt2img", "img2img", "Extras", "PNG Info"],
-    "postprocessing_enable_in_main_ui": lambda _engine: ["Upscale"],
-    "postprocessing_disable_in_extras": lambda _engine: ["Upscale"],
-    "postprocessing_operation_order": lambda _engine: ["Upscale"],
+    "postprocessing_enable_in_main_ui": _postprocessing_operations,
+    "postprocessing_disable_in_extras": _postprocessing_operations,
+    "postprocessing_operation_order": _postprocessing_operations,
 })
 # Lists where the user may also type a value that is not offered.
 OPEN_CHOICES = frozenset({"ui_tab_order", "hidden_tabs", "ui_reorder_list", "localization"})

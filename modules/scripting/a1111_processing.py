@@ -88,3 +88,32 @@ def _empty_request() -> Any:
 
     return GenerationRequest()
 
+
+
+def create_infotext(p: Any, all_prompts: Any = None, all_seeds: Any = None, all_subseeds: Any = None,
+                    comments: Any = None, iteration: int = 0, position_in_batch: int = 0,
+                    use_main_prompt: bool = False, index: int | None = None,
+                    all_negative_prompts: Any = None) -> str:
+    """A1111's ``create_infotext(p, all_prompts, all_seeds, all_subseeds, comments, iteration,
+    position_in_batch)``: the infotext of image ``index`` (``position_in_batch + iteration * batch_size``) of
+    ``p``'s generation, with the lists given (ADetailer writes its own pass's infotext this way). ``p`` must be
+    in or after its generation. Called as ``(engine, plan, index)`` it is the pipeline's own form."""
+    import copy
+
+    from modules.engine import pipeline
+
+    plan = getattr(p, "plan", None)
+    if not hasattr(p, "request") or not hasattr(p, "plan"):  # the pipeline's (engine, plan, index)
+        return pipeline.create_infotext(p, all_prompts, int(all_seeds or 0))
+    if plan is None:
+        raise RuntimeError("create_infotext(p, ...) needs a p whose generation has begun (p.plan is not set)")
+    if index is None:
+        index = position_in_batch + iteration * int(getattr(p, "batch_size", 1) or 1)
+    view = copy.copy(plan)
+    if use_main_prompt:
+        view.all_prompts, view.all_negative_prompts, index = [p.prompt], [p.negative_prompt], 0
+    for name, given in (("all_prompts", all_prompts), ("all_seeds", all_seeds), ("all_subseeds", all_subseeds),
+                        ("all_negative_prompts", all_negative_prompts)):
+        if given is not None and not use_main_prompt:
+            setattr(view, name, list(given))
+    return pipeline.create_infotext(p.engine, view, index)

@@ -58,3 +58,22 @@ def samples_to_image_grid(samples: Any, approximation: int | None = None) -> Any
     from modules.core import image_files
 
     return image_files.image_grid([sample_to_image(samples, i, approximation) for i in range(len(samples))])
+
+
+def samples_to_images_tensor(sample: Any, approximation: int | None = None, model: Any = None) -> Any:
+    """Latents to pixels in [-1, 1] with the running Engine's VAE (A1111's full decode; ``approximation`` and
+    ``model`` are accepted and the loaded model's VAE is used)."""
+    from modules.scripting import runtime
+
+    engine = runtime.current()
+    engine.ensure_model()
+    return engine.decode_tensor(sample)
+
+
+def images_tensor_to_samples(image: Any, approximation: int | None = None, model: Any = None) -> Any:
+    """Pixels in [0, 1] (B, 3, H, W) to the model's scaled latents with the running Engine's VAE."""
+    from modules.scripting import runtime
+
+    engine = runtime.current()
+    engine.ensure_model()
+    return engine.encode_tensor(image * 2.0 - 1.0)

@@ -334,8 +334,16 @@ class UpscalerEntry:
         self._upscaler = upscaler
 
 
-def resolve_sd_upscalers(engine: "Engine") -> list[UpscalerEntry]:
-    return [UpscalerEntry(u) for u in engine.upscalers.list()]
+def _face_restorers(engine: "Engine") -> list:
+    from modules.scripting.a1111_upscaler import face_restorers
+
+    return face_restorers(engine)
+
+
+def resolve_sd_upscalers(engine: "Engine") -> list[Any]:
+    from modules.scripting.a1111_upscaler import ExtensionUpscaler
+
+    return [u.data if isinstance(u, ExtensionUpscaler) else UpscalerEntry(u) for u in engine.upscalers.list()]
 
 
 def _shared_items(name: str) -> Callable[[Any], Any]:
@@ -363,7 +371,7 @@ SHARED_RESOLVERS: dict[str, Callable[[Any], Any]] = {
     "styles_filename": lambda e: [str(p) for p in e.paths.styles_files],
     "hypernetworks": lambda e: {},
     "loaded_hypernetworks": lambda e: [],
-    "face_restorers": lambda e: [],
+    "face_restorers": lambda e: _face_restorers(e),
     "demo": lambda e: None,
     "listfiles": lambda e: (lambda dirname: sorted(os.path.join(dirname, x) for x in os.listdir(dirname)
                                                     if not x.startswith("."))),

@@ -73,13 +73,18 @@ class ScriptHost:
         ``values`` {script name: {control name: value}} from the Extras tab, defaults for the rest."""
         from modules.scripting import runtime
         from modules.scripting.a1111_scripts import postproc_runner
-        from modules.scripting.postprocessing_scripts import ExtrasRun
+        from modules.scripting.postprocessing_scripts import UPSCALE, ExtrasRun
 
-        runner = postproc_runner(self.engine)
-        if not runner.scripts:
+        from modules.scripting.postprocessing_main_ui import extras_scripts_of
+
+        disabled = list(self.engine.options.get("postprocessing_disable_in_extras") or [])
+        scripts = extras_scripts_of(postproc_runner(self.engine).scripts, disabled)
+        upscale = UPSCALE not in disabled
+        if not scripts and upscale:
             return None
         with runtime.using(self.engine):
-            return ExtrasRun(runner.scripts, values, self.engine.options.get("postprocessing_operation_order") or [])
+            return ExtrasRun(scripts, values, self.engine.options.get("postprocessing_operation_order") or [],
+                             upscale=upscale)
 
     def check_model_loaded(self) -> None:
         """Run ``model_loaded`` callbacks once per checkpoint load (before a generation first uses it)."""

@@ -134,8 +134,9 @@ class ExtrasRun:
     """One Extras run's scripts: ``run(image, upscale, info)`` is what ``run_postprocessing`` calls per image."""
 
     def __init__(self, scripts: Sequence[ScriptPostprocessing], values: dict[str, dict[str, Any]] | None,
-                 operation_order: Sequence[str]) -> None:
-        self.stages = preferred_order(scripts, operation_order)
+                 operation_order: Sequence[str], upscale: bool = True) -> None:
+        # ``upscale`` False: the built-in step is switched off (``postprocessing_disable_in_extras`` names it)
+        self.stages = [s for s in preferred_order(scripts, operation_order) if upscale or s is not UPSCALE]
         given = values or {}
         self.args = {s.name: {**control_defaults(s), **given.get(s.name, {})}
                      for s in scripts}

@@ -19,7 +19,7 @@ from modules.core.request import GenerationRequest, Processed
 from modules.engine import noise_inversion
 from modules.engine.hooks import GenerationHooks, ImageSaveCallbacks, PostProcessMaskOverlayArgs, SamplingCallbacks
 from modules.engine.pipeline import Batch, Plan
-from modules.scripting import a1111_lora
+from modules.scripting import a1111_extra_networks, a1111_lora
 from modules.scripting.processing_object import StableDiffusionProcessing, as_processing
 from modules.scripting.scripts import PostSampleArgs
 from modules.settings import output_paths
@@ -55,6 +55,7 @@ class ScriptHooks(GenerationHooks):
 
     def begin(self, plan: Plan) -> None:
         self.p.plan = plan
+        a1111_extra_networks.push_p(self.p.engine, self.p)  # extensions' <tag:...> handlers get this p
         self.host.check_model_loaded()
         if self.p.scripts is not None:
             self.p.scripts.process(self.p)
@@ -126,9 +127,11 @@ class ScriptHooks(GenerationHooks):
 
     def finish(self, plan: Plan, processed: Processed) -> None:
         try:
+            a1111_extra_networks.deactivate_extension_networks(self.p.engine, self.p)
             if self.p.scripts is not None:
                 self.p.scripts.postprocess(self.p, processed)
         finally:
+            a1111_extra_networks.pop_p(self.p.engine, self.p)
             a1111_lora.end_generation(self.p.engine)
 
     def sampling_callbacks(self) -> SamplingCallbacks | None:
@@ -172,7 +175,10 @@ def process_images(engine_or_p: Any, req: GenerationRequest | None = None) -> Pr
     host = ScriptHost.for_engine(p.engine)
     if p.scripts is not None:
         p.scripts.before_process(p)
-    return p.engine.generate(p.request, ScriptHooks(p, host))
+    try:
+        return p.engine.generate(p.request, ScriptHooks(p, host))
+    finally:  # also when the generation failed before its finish hook
+        a1111_extra_networks.pop_p(p.engine, p)
 
 
 def save_grid(p: StableDiffusionProcessing, image: Image.Image, text: str) -> str | None:

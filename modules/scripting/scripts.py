@@ -271,6 +271,9 @@ class ScriptManager:
         a1111_scripts.import_a1111_modules()
         for file in self.script_files():
             self._load_file(file, callbacks)
+        from modules.scripting.a1111_upscaler import register_extension_upscalers
+
+        register_extension_upscalers(self.engine)  # Upscaler subclasses the scripts defined
         # Scripts are made now (A1111 makes them before the page): some register callbacks in __init__.
         self.runner(False), self.runner(True)
         callbacks.run("ui_settings", self.engine.options)
@@ -468,6 +471,7 @@ class ScriptRunner:
         self.arg_infos: dict[int, list[dict[str, Any]]] = {}
         for data in script_data:
             self._add(data)
+        self._add_postprocessing_for_main_ui()
         self.scripts: list[Script] = self.alwayson_scripts + self.selectable_scripts  # argument order
 
     def _add(self, data: ScriptClassData) -> None:
@@ -495,6 +499,31 @@ class ScriptRunner:
             self.alwayson_scripts.append(script)
         elif visibility:
             self.selectable_scripts.append(script)
+
+    def _add_postprocessing_for_main_ui(self) -> None:
+        """The Extras operations the ``postprocessing_enable_in_main_ui`` setting names, as always-on scripts."""
+        from modules.scripting.postprocessing_main_ui import main_ui_scripts
+
+        engine = getattr(self.manager, "engine", None)
+        if engine is None:
+            return
+        try:
+            data = list(getattr(self.manager, "postprocessing_data", []))
+            scripts = main_ui_scripts(engine, self.is_img2img, [d.script_class for d in data])
+        except Exception:  # noqa: BLE001 - a broken Extras script must not take the tab's scripts with it
+            log.exception("Extras operations for the %s tab", self.tabname)
+            return
+        where = {d.script_class: d for d in data}
+        for script in scripts:
+            origin = where.get(type(script.script))
+            script.filename = str(origin.path) if origin is not None else script.filename
+            script.engine = engine
+            script.extension = origin.extension.name if origin is not None and origin.extension is not None else None
+            script.is_txt2img = not self.is_img2img
+            script.tabname = self.tabname
+            script.name = str(script.title()).lower()
+            script.alwayson = True
+            self.alwayson_scripts.append(script)
 
     # -- lookups ---------------------------------------------------------------------------------
     def find(self, title: str | None, scripts: list[Script] | None = None) -> Script | None:

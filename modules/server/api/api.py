@@ -257,12 +257,13 @@ def mount_api(app: FastAPI, host: "ScriptHost") -> None:
     /server-stop, /server-restart and /server-kill call (with ``--api-server-stop``)."""
     install_error_handlers(app)
     _install_middleware(app, bool(getattr(host.engine.args, "api_log", False)))
+    app.state.task_tracker = host.engine.tasks
     app.include_router(create_router(host, task_tracker(app)))
     mount_internal_routes(app, host.engine)
 
 
 def task_tracker(app: FastAPI) -> TaskTracker:
-    """The app's TaskTracker (the UI door can add its tasks to the same one)."""
+    """The app's TaskTracker, its Engine's (the UI door and extensions add their tasks to the same one)."""
     tracker = getattr(app.state, "task_tracker", None)
     if tracker is None:
         tracker = app.state.task_tracker = TaskTracker()
@@ -274,4 +275,6 @@ def mount_internal_routes(app: FastAPI, engine: Engine) -> None:
     if getattr(app.state, "internal_routes_mounted", False):
         return
     app.state.internal_routes_mounted = True
+    if getattr(app.state, "task_tracker", None) is None:
+        app.state.task_tracker = engine.tasks
     app.include_router(routes_internal.create_internal_router(engine, task_tracker(app)))

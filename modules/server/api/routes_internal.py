@@ -79,7 +79,7 @@ def create_internal_router(engine: Engine, tasks: TaskTracker) -> APIRouter:
     async def progressapi(req: models.InternalProgressRequest) -> models.InternalProgressResponse:
         state = engine.state.view(req.id_task)  # with several replicas, the state of this task's job
         running = state.id_task
-        active = req.id_task is not None and req.id_task == running
+        active = req.id_task is not None and (req.id_task == running or tasks.is_running(req.id_task))
         pending = tasks.pending(engine.state.running_ids())
         queued = req.id_task in pending
         completed = req.id_task is not None and tasks.is_finished(req.id_task)
