@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # A1111's `restrict_api` options: the API silently leaves them alone.
 API_RESTRICTED = frozenset({"api_enable_requests", "api_forbid_local_requests", "api_useragent"})
 __all__ = ["API_RESTRICTED", "MODEL_KEYS", "apply_options", "check_overrides", "check_setting", "closest_checkpoint",
-           "exact_checkpoint", "frozen_reason"]
+           "check_change", "exact_checkpoint", "frozen_reason"]
 
 
 def exact_checkpoint(engine: "Engine", name: str) -> "CheckpointInfo | None":
@@ -118,6 +118,16 @@ def frozen_reason(engine: "Engine", key: str) -> str | None:
     if sections and engine.options.info(key).section[0] in sections:
         return "its section is frozen (--freeze-settings-in-sections)"
     return None
+
+
+def check_change(engine: "Engine", key: str, value: Any, *, exact_checkpoint_name: bool) -> Any:
+    """:func:`check_setting` for a value that differs from the current one, refused also while the setting is frozen
+    (``--freeze-settings`` and the like); what the page's Settings tab and extensions' ``opts`` writes use."""
+    value = check_setting(engine, key, value, field=key, exact_checkpoint_name=exact_checkpoint_name)
+    reason = frozen_reason(engine, key)
+    if reason:
+        raise RequestError(key, reason)
+    return value
 
 
 def apply_options(engine: "Engine", values: Mapping[str, Any], *, from_api: bool = True) -> list[str]:

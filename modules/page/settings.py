@@ -276,10 +276,7 @@ def apply_settings(engine: Engine, values: Mapping[str, Any], shown: Mapping[str
         if value == opts.get(key):
             continue
         try:
-            value = settings_changes.check_setting(engine, key, value, field=key, exact_checkpoint_name=True)
-            reason = settings_changes.frozen_reason(engine, key)
-            if reason:
-                raise RequestError(key, reason)
+            value = settings_changes.check_change(engine, key, value, exact_checkpoint_name=True)
         except RequestError as e:
             result.errors[key] = error_text(e)
             continue

@@ -251,10 +251,7 @@ class OptsView:
 
     def _set_model_key(self, engine: "Engine", key: str, value: Any) -> bool:
         try:
-            value = settings_changes.check_setting(engine, key, value, field=key, exact_checkpoint_name=False)
-            reason = settings_changes.frozen_reason(engine, key)
-            if reason:
-                raise RequestError(key, reason)
+            value = settings_changes.check_change(engine, key, value, exact_checkpoint_name=False)
         except RequestError as exc:
             log.warning("%s (set by an extension; kept unchanged)", exc)
             return False
