@@ -430,6 +430,10 @@ class Engine:
             emphasis=str(self.options.get("emphasis")),
             clip_skip=int(clip_skip or self.options.get("CLIP_stop_at_last_layers") or 1),
             sdxl_clip_l_skip=bool(self.options.get("sdxl_clip_l_skip")),
+            crop_top=int(self.options.get("sdxl_crop_top") or 0),
+            crop_left=int(self.options.get("sdxl_crop_left") or 0),
+            high_aesthetic_score=float(self.options.get("sdxl_refiner_high_aesthetic_score")),
+            low_aesthetic_score=float(self.options.get("sdxl_refiner_low_aesthetic_score")),
         )
 
     def conditioning(self, plan: Any, batch: Any, *, steps: int, hires_steps: int | None, sampler: Any) -> tuple[Any, Any, Any]:
@@ -483,8 +487,10 @@ class Engine:
     def sampling_inputs(self, conds: tuple[Any, Any, Any], cfg_scale: float, width: int, height: int, n: int) -> SamplingInputs:
         c, uc, empty = conds
         time_ids = None
-        if self.model.family == "sdxl":
-            row = torch.tensor([height, width, 0, 0, height, width], dtype=torch.float32)
+        if self.model.family == "sdxl":  # the refiner's rows are part of its conditioning (conditioning.py)
+            opts = self.options
+            crop = [int(opts.get("sdxl_crop_top") or 0), int(opts.get("sdxl_crop_left") or 0)]
+            row = torch.tensor([height, width, *crop, height, width], dtype=torch.float32)
             time_ids = row.unsqueeze(0).repeat(n, 1).to(self.devices.device)
         return SamplingInputs(cond=c, uncond=uc, cfg_scale=cfg_scale, empty_chunk=empty, time_ids=time_ids)
 

@@ -22,6 +22,7 @@ from modules.engine.hooks import (NO_HOOKS, GenerationHooks, MaskBlendArgs, Post
                                   SamplingCallbacks)
 from modules.engine.job_state import GenerationInterrupted
 from modules.models import upscalers
+from modules.models.checkpoint_detect import SDXL_FAMILIES
 from modules.networks import extra_networks
 from modules.settings import output_paths
 
@@ -337,7 +338,7 @@ def _prepare_pass(engine: "Engine", plan: Plan, batch: Batch, sampler_info: samp
     inputs.inpaint_cond = inpaint_cond
     inputs.callbacks = plan.sampling_callbacks
     opts = engine.options
-    settings = SamplerSettings.from_options(opts.get, eta=req.eta, sdxl=model.family == "sdxl")
+    settings = SamplerSettings.from_options(opts.get, eta=req.eta, sdxl=model.family in SDXL_FAMILIES)
     inner = make_inner(sampler_info, model.unet, alphas_cumprod(model.scheduler_config).to(noise.device),
                        model.prediction_type)
     cfg = CFGDenoiser(inner, inputs, options=settings.cfg, timesteps=sampler_info.kind == "timesteps",

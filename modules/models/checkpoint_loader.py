@@ -56,7 +56,7 @@ TOKENIZER_DIR = cd.CONFIG_ROOT / "clip_tokenizer"
 
 @dataclass
 class LoadedModel:
-    family: str                       # "sd1" | "sd2" | "sdxl"
+    family: str                       # "sd1" | "sd2" | "sdxl" | "sdxl-refiner"
     is_inpainting: bool
     prediction_type: str              # "epsilon" | "v_prediction"
     native_size: int | tuple[int, int]  # 512 / 768 / 1024, or the file's modelspec.resolution ((w, h) if not square)
@@ -222,7 +222,7 @@ def convert_original_state_dict(sd: Mapping[str, Any], det: cd.Detection) -> tup
             out[name] = _clip_to_diffusers(sd, prefix)
             claimed.append(prefix[: -len("text_model.")])
         else:
-            out[name] = _open_clip_to_diffusers(sd, prefix, det.configs[name], with_projection=(det.family == "sdxl"))
+            out[name] = _open_clip_to_diffusers(sd, prefix, det.configs[name], with_projection=(det.family in cd.SDXL_FAMILIES))
             claimed.append(prefix)
     ignored = [k for k in sd
                if not k.startswith(tuple(claimed))
