@@ -363,6 +363,10 @@ def infer_unet_config(unet: Mapping[str, tuple], base: dict, family: str,
     mid_depth = _count_transformer_blocks(unet, "middle_block.1.")
     if mid_depth == 0:
         raise UnsupportedArchitectureError("unsupported architecture: UNet middle block without attention")
+    if down_types[-1] == "DownBlock2D":
+        # diffusers builds the middle block with the last level's depth, which a level without attention leaves
+        # free (the SDXL refiner: plain outer levels, depth 4 in the middle)
+        down_depth[-1] = mid_depth
     if mid_depth != down_depth[-1]:
         raise UnsupportedArchitectureError(
             f"unsupported architecture: middle block depth {mid_depth} differs from the last level's {down_depth[-1]}")
@@ -384,6 +388,8 @@ def infer_unet_config(unet: Mapping[str, tuple], base: dict, family: str,
     else:
         cfg["attention_head_dim"] = [_heads_64(c) for c in block_out]
     reverse_down = list(reversed(down_depth))
+    # a level without attention has no depth of its own: the mirrored down level's value keeps the config plain
+    up_depth = [reverse_down[i] if t == "UpBlock2D" else d for i, (t, d) in enumerate(zip(up_types, up_depth))]
     if family in SDXL_FAMILIES or any(d != 1 for d in down_depth + up_depth):
         cfg["transformer_layers_per_block"] = down_depth
         cfg["reverse_transformer_layers_per_block"] = (
