@@ -436,10 +436,15 @@ class Engine:
             low_aesthetic_score=float(self.options.get("sdxl_refiner_low_aesthetic_score")),
         )
 
-    def conditioning(self, plan: Any, batch: Any, *, steps: int, hires_steps: int | None, sampler: Any) -> tuple[Any, Any, Any]:
+    def conditioning(self, plan: Any, batch: Any, *, steps: int, hires_steps: int | None, sampler: Any,
+                     width: int | None = None, height: int | None = None) -> tuple[Any, Any, Any]:
         """(cond, uncond, empty chunk) for a batch; embeddings found in its prompts are added to
-        `plan.used_embeddings` (for "TI hashes"), from the cache too."""
+        `plan.used_embeddings` (for "TI hashes"), from the cache too. ``width``/``height``: the pass's image size
+        (default the request's), which the SDXL refiner's conditioning holds."""
         req = plan.request
+        width, height = width or req.width, height or req.height
+        # only a conditioning that holds the size is encoded again for another one (the hires pass)
+        size_key = (width, height) if self.model.family == "sdxl-refiner" else (req.width, req.height)
         cond_opts = self.conditioning_options(plan.clip_skip)
         self.conditioner.options = cond_opts
         lookup = _RecordingLookup(self.networks.prepare_embeddings(rescan=False))
@@ -448,7 +453,7 @@ class Engine:
         hires_total = samplers.total_denoiser_calls(sampler, hires_steps) if hires_steps else None
         use_old = bool(self.options.get("use_old_scheduling"))
         key = (
-            tuple(batch.cond_prompts), tuple(batch.negative_prompts), total, hires_total, use_old, req.width, req.height,
+            tuple(batch.cond_prompts), tuple(batch.negative_prompts), total, hires_total, use_old, *size_key,
             tuple(vars(cond_opts).items()), self.model_generation, lookup.db.version,
             self.networks.text_encoder_signature(),
         )
@@ -459,12 +464,12 @@ class Engine:
         else:
             with torch.no_grad():
                 c = prompt_parser.get_multicond_learned_conditioning(
-                    self.conditioner, prompt_parser.SdConditioning(batch.cond_prompts, width=req.width, height=req.height),
+                    self.conditioner, prompt_parser.SdConditioning(batch.cond_prompts, width=width, height=height),
                     total, hires_total, use_old)
                 uc = prompt_parser.get_learned_conditioning(
                     self.conditioner,
-                    prompt_parser.SdConditioning(batch.negative_prompts, is_negative_prompt=True, width=req.width,
-                                                 height=req.height),
+                    prompt_parser.SdConditioning(batch.negative_prompts, is_negative_prompt=True, width=width,
+                                                 height=height),
                     total, hires_total, use_old)
                 empty = self.conditioner.empty_chunk()
             conds, used = (c, uc, empty), tuple(lookup.used.values())

@@ -333,7 +333,8 @@ def _prepare_pass(engine: "Engine", plan: Plan, batch: Batch, sampler_info: samp
     model = engine.model
     noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, height // 8, width // 8))
     noise = noise_rng.first()
-    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=hires_steps, sampler=sampler_info)
+    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=hires_steps, sampler=sampler_info,
+                                width=width, height=height)
     inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
     inputs.inpaint_cond = inpaint_cond
     inputs.callbacks = plan.sampling_callbacks

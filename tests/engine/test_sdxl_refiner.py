@@ -151,3 +151,19 @@ def test_refiner_after_base_equals_the_refiner_continuing_the_latent(engine):
     finally:
         engine.select_checkpoint("base.safetensors")
     assert np.array_equal(switched, alone)
+
+
+def test_hires_pass_time_ids_hold_the_upscaled_size(engine):
+    """A1111 computes the hires pass's conditioning at the upscaled size (calculate_hr_conds)."""
+    engine.select_checkpoint("refiner.safetensors")
+    seen = _UnetInputs()
+    try:
+        seen.watch(engine.model.unet)
+        engine.generate(_request(steps=2, enable_hr=True, hr_scale=1.5, hr_second_pass_steps=2,
+                                 denoising_strength=0.5))
+    finally:
+        seen.close()
+        engine.select_checkpoint("base.safetensors")
+    sizes = [tuple(c["time_ids"][0, :2].tolist()) for c in seen.calls]
+    assert sizes[0] == (64, 64) and sizes[-1] == (96, 96)
+    assert {tuple(c["time_ids"][:, 4].tolist()) for c in seen.calls} == {(6.0, 2.5)}
