@@ -77,7 +77,7 @@ def test_shipped_model_index(real_fixtures):
 
 
 def test_every_family_folder_is_complete():
-    for folder in ("sd1", "sd1-inpaint", "sd2", "sdxl"):
+    for folder in ("sd1", "sd1-inpaint", "sd2", "sdxl", "sdxl-refiner"):
         root = cd.CONFIG_ROOT / folder
         index = json.loads((root / "model_index.json").read_text())
         for comp, spec in index.items():

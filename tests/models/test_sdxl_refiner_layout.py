@@ -124,3 +124,12 @@ def test_tiny_refiner_round_trip_and_generation(tmp_path):
         assert torch.equal(a, b), k
     assert model.config["unet"]["addition_time_embed_dim"] * 5 + 32 == model.config["unet"][
         "projection_class_embeddings_input_dim"]
+
+
+def test_shipped_refiner_folder_reuses_sdxl_parts():
+    for ours, theirs in (("vae", "vae"), ("scheduler", "scheduler"), ("text_encoder", "text_encoder_2"),
+                         ("tokenizer", "tokenizer_2")):
+        assert cd.shipped_config("sdxl-refiner", ours) == cd.shipped_config("sdxl", theirs), ours
+    unet = cd.shipped_config("sdxl-refiner", "unet")
+    for k, v in DIFFUSERS_REFINER_UNET.items():
+        assert unet[k] == v, k
