@@ -133,3 +133,20 @@ def test_shipped_refiner_folder_reuses_sdxl_parts():
     unet = cd.shipped_config("sdxl-refiner", "unet")
     for k, v in DIFFUSERS_REFINER_UNET.items():
         assert unet[k] == v, k
+
+
+def test_diffusers_refiner_folder(tmp_path):
+    """diffusers' refiner folder: text_encoder is [null, null], bigG sits in text_encoder_2 / tokenizer_2."""
+    import diffusers
+
+    comps = tiny_sdxl_refiner(seed=2)
+    pipe = diffusers.StableDiffusionXLImg2ImgPipeline(
+        vae=comps["vae"], unet=comps["unet"], scheduler=comps["scheduler"], text_encoder=None, tokenizer=None,
+        text_encoder_2=comps["text_encoder"], tokenizer_2=comps["tokenizer"], requires_aesthetics_score=True)
+    pipe.save_pretrained(tmp_path / "refiner")
+    model = cl.load_any(tmp_path / "refiner")
+    assert model.family == "sdxl-refiner" and len(model.text_encoders) == len(model.tokenizers) == 1
+    assert model.tokenizers[0].pad_token == "!"
+    for (k, a), (_, b) in zip(comps["text_encoder"].state_dict().items(), model.text_encoders[0].state_dict().items()):
+        assert torch.equal(a, b), k
+    assert model.config["text_encoder"]["hidden_size"] == 32
