@@ -292,7 +292,7 @@ class KeyMapper:
             ldm = self._unet_ldm_of.get(target.path)
             return "diffusion_model_" + (ldm if ldm is not None else target.path).replace(".", "_")
         name = "transformer_text_model_" + _te_name(target.path).replace(".", "_")
-        if self.family == "sdxl":
+        if self.family in ("sdxl", "sdxl-refiner"):  # A1111 numbers the embedders of an sgm conditioner
             name = f"{_TE_NAMES.index(target.component)}_{name}"
         return name
 

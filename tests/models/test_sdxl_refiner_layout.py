@@ -150,3 +150,14 @@ def test_diffusers_refiner_folder(tmp_path):
     for (k, a), (_, b) in zip(comps["text_encoder"].state_dict().items(), model.text_encoders[0].state_dict().items()):
         assert torch.equal(a, b), k
     assert model.config["text_encoder"]["hidden_size"] == 32
+
+
+def test_lora_key_mapper_knows_the_refiner():
+    from modules.networks.lora_keys import KeyMapper
+
+    comps = tiny_sdxl_refiner()
+    mapper = KeyMapper("sdxl-refiner", comps["unet"], [comps["text_encoder"]])
+    unet_hit = mapper.resolve("lora_unet_input_blocks_3_1_transformer_blocks_0_attn2_to_k.lora_down.weight")
+    te_hit = mapper.resolve("lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight")
+    assert unet_hit is not None and te_hit is not None
+    assert mapper.a1111_layer_name(te_hit[0]).startswith("0_transformer_text_model_encoder_layers_0")
