@@ -1,6 +1,6 @@
 """Tiny random Stable Diffusion pipelines for tests (shared helper: import it from any test).
 
-``tiny_sd1()``, ``tiny_sd2()``, ``tiny_sdxl()`` return a dict of diffusers components
+``tiny_sd1()``, ``tiny_sd2()``, ``tiny_sdxl()``, ``tiny_sdxl_refiner()`` return a dict of diffusers components
 (``unet``, ``vae``, ``text_encoder`` [, ``text_encoder_2``], ``tokenizer`` [, ``tokenizer_2``],
 ``scheduler``) with the real architecture's layout at toy widths: a 64x64 generation step takes
 milliseconds on a CPU. Tokenizers are the real CLIP tokenizer (shipped files, vocab 49408).
@@ -19,7 +19,7 @@ from modules.models import checkpoint_detect as cd
 from modules.models.checkpoint_loader import load_tokenizer, scheduler_config_for
 from modules.models.ldm_export import save_single_file
 
-__all__ = ["tiny_sd1", "tiny_sd2", "tiny_sdxl", "write_single_file", "TINY_TEXT_WIDTH"]
+__all__ = ["tiny_sd1", "tiny_sd2", "tiny_sdxl", "tiny_sdxl_refiner", "write_single_file", "TINY_TEXT_WIDTH"]
 
 TINY_TEXT_WIDTH = 32
 _VOCAB = 49408
@@ -115,6 +115,30 @@ def tiny_sdxl(seed: int = 0) -> dict:
     return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "text_encoder_2": text_encoder_2,
             "tokenizer": load_tokenizer("sdxl", 0), "tokenizer_2": load_tokenizer("sdxl", 1),
             "scheduler": _scheduler("sdxl", "epsilon")}
+
+
+def tiny_sdxl_refiner(seed: int = 0) -> dict:
+    """The SDXL refiner's layout: OpenCLIP bigG alone (context = its width, pooled projection), plain outer UNet
+    levels with attention in the middle ones, and 5 micro-conditioning values (sizes, crop, aesthetic score)."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModelWithProjection
+
+    w = TINY_TEXT_WIDTH
+    time_dim = 8
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=128, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=[1, 2, 1], attention_head_dim=[1, 1, 1], use_linear_projection=True,
+        cross_attention_dim=w, addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+        projection_class_embeddings_input_dim=w + 5 * time_dim, norm_num_groups=32).eval()
+    vae = _vae(seed, "sdxl-refiner")
+    torch.manual_seed(seed + 3)
+    text_encoder = CLIPTextModelWithProjection(
+        _clip_config(act="gelu", projection_dim=w, arch="CLIPTextModelWithProjection")).eval()
+    return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": load_tokenizer("sdxl-refiner", 0),
+            "scheduler": _scheduler("sdxl-refiner", "epsilon")}
 
 
 def write_single_file(components: dict, path, family: str, metadata: dict | None = None) -> Path:

@@ -11,6 +11,10 @@ Layers per family (spec §13.5):
 - SDXL: CLIP-L `hidden_states[-2]` without final layer norm (with `sdxl_clip_l_skip`: `hidden_states[-N]`,
   still without it); OpenCLIP-G `hidden_states[-2]` without final layer norm; the pooled vector is the
   projected `text_embeds` of OpenCLIP-G on the first chunk. Outputs are concatenated as [CLIP-L, CLIP-G].
+- SDXL refiner: OpenCLIP-G alone, as in SDXL (context 1280 wide, pooled); its micro-conditioning row (original
+  height, width; crop top, left; aesthetic score) is part of each prompt's conditioning, as in A1111's "vector":
+  the aesthetic score differs between prompts (`sdxl_refiner_high_aesthetic_score`) and negative prompts
+  (`sdxl_refiner_low_aesthetic_score`), so cond and uncond rows carry different values.
 
 Nothing here caches encodings; the caller does.
 """
@@ -35,7 +39,7 @@ from modules.engine.text_chunks import (
 )
 
 LAYERS = ("last", "penultimate", "hidden")
-FAMILIES = ("sd1", "sd2", "sdxl")
+FAMILIES = ("sd1", "sd2", "sdxl", "sdxl-refiner")
 # OpenCLIP pads with token 0 after the first EOS, whatever the tokenizer's own pad token is.
 OPENCLIP_PAD_ID = 0
 
@@ -46,6 +50,11 @@ class ConditioningOptions:
     emphasis: str = emphasis_modes.DEFAULT  # one of modules.emphasis.names
     clip_skip: int = 1  # "Clip skip" (CLIP_stop_at_last_layers), 1 = last layer
     sdxl_clip_l_skip: bool = False  # apply clip skip to SDXL's CLIP-L too
+    # the SDXL refiner's micro-conditioning (A1111's sdxl_crop_top/left, sdxl_refiner_high/low_aesthetic_score)
+    crop_top: int = 0
+    crop_left: int = 0
+    high_aesthetic_score: float = 6.0
+    low_aesthetic_score: float = 2.5
 
 
 def parse_fragments(text: str, emphasis: str) -> list[list]:
@@ -228,6 +237,9 @@ class TextConditioner:
                 ClipEncoderChunked(tokenizers[1], text_encoders[1], layer="penultimate", pad_with_zero_after_eos=True,
                                    returns_pooled=True, embedding_key="clip_g"),
             ]
+        elif family == "sdxl-refiner":
+            self.encoders = [ClipEncoderChunked(tokenizers[0], text_encoders[0], layer="penultimate",
+                                                pad_with_zero_after_eos=True, returns_pooled=True, embedding_key="clip_g")]
         else:
             self.encoders = [ClipEncoderChunked(tokenizers[0], text_encoders[0], layer="last",
                                                 pad_with_zero_after_eos=family == "sd2")]
@@ -236,7 +248,7 @@ class TextConditioner:
 
     def _layer_and_skip(self, encoder_index: int) -> tuple[str | None, int]:
         clip_skip = max(int(self.options.clip_skip or 1), 1)
-        if self.family == "sd2":
+        if self.family in ("sd2", "sdxl-refiner"):
             return None, 1
         if self.family == "sdxl":
             if encoder_index == 0 and self.options.sdxl_clip_l_skip:
@@ -264,10 +276,12 @@ class TextConditioner:
         return (zs[0] if len(zs) == 1 else torch.cat(zs, dim=-1)), pooled
 
     def get_learned_conditioning(self, texts: Sequence[str]) -> torch.Tensor | dict[str, torch.Tensor]:
-        """[B, 77*k, C] for sd1/sd2; {"crossattn": [B, 77*k, 2048], "pooled": [B, 1280]} for sdxl.
+        """[B, 77*k, C] for sd1/sd2; {"crossattn": [B, 77*k, 2048], "pooled": [B, 1280]} for sdxl;
+        {"crossattn": [B, 77*k, 1280], "pooled": [B, 1280], "time_ids": [B, 5]} for sdxl-refiner (the size comes
+        from `texts.width` / `texts.height`).
 
-        For sdxl, a batch marked `is_negative_prompt` whose texts are all empty gives zeros (the reference's
-        `force_zero_embeddings`)."""
+        For sdxl and its refiner, a batch marked `is_negative_prompt` whose texts are all empty gives zeros (the
+        reference's `force_zero_embeddings`, which zeroes the text embedder's outputs only)."""
         per_encoder = self._batch_chunks(texts)
         _check_chunk_bound(texts, per_encoder)
         self.last_used_embeddings = {
@@ -275,11 +289,24 @@ class TextConditioner:
             for chunks in per_encoder[0] for chunk in chunks for fix in chunk.fixes
         }
         z, pooled = self._encode(per_encoder)
-        if self.family != "sdxl":
+        if self.family not in ("sdxl", "sdxl-refiner"):
             return z
-        if getattr(texts, "is_negative_prompt", False) and all(text == "" for text in texts):
+        negative = getattr(texts, "is_negative_prompt", False)
+        if negative and all(text == "" for text in texts):
             z, pooled = torch.zeros_like(z), torch.zeros_like(pooled)
-        return {"crossattn": z, "pooled": pooled}
+        if self.family == "sdxl":
+            return {"crossattn": z, "pooled": pooled}
+        return {"crossattn": z, "pooled": pooled, "time_ids": self._refiner_time_ids(texts, negative, z.shape[0], z.device)}
+
+    def _refiner_time_ids(self, texts: Sequence[str], negative: bool, rows: int, device: torch.device) -> torch.Tensor:
+        """The refiner's (original height, width, crop top, left, aesthetic score) for each row, as A1111's
+        sd_models_xl builds them from the SdConditioning (the image size defaults to the native 1024)."""
+        opts = self.options
+        height = getattr(texts, "height", None) or 1024
+        width = getattr(texts, "width", None) or 1024
+        score = opts.low_aesthetic_score if negative else opts.high_aesthetic_score
+        row = torch.tensor([height, width, opts.crop_top, opts.crop_left, score], dtype=torch.float32, device=device)
+        return row.unsqueeze(0).repeat(rows, 1)
 
     def empty_chunk(self) -> torch.Tensor:
         """Cross-attention conditioning of the empty prompt, [1, 77, C] (for sdxl the crossattn part)."""

@@ -369,6 +369,9 @@ class CFGDenoiser:
         inp = self.inputs
         concat = image_cond[a:b] if image_cond is not None else None
         if isinstance(c, dict):
-            time_ids = inp.time_ids[rows] if inp.time_ids is not None else None
+            if "time_ids" in c:  # the SDXL refiner: its aesthetic score differs between cond and uncond rows
+                time_ids = c["time_ids"]
+            else:
+                time_ids = inp.time_ids[rows] if inp.time_ids is not None else None
             return RowCond(c["crossattn"], c.get("pooled"), time_ids, concat)
         return RowCond(c, None, None, concat)

@@ -430,12 +430,21 @@ class Engine:
             emphasis=str(self.options.get("emphasis")),
             clip_skip=int(clip_skip or self.options.get("CLIP_stop_at_last_layers") or 1),
             sdxl_clip_l_skip=bool(self.options.get("sdxl_clip_l_skip")),
+            crop_top=int(self.options.get("sdxl_crop_top") or 0),
+            crop_left=int(self.options.get("sdxl_crop_left") or 0),
+            high_aesthetic_score=float(self.options.get("sdxl_refiner_high_aesthetic_score")),
+            low_aesthetic_score=float(self.options.get("sdxl_refiner_low_aesthetic_score")),
         )
 
-    def conditioning(self, plan: Any, batch: Any, *, steps: int, hires_steps: int | None, sampler: Any) -> tuple[Any, Any, Any]:
+    def conditioning(self, plan: Any, batch: Any, *, steps: int, hires_steps: int | None, sampler: Any,
+                     width: int | None = None, height: int | None = None) -> tuple[Any, Any, Any]:
         """(cond, uncond, empty chunk) for a batch; embeddings found in its prompts are added to
-        `plan.used_embeddings` (for "TI hashes"), from the cache too."""
+        `plan.used_embeddings` (for "TI hashes"), from the cache too. ``width``/``height``: the pass's image size
+        (default the request's), which the SDXL refiner's conditioning holds."""
         req = plan.request
+        width, height = width or req.width, height or req.height
+        # only a conditioning that holds the size is encoded again for another one (the hires pass)
+        size_key = (width, height) if self.model.family == "sdxl-refiner" else (req.width, req.height)
         cond_opts = self.conditioning_options(plan.clip_skip)
         self.conditioner.options = cond_opts
         lookup = _RecordingLookup(self.networks.prepare_embeddings(rescan=False))
@@ -444,7 +453,7 @@ class Engine:
         hires_total = samplers.total_denoiser_calls(sampler, hires_steps) if hires_steps else None
         use_old = bool(self.options.get("use_old_scheduling"))
         key = (
-            tuple(batch.cond_prompts), tuple(batch.negative_prompts), total, hires_total, use_old, req.width, req.height,
+            tuple(batch.cond_prompts), tuple(batch.negative_prompts), total, hires_total, use_old, *size_key,
             tuple(vars(cond_opts).items()), self.model_generation, lookup.db.version,
             self.networks.text_encoder_signature(),
         )
@@ -455,12 +464,12 @@ class Engine:
         else:
             with torch.no_grad():
                 c = prompt_parser.get_multicond_learned_conditioning(
-                    self.conditioner, prompt_parser.SdConditioning(batch.cond_prompts, width=req.width, height=req.height),
+                    self.conditioner, prompt_parser.SdConditioning(batch.cond_prompts, width=width, height=height),
                     total, hires_total, use_old)
                 uc = prompt_parser.get_learned_conditioning(
                     self.conditioner,
-                    prompt_parser.SdConditioning(batch.negative_prompts, is_negative_prompt=True, width=req.width,
-                                                 height=req.height),
+                    prompt_parser.SdConditioning(batch.negative_prompts, is_negative_prompt=True, width=width,
+                                                 height=height),
                     total, hires_total, use_old)
                 empty = self.conditioner.empty_chunk()
             conds, used = (c, uc, empty), tuple(lookup.used.values())
@@ -483,8 +492,10 @@ class Engine:
     def sampling_inputs(self, conds: tuple[Any, Any, Any], cfg_scale: float, width: int, height: int, n: int) -> SamplingInputs:
         c, uc, empty = conds
         time_ids = None
-        if self.model.family == "sdxl":
-            row = torch.tensor([height, width, 0, 0, height, width], dtype=torch.float32)
+        if self.model.family == "sdxl":  # the refiner's rows are part of its conditioning (conditioning.py)
+            opts = self.options
+            crop = [int(opts.get("sdxl_crop_top") or 0), int(opts.get("sdxl_crop_left") or 0)]
+            row = torch.tensor([height, width, *crop, height, width], dtype=torch.float32)
             time_ids = row.unsqueeze(0).repeat(n, 1).to(self.devices.device)
         return SamplingInputs(cond=c, uncond=uc, cfg_scale=cfg_scale, empty_chunk=empty, time_ids=time_ids)
 

@@ -10,6 +10,7 @@ import torch
 from modules.core import samplers
 from modules.core.sampling.discrete import DiscreteSchedule, alphas_cumprod
 from modules.core.sampling.inversion import euler_inversion
+from modules.models.checkpoint_detect import SDXL_FAMILIES
 
 if TYPE_CHECKING:
     from modules.engine.engine import Engine
@@ -29,7 +30,7 @@ def find_noise(engine: "Engine", plan: "Plan", batch: "Batch", init_latents: tor
     inverted = replace(batch, cond_prompts=[prompt] * n, negative_prompts=[negative_prompt] * n)
     conds = engine.conditioning(plan, inverted, steps=steps, hires_steps=None, sampler=euler)
     inputs = engine.sampling_inputs(conds, cfg_scale, plan.request.width, plan.request.height, n)
-    settings = SamplerSettings.from_options(engine.options.get, eta=None, sdxl=model.family == "sdxl")
+    settings = SamplerSettings.from_options(engine.options.get, eta=None, sdxl=model.family in SDXL_FAMILIES)
     schedule = DiscreteSchedule(alphas_cumprod(model.scheduler_config).to(init_latents.device))
     inner = SigmaDenoiser(model.unet, schedule, model.prediction_type)
     denoiser = CFGDenoiser(inner, inputs, options=settings.cfg, timesteps=False, check=engine.state.check)

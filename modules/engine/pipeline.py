@@ -22,6 +22,7 @@ from modules.engine.hooks import (NO_HOOKS, GenerationHooks, MaskBlendArgs, Post
                                   SamplingCallbacks)
 from modules.engine.job_state import GenerationInterrupted
 from modules.models import upscalers
+from modules.models.checkpoint_detect import SDXL_FAMILIES
 from modules.networks import extra_networks
 from modules.settings import output_paths
 
@@ -332,12 +333,13 @@ def _prepare_pass(engine: "Engine", plan: Plan, batch: Batch, sampler_info: samp
     model = engine.model
     noise_rng = _make_rng(engine, plan, batch, (model.latent_channels, height // 8, width // 8))
     noise = noise_rng.first()
-    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=hires_steps, sampler=sampler_info)
+    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=hires_steps, sampler=sampler_info,
+                                width=width, height=height)
     inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
     inputs.inpaint_cond = inpaint_cond
     inputs.callbacks = plan.sampling_callbacks
     opts = engine.options
-    settings = SamplerSettings.from_options(opts.get, eta=req.eta, sdxl=model.family == "sdxl")
+    settings = SamplerSettings.from_options(opts.get, eta=req.eta, sdxl=model.family in SDXL_FAMILIES)
     inner = make_inner(sampler_info, model.unet, alphas_cumprod(model.scheduler_config).to(noise.device),
                        model.prediction_type)
     cfg = CFGDenoiser(inner, inputs, options=settings.cfg, timesteps=sampler_info.kind == "timesteps",

@@ -134,7 +134,8 @@ def _switch(engine: "Engine", plan: "Plan", batch: "Batch", cfg: "CFGDenoiser", 
     engine.load_for_job(plan.refiner.info)
     _reactivate_networks(engine, plan)
     model = engine.model
-    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=hires_steps, sampler=sampler_info)
+    conds = engine.conditioning(plan, batch, steps=req.steps, hires_steps=hires_steps, sampler=sampler_info,
+                                width=width, height=height)
     inputs = engine.sampling_inputs(conds, req.cfg_scale, width, height, len(batch.seeds))
     # The 9-channel image conditioning only means something to another inpainting model.
     inputs.inpaint_cond = old.inpaint_cond if model.is_inpainting else None

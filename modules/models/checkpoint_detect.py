@@ -5,7 +5,7 @@ the meta device, or the shapes from a safetensors header, do as well as real wei
 checkpoint can be classified before a byte of its weights is read.
 
 * :func:`normalize_keys` applies the reference UI's key normalisation (old CLIP layout, SD2.1-turbo).
-* :func:`detect` finds the family (sd1 / sd2 / sdxl, inpainting variants) or raises
+* :func:`detect` finds the family (sd1 / sd2 / sdxl / sdxl-refiner, inpainting variants) or raises
   :class:`UnsupportedArchitectureError` naming what it recognised, and infers every component
   config from the family's shipped config (``modules/models/model_configs``) overridden by the shapes.
 * :func:`sd2_uses_v_prediction` is the reference UI's tiny forward test for SD2 UNets.
@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 __all__ = [
     "CONFIG_ROOT",
     "FAMILIES",
+    "SDXL_FAMILIES",
     "UNET_PREFIX",
     "VAE_PREFIX",
     "TEXT_ENCODER_PREFIXES",
@@ -48,7 +49,9 @@ __all__ = [
 ]
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "model_configs"
-FAMILIES = ("sd1", "sd2", "sdxl")
+FAMILIES = ("sd1", "sd2", "sdxl", "sdxl-refiner")
+# What A1111 calls ``is_sdxl`` (its refiner is an sgm model with a conditioner too): SDXL's sampling defaults apply.
+SDXL_FAMILIES = ("sdxl", "sdxl-refiner")
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -56,12 +59,15 @@ SD1_CLIP_PREFIX = "cond_stage_model.transformer.text_model."
 SD2_OPENCLIP_PREFIX = "cond_stage_model.model."
 SDXL_CLIP_PREFIX = "conditioner.embedders.0.transformer.text_model."
 SDXL_OPENCLIP_PREFIX = "conditioner.embedders.1.model."
+# sd_xl_refiner: OpenCLIP ViT-bigG alone, as the first (and only) text embedder
+REFINER_OPENCLIP_PREFIX = "conditioner.embedders.0.model."
 
 # Per family: (layout, key prefix) of each text encoder, in pipeline order.
 TEXT_ENCODER_PREFIXES: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({
     "sd1": (("clip", SD1_CLIP_PREFIX),),
     "sd2": (("open_clip", SD2_OPENCLIP_PREFIX),),
     "sdxl": (("clip", SDXL_CLIP_PREFIX), ("open_clip", SDXL_OPENCLIP_PREFIX)),
+    "sdxl-refiner": (("open_clip", REFINER_OPENCLIP_PREFIX),),
 })
 
 # Keys real checkpoints carry that no inference module needs: the DDPM schedule buffers,
@@ -74,7 +80,7 @@ IGNORED_KEYS = frozenset({
     "model_ema.num_updates", "v_pred", "ztsnr", "global_step", "epoch",
 })
 IGNORED_PREFIXES = ("model_ema.", "first_stage_model.loss.", "loss.", "denoiser.", "cond_stage_model.model.logit_scale",
-                    "conditioner.embedders.1.model.logit_scale")
+                    "conditioner.embedders.1.model.logit_scale", "conditioner.embedders.0.model.logit_scale")
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -89,7 +95,7 @@ class UnsupportedArchitectureError(ValueError):
 
 @dataclass
 class Detection:
-    family: str                        # "sd1" | "sd2" | "sdxl"
+    family: str                        # "sd1" | "sd2" | "sdxl" | "sdxl-refiner"
     is_inpainting: bool
     prediction_type: str | None        # None: an SD2 UNet that needs sd2_uses_v_prediction()
     native_size: int | None            # None until the prediction type is known
@@ -136,7 +142,7 @@ def shipped_config(family: str, component: str, inpainting: bool = False) -> dic
 
 
 def native_size_for(family: str, prediction_type: str | None, is_inpainting: bool = False) -> int:
-    if family == "sdxl":
+    if family in SDXL_FAMILIES:
         return 1024
     if family == "sd2" and prediction_type == "v_prediction" and not is_inpainting:
         return 768
@@ -236,7 +242,7 @@ def _unsupported(what: str, shapes: Mapping[str, tuple]) -> UnsupportedArchitect
     recognised = _describe(shapes)
     rec = f" (recognised: {', '.join(recognised)})" if recognised else ""
     return UnsupportedArchitectureError(
-        f"unsupported architecture: {what}{rec}. Supported are SD1.x, SD2.x and SDXL base checkpoints "
+        f"unsupported architecture: {what}{rec}. Supported are SD1.x, SD2.x, SDXL base and SDXL refiner checkpoints "
         "and their inpainting variants, in the original single-file layout.", recognised)
 
 
@@ -256,8 +262,8 @@ def _family(shapes: Mapping[str, tuple]) -> str:
         raise _unsupported("ControlNet", shapes)
     if any(k.startswith(SDXL_OPENCLIP_PREFIX) for k in keys):
         return "sdxl"
-    if any(k.startswith("conditioner.embedders.0.model.") for k in keys):
-        raise _unsupported("SDXL refiner (OpenCLIP bigG only)", shapes)
+    if any(k.startswith(REFINER_OPENCLIP_PREFIX) for k in keys):
+        return "sdxl-refiner"
     if any(k.startswith("depth_model.") for k in keys):
         raise _unsupported("SD2 depth-to-image", shapes)
     if any(k.startswith("embedder.model.") for k in keys):
@@ -275,6 +281,11 @@ def _family(shapes: Mapping[str, tuple]) -> str:
 
 # --------------------------------------------------------------------------------------------
 # config inference
+
+
+# Micro-conditioning values per image: SDXL (original h, w; crop top, left; target h, w), the refiner (original h,
+# w; crop top, left; aesthetic score). Each is embedded ``addition_time_embed_dim`` wide beside the pooled text.
+TIME_ID_COUNT = MappingProxyType({"sdxl": 6, "sdxl-refiner": 5})
 
 
 def _heads_64(width: int) -> int:
@@ -352,6 +363,10 @@ def infer_unet_config(unet: Mapping[str, tuple], base: dict, family: str,
     mid_depth = _count_transformer_blocks(unet, "middle_block.1.")
     if mid_depth == 0:
         raise UnsupportedArchitectureError("unsupported architecture: UNet middle block without attention")
+    if down_types[-1] == "DownBlock2D":
+        # diffusers builds the middle block with the last level's depth, which a level without attention leaves
+        # free (the SDXL refiner: plain outer levels, depth 4 in the middle)
+        down_depth[-1] = mid_depth
     if mid_depth != down_depth[-1]:
         raise UnsupportedArchitectureError(
             f"unsupported architecture: middle block depth {mid_depth} differs from the last level's {down_depth[-1]}")
@@ -373,7 +388,9 @@ def infer_unet_config(unet: Mapping[str, tuple], base: dict, family: str,
     else:
         cfg["attention_head_dim"] = [_heads_64(c) for c in block_out]
     reverse_down = list(reversed(down_depth))
-    if family == "sdxl" or any(d != 1 for d in down_depth + up_depth):
+    # a level without attention has no depth of its own: the mirrored down level's value keeps the config plain
+    up_depth = [reverse_down[i] if t == "UpBlock2D" else d for i, (t, d) in enumerate(zip(up_types, up_depth))]
+    if family in SDXL_FAMILIES or any(d != 1 for d in down_depth + up_depth):
         cfg["transformer_layers_per_block"] = down_depth
         cfg["reverse_transformer_layers_per_block"] = (
             None if up_depth == reverse_down else [[d] * (layers + 1) for d in up_depth])
@@ -385,17 +402,18 @@ def infer_unet_config(unet: Mapping[str, tuple], base: dict, family: str,
     cfg["time_embedding_dim"] = None if t_dim == 4 * block_out[0] else t_dim
 
     if "label_emb.0.0.weight" in unet:
-        if family != "sdxl":
+        if family not in SDXL_FAMILIES:
             raise UnsupportedArchitectureError("unsupported architecture: class-conditioned UNet (label_emb)")
         adm_in = int(unet["label_emb.0.0.weight"][1])
         proj = text_projection_dim if text_projection_dim is not None else 1280
-        if (adm_in - proj) <= 0 or (adm_in - proj) % 6:
+        values = TIME_ID_COUNT[family]
+        if (adm_in - proj) <= 0 or (adm_in - proj) % values:
             raise UnsupportedArchitectureError(
                 f"unsupported architecture: SDXL size conditioning of width {adm_in} with a {proj}-wide pooled text embedding")
         cfg["addition_embed_type"] = "text_time"
         cfg["projection_class_embeddings_input_dim"] = adm_in
-        cfg["addition_time_embed_dim"] = (adm_in - proj) // 6
-    elif family == "sdxl":
+        cfg["addition_time_embed_dim"] = (adm_in - proj) // values
+    elif family in SDXL_FAMILIES:
         raise UnsupportedArchitectureError("unsupported architecture: SDXL UNet without size conditioning (label_emb)")
     return cfg
 
@@ -477,8 +495,8 @@ def infer_open_clip_config(te: Mapping[str, tuple], base: dict, *, drop_last: bo
 
 def _optional_text_keys(layout: str, cfg: dict, family: str) -> list[str]:
     """diffusers-layout keys a file may lack without changing what the pipeline computes
-    (SDXL reads the penultimate hidden state of both encoders)."""
-    if family != "sdxl":
+    (SDXL and its refiner read the penultimate hidden state)."""
+    if family not in SDXL_FAMILIES:
         return []
     last = cfg["num_hidden_layers"] - 1
     names = [f"encoder.layers.{last}.{n}.{p}" for n in (
@@ -537,11 +555,11 @@ def detect(state_dict_or_shapes: Mapping[str, Any]) -> Detection:
 
     if family == "sd2" and not is_inpainting:
         prediction_type = None  # decided by sd2_uses_v_prediction() on the built UNet
-    elif family == "sdxl" and "v_pred" in shapes:
+    elif family in SDXL_FAMILIES and "v_pred" in shapes:
         prediction_type = "v_prediction"
     else:
         prediction_type = "epsilon"
-    ztsnr = family == "sdxl" and "ztsnr" in shapes
+    ztsnr = family in SDXL_FAMILIES and "ztsnr" in shapes
     native = native_size_for(family, prediction_type, is_inpainting) if prediction_type else None
     det = Detection(family=family, is_inpainting=is_inpainting, prediction_type=prediction_type,
                     native_size=native, configs=configs, text_encoders=list(text_encoders),

@@ -56,7 +56,7 @@ TOKENIZER_DIR = cd.CONFIG_ROOT / "clip_tokenizer"
 
 @dataclass
 class LoadedModel:
-    family: str                       # "sd1" | "sd2" | "sdxl"
+    family: str                       # "sd1" | "sd2" | "sdxl" | "sdxl-refiner"
     is_inpainting: bool
     prediction_type: str              # "epsilon" | "v_prediction"
     native_size: int | tuple[int, int]  # 512 / 768 / 1024, or the file's modelspec.resolution ((w, h) if not square)
@@ -222,7 +222,7 @@ def convert_original_state_dict(sd: Mapping[str, Any], det: cd.Detection) -> tup
             out[name] = _clip_to_diffusers(sd, prefix)
             claimed.append(prefix[: -len("text_model.")])
         else:
-            out[name] = _open_clip_to_diffusers(sd, prefix, det.configs[name], with_projection=(det.family == "sdxl"))
+            out[name] = _open_clip_to_diffusers(sd, prefix, det.configs[name], with_projection=(det.family in cd.SDXL_FAMILIES))
             claimed.append(prefix)
     ignored = [k for k in sd
                if not k.startswith(tuple(claimed))
@@ -524,7 +524,14 @@ def apply_vae(vae, state_dict: Mapping[str, torch.Tensor]) -> None:
 # diffusers folders
 
 
+def _has_component(index: dict, name: str) -> bool:
+    spec = index.get(name)
+    return isinstance(spec, list) and bool(spec) and spec[0] is not None
+
+
 def _family_of_folder(index: dict, unet_cfg: dict, te_cfg: dict) -> str:
+    if unet_cfg.get("addition_embed_type") == "text_time" and not _has_component(index, "text_encoder"):
+        return "sdxl-refiner"  # diffusers' refiner: text_encoder is [null, null], bigG is text_encoder_2
     if "text_encoder_2" in index or unet_cfg.get("addition_embed_type") == "text_time":
         return "sdxl"
     if te_cfg.get("hidden_act") == "gelu" or unet_cfg.get("use_linear_projection"):
@@ -548,11 +555,12 @@ def load_diffusers_folder(path: str | os.PathLike, *, device: str | torch.device
     try:
         index = json.loads(index_file.read_text(encoding="utf-8"))
         unet_cfg = json.loads((root / "unet" / "config.json").read_text(encoding="utf-8"))
-        te_cfg = json.loads((root / "text_encoder" / "config.json").read_text(encoding="utf-8"))
+        te_file = root / "text_encoder" / "config.json"
+        te_cfg = json.loads(te_file.read_text(encoding="utf-8")) if _has_component(index, "text_encoder") else {}
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointLoadError(root, f"incomplete diffusers folder: {e}") from e
     family = _family_of_folder(index, unet_cfg, te_cfg)
-    names = ["text_encoder"] + (["text_encoder_2"] if family == "sdxl" else [])
+    names = {"sdxl": ["text_encoder", "text_encoder_2"], "sdxl-refiner": ["text_encoder_2"]}.get(family, ["text_encoder"])
     kw = dict(local_files_only=True)
     try:
         unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dtype, **kw)
@@ -566,7 +574,7 @@ def load_diffusers_folder(path: str | os.PathLike, *, device: str | torch.device
         raise CheckpointLoadError(root, f"cannot load the diffusers folder: {e}") from e
     tokenizers = []
     for i, name in enumerate(names):
-        tdir = root / ("tokenizer" if i == 0 else f"tokenizer_{i + 1}")
+        tdir = root / name.replace("text_encoder", "tokenizer")
         if (tdir / "vocab.json").is_file() or (tdir / "tokenizer.json").is_file():
             from transformers import CLIPTokenizer
 
@@ -592,8 +600,8 @@ def load_diffusers_folder(path: str | os.PathLike, *, device: str | torch.device
     scale = 2 ** (len(vae.config.block_out_channels) - 1)
     is_inpainting = unet.config.in_channels == 2 * unet.config.out_channels + 1
     config = {"unet": dict(unet.config), "vae": dict(vae.config), "scheduler": sched}
-    for name, te in zip(names, text_encoders):
-        config[name] = te.config.to_dict()
+    for i, te in enumerate(text_encoders):  # by position, as for single files (the refiner's bigG is its first)
+        config["text_encoder" if i == 0 else f"text_encoder_{i + 1}"] = te.config.to_dict()
     return LoadedModel(
         family=family, is_inpainting=is_inpainting, prediction_type=prediction_type,
         native_size=int(unet.config.sample_size) * scale, unet=unet, vae=vae, text_encoders=text_encoders,

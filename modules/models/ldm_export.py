@@ -215,7 +215,8 @@ def components_to_ldm(components: Any, family: str) -> dict[str, torch.Tensor]:
     """All weights of a pipeline's components in the original single-file layout.
 
     ``components``: a dict with ``unet``, ``vae``, ``text_encoder`` (and ``text_encoder_2`` for
-    SDXL), optionally ``scheduler``; or a LoadedModel."""
+    SDXL; the SDXL refiner's only encoder, OpenCLIP bigG, is its ``text_encoder``), optionally ``scheduler``;
+    or a LoadedModel."""
     unet, vae, te = _get(components, "unet"), _get(components, "vae"), _get(components, "text_encoder")
     if unet is None or vae is None or te is None:
         raise ValueError("components need unet, vae and text_encoder")
@@ -231,13 +232,16 @@ def components_to_ldm(components: Any, family: str) -> dict[str, torch.Tensor]:
             raise ValueError("SDXL components need text_encoder_2")
         out.update(clip_to_ldm(_state(te), "conditioner.embedders.0.transformer."))
         out.update(open_clip_to_ldm(_state(te2), "conditioner.embedders.1.model."))
+    elif family == "sdxl-refiner":
+        out.update(open_clip_to_ldm(_state(te), "conditioner.embedders.0.model."))
+    else:
+        raise ValueError(f"unknown model family {family!r}")
+    if family in ("sdxl", "sdxl-refiner"):
         sched = _scheduler_config(components)
         if sched.get("prediction_type") == "v_prediction":
             out["v_pred"] = torch.zeros(0, dtype=torch.int64)
         if sched.get("rescale_betas_zero_snr"):
             out["ztsnr"] = torch.zeros(0, dtype=torch.int64)
-    else:
-        raise ValueError(f"unknown model family {family!r}")
     return out
 
 

@@ -67,7 +67,8 @@ PEFT, DIFFUSERS, DIFFUSERS_OLD, ATTN_PROCS = "peft", "diffusers", "diffusers (ol
 
 # ComfyUI's text-encoder names per family -> text encoder index
 _COMFY_TE = MappingProxyType({"sd1": MappingProxyType({"clip_l": 0}), "sd2": MappingProxyType({"clip_h": 0}),
-                              "sdxl": MappingProxyType({"clip_l": 0, "clip_g": 1})})
+                              "sdxl": MappingProxyType({"clip_l": 0, "clip_g": 1}),
+                              "sdxl-refiner": MappingProxyType({"clip_g": 0})})
 
 _OLD_ATTN = re.compile(r"^(?P<mod>.+?)\.(?:processor\.)?(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<ud>down|up)\.weight$")
 _UNET_PROJ = MappingProxyType({"to_q": "to_q", "to_k": "to_k", "to_v": "to_v", "to_out": "to_out.0"})
@@ -239,8 +240,8 @@ class KeyMapper:
     """Lookup tables for one loaded model; :meth:`convert` maps a file's keys onto its modules."""
 
     def __init__(self, family: str, unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module]):
-        if family not in ("sd1", "sd2", "sdxl"):
-            raise ValueError(f"KeyMapper: unknown model family {family!r} (expected sd1, sd2 or sdxl)")
+        if family not in _COMFY_TE:
+            raise ValueError(f"KeyMapper: unknown model family {family!r} (expected {', '.join(_COMFY_TE)})")
         if len(text_encoders) > len(_TE_NAMES):
             raise ValueError(f"KeyMapper: {len(text_encoders)} text encoders given, at most 2 are supported")
         self.family = family
@@ -291,7 +292,7 @@ class KeyMapper:
             ldm = self._unet_ldm_of.get(target.path)
             return "diffusion_model_" + (ldm if ldm is not None else target.path).replace(".", "_")
         name = "transformer_text_model_" + _te_name(target.path).replace(".", "_")
-        if self.family == "sdxl":
+        if self.family in ("sdxl", "sdxl-refiner"):  # A1111 numbers the embedders of an sgm conditioner
             name = f"{_TE_NAMES.index(target.component)}_{name}"
         return name
 

@@ -47,7 +47,7 @@ IMAGE_EXTENSIONS = frozenset(sidecars.PREVIEW_EXTENSIONS)
 # Search terms keep this much of a description: enough to find a word, small enough for 5,000 cards.
 SEARCH_DESCRIPTION_MAX = 500
 TEXT_FIELD_MAX = 100_000
-FAMILY_OF_MODEL = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}
+FAMILY_OF_MODEL = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL", "sdxl-refiner": "SDXL"}
 FAMILY_OF_WIDTH = {768: "SD1", 1024: "SD2", 2048: "SDXL"}
 
 

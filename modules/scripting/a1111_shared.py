@@ -179,7 +179,7 @@ class SdModelView:
         info = self._engine.checkpoint_info
         return info.shorthash if info is not None else None
 
-    is_sdxl = property(lambda self: self._model.family == "sdxl")
+    is_sdxl = property(lambda self: self._model.family in ("sdxl", "sdxl-refiner"))  # A1111: has a conditioner
     is_sd2 = property(lambda self: self._model.family == "sd2")
     is_sd1 = property(lambda self: self._model.family == "sd1")
     is_sd3 = property(lambda self: False)

@@ -66,7 +66,7 @@ def create_embedding(engine: "Engine", name: str, num_vectors_per_token: int = 1
     with _turn(engine):
         engine.ensure_model()
         model = engine.model
-        if model.family == "sdxl":
+        if model.family in ("sdxl", "sdxl-refiner"):
             raise CreateError("name", "creating SDXL embeddings is not supported; load an SD1 or SD2 checkpoint")
         vec = files.embedding_init_vectors(model.tokenizers[0], model.text_encoders[0], str(init_text or ""),
                                            num_vectors_per_token)

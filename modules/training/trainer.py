@@ -188,7 +188,7 @@ def run_training(engine: "Engine", params: TrainParams) -> TrainResult:
     with _queue_turn(engine):
         engine.ensure_model()
         model = engine.model
-        if model.family == "sdxl" or model.is_inpainting:
+        if model.family in ("sdxl", "sdxl-refiner") or model.is_inpainting:
             raise CreateError(params.name_field, f"training for {model.family}{' inpainting' if model.is_inpainting else ''} "
                                                  "models is not supported; load an SD1 or SD2 checkpoint")
         state = engine.state
