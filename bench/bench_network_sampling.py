@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--widths", default="320,640,768,1280",
+                    help="the hypernetwork's layer widths: A1111 creates all four (self-attention too, which runs on "
+                         "every step); 768 alone is a cross-attention-only file, whose k/v the cache computes once")
     ap.add_argument("--cpu-time", action="store_true",
                     help="CPU: time with this process's CPU seconds (steadier than wall time on a shared machine; use "
                          "with OMP_NUM_THREADS=1 so that idle-spinning threads are not counted)")
@@ -67,7 +70,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-netsample-"))
     mapper = KeyMapper("sd1", unet, [te])
     networks = [load_lora(p, mapper) for p in write_loras(unet, te, folder, 32)]
-    hypernet = Hypernetwork.load(hypernetwork_file(folder / "hn.pt"))
+    hypernet = Hypernetwork.load(hypernetwork_file(folder / "hn.pt", tuple(int(w) for w in ns.widths.split(","))))
     patcher, hyper = WeightPatcher(), HypernetworkPatch(unet)
 
     lat = ns.size // 8
