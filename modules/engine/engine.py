@@ -513,44 +513,30 @@ class Engine:
             if upcast:
                 vae.to(dtype)
 
-    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
-        with self._vae_precision() as vae:
-            cfg = vae.config
-            # 1/scale · z as LDM's decode_first_stage writes it; one image at a time, as A1111 decodes
-            x = 1.0 / cfg.scaling_factor * latents + (getattr(cfg, "shift_factor", None) or 0.0)
-            dtype = next(vae.parameters()).dtype
-            images = [vae.decode(x[i:i + 1].to(vae.device if hasattr(vae, "device") else x.device, dtype)).sample for i in range(x.shape[0])]
-        return img2img_ops.tensor_to_images(torch.cat(images).float(), truncate=True)
+        return img2img_ops.tensor_to_images(self.decode_tensor(latents), truncate=True)
 
-    @torch.no_grad()
     def encode(self, images: list[Image.Image]) -> torch.Tensor:
-        with self._vae_precision() as vae:
-            cfg = vae.config
-            dtype = next(vae.parameters()).dtype
-            device = self.devices.device
-            x = img2img_ops.image_to_tensor(images).to(device, dtype)
-            # The distribution's mean rather than a sample: the same init image gives the same latents.
-            lat = torch.cat([vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])]).float()
-        return (lat - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
+        return self.encode_tensor(img2img_ops.image_to_tensor(images))
 
     @torch.no_grad()
     def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents to pixels in [-1, 1] (B, 3, H, W), float32, unclamped (A1111's ``samples_to_images_tensor``)."""
         with self._vae_precision() as vae:
             cfg = vae.config
-            dtype = next(vae.parameters()).dtype
+            # 1/scale · z as LDM's decode_first_stage writes it; one image at a time, as A1111 decodes
             x = 1.0 / cfg.scaling_factor * latents + (getattr(cfg, "shift_factor", None) or 0.0)
-            return torch.cat([vae.decode(x[i:i + 1].to(self.devices.device, dtype)).sample
-                              for i in range(x.shape[0])]).float()
+            dtype = next(vae.parameters()).dtype
+            device = vae.device if hasattr(vae, "device") else x.device
+            return torch.cat([vae.decode(x[i:i + 1].to(device, dtype)).sample for i in range(x.shape[0])]).float()
 
     @torch.no_grad()
     def encode_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels in [-1, 1] (B, 3, H, W) to scaled latents (the distribution's mean, as :meth:`encode`)."""
+        """Pixels in [-1, 1] (B, 3, H, W) to scaled latents."""
         with self._vae_precision() as vae:
             cfg = vae.config
-            dtype = next(vae.parameters()).dtype
-            x = pixels.to(self.devices.device, dtype)
+            x = pixels.to(self.devices.device, next(vae.parameters()).dtype)
+            # The distribution's mean rather than a sample: the same init image gives the same latents.
             lat = torch.cat([vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])]).float()
         return (lat - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
 
