@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modules.engine import file_access
 from modules.scripting.a1111_ui_extra_networks import ExtraNetworksPage, extension_pages, unquote_js

@@ -398,7 +398,7 @@ def _hires_group(engine: Engine, tab: str, fields: dict[str, Any]) -> None:
                 fields["hr_scheduler"] = gr.Dropdown(
                     label="Hires schedule type", choices=["Use same scheduler"] + [s.label for s in samplers.SCHEDULERS],
                     value="Use same scheduler", elem_id=f"{tab}_hr_scheduler")
-            fields["hr_prompt"] = gr.Textbox(label="Hires prompt", lines=2, elem_id=f"hires_prompt",
+            fields["hr_prompt"] = gr.Textbox(label="Hires prompt", lines=2, elem_id="hires_prompt",
                                              placeholder="Empty: the same prompt")
             fields["hr_negative_prompt"] = gr.Textbox(label="Hires negative prompt", lines=2, elem_id="hires_neg_prompt",
                                                       placeholder="Empty: the same negative prompt")

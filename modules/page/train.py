@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Iterator
 
 import gradio as gr
