@@ -41,7 +41,9 @@ def demo(tmp_path_factory):
     torch.set_num_threads(before)
 
 
-def _reference(engine, monkeypatch, sampler_name: str, schedule: str) -> np.ndarray:
+def _reference_cfg(engine, sampler_name: str, schedule: str):
+    """(sampler, schedule, k-diffusion's CompVisDenoiser over the engine's UNet, A1111's CFG over it) for the
+    batch's prompts, with the engine's own conditioning (what is compared is the sampling)."""
     model = engine.model
     req = GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=STEPS, width=64, height=64)
     sampler, sched = names.resolve_sampler(sampler_name, schedule)
@@ -58,6 +60,18 @@ def _reference(engine, monkeypatch, sampler_name: str, schedule: str) -> np.ndar
         out = inner(torch.cat([x, x]), torch.cat([sigma, sigma]), cond=torch.cat([cond, uncond]))
         return out[2:].clone() + (out[:2] - out[2:]) * (1.0 * CFG)
 
+    return sampler, sched, inner, cfg
+
+
+def _decoded(vae, z: torch.Tensor) -> np.ndarray:
+    """A1111's pixels: one image at a time, clamped, truncated to 8 bits."""
+    pics = torch.cat([vae.decode(1.0 / vae.config.scaling_factor * z[i:i + 1]).sample for i in range(len(z))])
+    pics = torch.clamp((pics + 1.0) / 2.0, min=0.0, max=1.0)
+    return (255.0 * np.moveaxis(pics.numpy(), 1, 3)).astype(np.uint8)
+
+
+def _reference(engine, monkeypatch, sampler_name: str, schedule: str) -> np.ndarray:
+    sampler, sched, inner, cfg = _reference_cfg(engine, sampler_name, schedule)
     world = {"ref_inner": inner}
     sigmas = ref_sigmas(world, sampler, "automatic" if sched.name == "automatic" else sched.name, STEPS)
     rng = ImageRNG(shape=(4, 8, 8), seeds=SEEDS, subseeds=SEEDS, source="CPU")
@@ -70,10 +84,7 @@ def _reference(engine, monkeypatch, sampler_name: str, schedule: str) -> np.ndar
         kwargs["noise_sampler"] = ks.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=SEEDS)
     with torch.no_grad():
         z = fn(cfg, x, sigmas, extra_args={}, disable=True, **kwargs)
-        vae = model.vae
-        pics = [vae.decode(1.0 / vae.config.scaling_factor * z[i:i + 1]).sample for i in range(2)]
-    pics = torch.clamp((torch.cat(pics) + 1.0) / 2.0, min=0.0, max=1.0)
-    return (255.0 * np.moveaxis(pics.numpy(), 1, 3)).astype(np.uint8)
+        return _decoded(engine.model.vae, z)
 
 
 @pytest.mark.parametrize("sampler_name,schedule", [("Euler a", "Automatic"), ("DPM++ 2M SDE", "Automatic"),
@@ -104,22 +115,7 @@ def test_hires_fix_is_an_img2img_pass_of_exactly_its_steps(demo, monkeypatch):
     ours = np.stack([np.asarray(img.convert("RGB")) for img in out.images])
     assert ours.shape == (2, 96, 96, 3)
 
-    model = demo.model
-    sampler, sched = names.resolve_sampler("Euler a", "Automatic")
-    req = GenerationRequest(prompt=PROMPT, negative_prompt=NEGATIVE, steps=STEPS, width=64, height=64)
-    plan = Plan(request=req, sampler=sampler, schedule=sched, schedule_label=sched.label, clip_skip=1,
-                all_prompts=[PROMPT] * 2, all_negative_prompts=[NEGATIVE] * 2, cond_prompts=[PROMPT] * 2,
-                all_seeds=SEEDS, all_subseeds=SEEDS, seed=SEEDS[0], subseed=SEEDS[0])
-    batch = Batch(0, [PROMPT] * 2, [NEGATIVE] * 2, SEEDS, SEEDS, cond_prompts=[PROMPT] * 2)
-    c, uc, _ = demo.conditioning(plan, batch, steps=STEPS, hires_steps=None, sampler=sampler)
-    _, cond = prompt_parser.reconstruct_multicond_batch(c, 0)
-    uncond = prompt_parser.reconstruct_cond_batch(uc, 0)
-    inner = kext.CompVisDenoiser(RefLDM(model.unet, alphas_cumprod(model.scheduler_config)))
-
-    def cfg(x, sigma, **_):
-        out = inner(torch.cat([x, x]), torch.cat([sigma, sigma]), cond=torch.cat([cond, uncond]))
-        return out[2:].clone() + (out[:2] - out[2:]) * (1.0 * CFG)
-
+    _, _, inner, cfg = _reference_cfg(demo, "Euler a", "Automatic")
     with torch.no_grad():
         rng = ImageRNG(shape=(4, 8, 8), seeds=SEEDS, subseeds=SEEDS, source="CPU")
         sigmas = inner.get_sigmas(STEPS)
@@ -133,9 +129,6 @@ def test_hires_fix_is_an_img2img_pass_of_exactly_its_steps(demo, monkeypatch):
         xi = z + rng_hr.first() * sched_hr[0]
         monkeypatch.setattr(ks, "torch", kdiffusion_ref.TorchHijack(rng_hr))
         z = ks.sample_euler_ancestral(cfg, xi, sched_hr, disable=True)
-        vae = model.vae
-        pics = torch.cat([vae.decode(1.0 / vae.config.scaling_factor * z[i:i + 1]).sample for i in range(2)])
-    pics = torch.clamp((pics + 1.0) / 2.0, min=0.0, max=1.0)
-    ref = (255.0 * np.moveaxis(pics.numpy(), 1, 3)).astype(np.uint8)
+        ref = _decoded(demo.model.vae, z)
     diff = np.abs(ours.astype(int) - ref.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
