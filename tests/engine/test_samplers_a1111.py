@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
 import pytest
 import torch
-from scipy import stats
 
 from modules.core import prompt_parser
 from modules.core import samplers as names
@@ -22,7 +20,7 @@ from modules.core.sampling.schedules import build_sigmas
 from modules.engine.denoiser import CFGDenoiser, SamplingInputs
 from modules.engine.rng import ImageRNG
 from modules.engine.sampling import Sampler, SamplerSettings, make_inner
-from tests import kdiffusion_ref
+from tests import a1111_reference, kdiffusion_ref
 from tests.tiny_models import TINY_TEXT_WIDTH
 
 ks, kext = kdiffusion_ref.load()
@@ -126,44 +124,9 @@ def world():
 
 
 def ref_sigmas(world, sampler: names.SamplerInfo, schedule: str, steps: int) -> torch.Tensor:
-    inner = world["ref_inner"]
-    lo, hi = inner.sigmas[0].item(), inner.sigmas[-1].item()
-    n = steps + 1 if sampler.discard_next_to_last_sigma else steps
-    name = sampler.default_scheduler if schedule == "automatic" else schedule
-    zero = torch.zeros(1)
-    if name in (None, "uniform"):
-        s = inner.get_sigmas(n)
-    elif name == "karras":
-        s = ks.get_sigmas_karras(n, lo, hi)
-    elif name == "exponential":
-        s = ks.get_sigmas_exponential(n, lo, hi)
-    elif name == "polyexponential":
-        s = ks.get_sigmas_polyexponential(n, lo, hi)
-    elif name in ("sgm_uniform", "normal"):
-        t = torch.linspace(inner.sigma_to_t(torch.tensor(hi)), inner.sigma_to_t(torch.tensor(lo)), n + (name == "sgm_uniform"))
-        t = t[:-1] if name == "sgm_uniform" else t
-        s = torch.cat([inner.t_to_sigma(t), zero])
-    elif name == "kl_optimal":  # tan(i/n·atan σmin + (1 − i/n)·atan σmax), i = 0…n (A1111 appends no 0 here)
-        i = torch.arange(n + 1) / n
-        s = torch.tan(i * torch.arctan(torch.tensor(lo)) + (1.0 - i) * torch.arctan(torch.tensor(hi)))
-    elif name == "align_your_steps":
-        table = [14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.029]
-        ys = np.exp(np.interp(np.linspace(0, 1, n), np.linspace(0, 1, 11), np.log(table[::-1])))[::-1]
-        s = torch.cat([torch.tensor(ys.copy(), dtype=torch.float32), zero])
-    elif name == "simple":
-        idx = [len(inner.sigmas) - 1 - int(x * len(inner.sigmas) / n) for x in range(n)]
-        s = torch.cat([inner.sigmas[idx], zero])
-    elif name == "ddim":
-        step = len(inner.sigmas) // n
-        s = torch.cat([inner.sigmas[1::step].flip(0), zero])
-    elif name == "beta":
-        ppf = stats.beta.ppf(1 - np.linspace(0, 1, n), 0.6, 0.6)
-        s = torch.cat([torch.tensor(lo + ppf * (hi - lo), dtype=torch.float32), zero])
-    else:
-        raise AssertionError(name)
-    if sampler.discard_next_to_last_sigma:
-        s = torch.cat([s[:-2], s[-1:]])
-    return s
+    """The schedule re-derived in ``tests/a1111_reference.py`` (A1111's own sampler options, not ours), on
+    k-diffusion's discretisation of this world's model."""
+    return a1111_reference.schedule_sigmas(world["ref_inner"], sampler.name, schedule, steps)
 
 
 def _rng() -> ImageRNG:
