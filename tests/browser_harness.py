@@ -99,3 +99,26 @@ def shot(pg: Any, name: str, full_page: bool = False) -> None:
     """Save a screenshot as tests/artifacts/<name> (look at it: the assertions cannot see layout)."""
     ARTIFACTS.mkdir(exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
+
+
+def set_number(pg: Any, elem_id: str, value: Any) -> None:
+    """Type a value into a Gradio number box and leave it, so its change event fires."""
+    box = pg.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def write_demo_checkpoints(ckpt_dir: Path) -> None:
+    """The shipped demo model as ``demo.safetensors`` and a copy whose UNet weights are scaled by 1.05
+    (``demo-other.safetensors``): two checkpoints that load and give different, still sensible pictures."""
+    import shutil
+
+    from modules.models import builtin_model, merge
+    from modules.models.safe_load import load_state_dict, read_safetensors_metadata
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(builtin_model.DEMO_PATH, ckpt_dir / "demo.safetensors")
+    state = load_state_dict(builtin_model.DEMO_PATH)
+    other = {k: v * 1.05 if k.startswith("model.diffusion_model.") and v.is_floating_point() else v
+             for k, v in state.items()}
+    merge.write_checkpoint(other, ckpt_dir / "demo-other.safetensors", read_safetensors_metadata(builtin_model.DEMO_PATH))

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from modules.models import builtin_model, merge
-from modules.models.safe_load import load_state_dict, read_safetensors_metadata
 from tests import tiny_models
-from tests.browser_harness import open_page, require_playwright, serve, shot
+from tests.browser_harness import open_page, require_playwright, serve, set_number, shot, write_demo_checkpoints
 
 require_playwright()  # the whole module skips where Playwright or Chromium is missing
 
@@ -29,13 +26,8 @@ def server(tmp_path_factory):
 
     data = tmp_path_factory.mktemp("parity-browser")
     ckpt_dir = data / "models" / "Stable-diffusion"
-    ckpt_dir.mkdir(parents=True)
     # The shipped 64 px demo model: its VAE is trained, so img2img keeps a picture and pixels can be judged.
-    shutil.copyfile(builtin_model.DEMO_PATH, ckpt_dir / "demo.safetensors")
-    state = load_state_dict(builtin_model.DEMO_PATH)
-    other = {k: v * 1.05 if k.startswith("model.diffusion_model.") and v.is_floating_point() else v
-             for k, v in state.items()}
-    merge.write_checkpoint(other, ckpt_dir / "demo-other.safetensors", read_safetensors_metadata(builtin_model.DEMO_PATH))
+    write_demo_checkpoints(ckpt_dir)
     from tests import network_files
 
     network_files.save_safetensors(network_files.kohya_lora(tiny_models.tiny_sd1(seed=5), seed=1),
@@ -53,12 +45,6 @@ def server(tmp_path_factory):
 def page(server, browser):
     with open_page(browser, server.url, "#txt2img_prompt textarea", viewport={"width": 1400, "height": 1100}) as pg:
         yield pg
-
-
-def set_number(pg, elem_id: str, value) -> None:
-    box = pg.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def value(pg, selector: str) -> str:

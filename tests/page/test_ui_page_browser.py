@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests import tiny_models
-from tests.browser_harness import open_page, require_playwright, serve, shot
+from tests.browser_harness import open_page, require_playwright, serve, set_number, shot
 from tools import demo_extra_networks as demo
 
 require_playwright()  # the whole module skips where Playwright or Chromium is missing
@@ -43,12 +43,6 @@ def server(tmp_path_factory):
 def page(server, browser):
     with open_page(browser, server.url, "#txt2img_prompt textarea", viewport={"width": 1400, "height": 1100}) as pg:
         yield pg
-
-
-def set_number(pg, elem_id: str, value) -> None:
-    box = pg.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def field(pg, elem_id: str) -> str:

@@ -7,7 +7,6 @@ request, by pixels. Screenshots: tests/artifacts/.
 from __future__ import annotations
 
 import io
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,9 +15,8 @@ from PIL import Image
 
 from modules.core import infotext
 from modules.core.request import GenerationRequest
-from modules.models import builtin_model, merge
-from modules.models.safe_load import load_state_dict, read_safetensors_metadata
-from tests.browser_harness import open_page, require_playwright, serve, shot
+from modules.models.safe_load import read_safetensors_metadata
+from tests.browser_harness import open_page, require_playwright, serve, set_number, shot, write_demo_checkpoints
 
 require_playwright()
 
@@ -30,12 +28,7 @@ def server(tmp_path_factory):
 
     data = tmp_path_factory.mktemp("refiner-browser")
     ckpt_dir = data / "models" / "Stable-diffusion"
-    ckpt_dir.mkdir(parents=True)
-    shutil.copyfile(builtin_model.DEMO_PATH, ckpt_dir / "demo.safetensors")
-    state = load_state_dict(builtin_model.DEMO_PATH)
-    other = {k: v * 1.05 if k.startswith("model.diffusion_model.") and v.is_floating_point() else v
-             for k, v in state.items()}
-    merge.write_checkpoint(other, ckpt_dir / "demo-other.safetensors", read_safetensors_metadata(builtin_model.DEMO_PATH))
+    write_demo_checkpoints(ckpt_dir)
     args = cmd_args.parse_args(["--data-dir", str(data), "--api"], environ={})
     engine = webui.build_engine(args)
     engine.options.set("sd_model_checkpoint", "demo.safetensors")
@@ -52,12 +45,6 @@ def server(tmp_path_factory):
 def page(server, browser):
     with open_page(browser, server.url, "#txt2img_prompt textarea", viewport={"width": 1400, "height": 1100}) as pg:
         yield pg
-
-
-def set_number(pg, elem_id: str, value) -> None:
-    box = pg.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def gallery_images(pg, tab: str) -> list[Image.Image]:
