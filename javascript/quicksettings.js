@@ -1,4 +1,4 @@
-/* Quicksettings bar (modules/ui_settings.py): when the extra networks browser switched the checkpoint, ask
+/* Quicksettings bar (modules/page/settings.py): when the extra networks browser switched the checkpoint, ask
  * Python for the bar's current values by clicking the hidden sync button. */
 (function () {
     "use strict";

@@ -583,10 +583,14 @@ def create_quicksettings(engine: Engine) -> Quicksettings:
     quick = Quicksettings(engine, components, status, refresh_buttons, sync_button)
 
     for key, comp in components.items():
-        kind = _spec_for(engine, key).kind
+        spec = _spec_for(engine, key)
+        kind = "single dropdown" if spec.kind == "dropdown" and not spec.kwargs.get("multiselect") else spec.kind
         handler = _quick_handler(quick, key)
+        # Gradio 6's single-choice dropdown fires ``input`` twice for one pick (when the option is chosen, and
+        # again on the blur that follows), which loaded a checkpoint twice. Its ``blur`` comes once per pick, by
+        # mouse or keyboard, and a blur that changed nothing is a no-op in ``change``.
         triggers = ([comp.release] if kind == "slider" else [comp.submit, comp.blur] if kind in ("number", "textbox")
-                    else [comp.input])
+                    else [comp.blur] if kind == "single dropdown" else [comp.input])
         gr.on(triggers, handler, inputs=[comp], outputs=[comp, status], show_progress="minimal")
     for key, button in refresh_buttons.items():
         button.click(_refresher(engine, key), inputs=None, outputs=[components[key]], show_progress="hidden")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -123,8 +124,16 @@ def test_settings_search_change_apply_writes_config(page, server):
     server.engine.options.set("CLIP_stop_at_last_layers", 1)
 
 
-def test_quicksettings_switch_checkpoint_and_failure(page, server):
+def test_quicksettings_switch_checkpoint_and_failure(page, server, monkeypatch):
     engine = server.engine
+    tried: list[str] = []  # every checkpoint file a load was started for, in order
+    load_checkpoint = engine.load_checkpoint
+
+    def counting_load(info, **kwargs):
+        tried.append(Path(info.filename).name)
+        return load_checkpoint(info, **kwargs)
+
+    monkeypatch.setattr(engine, "load_checkpoint", counting_load)
     start = engine.checkpoint_info.title
     assert dropdown_value(page, "setting_sd_model_checkpoint") == start
     shot(page, "quicksettings.png")
@@ -149,6 +158,14 @@ def test_quicksettings_switch_checkpoint_and_failure(page, server):
         time.sleep(0.05)
     assert engine.checkpoint_info.title == loaded and config(server)["sd_model_checkpoint"] == loaded
     shot(page, "quicksettings_error.png")
+
+    # One pick is one load: Gradio's dropdown reports a pick twice, and the broken file must not be tried again.
+    # The bar's events run one after another, so once the switch back to the start model is reported, any
+    # second attempt for an earlier pick has already run.
+    choose(page, "setting_sd_model_checkpoint", start.split(" [")[0])
+    status.filter(has_text=f"Loaded {start}").wait_for(timeout=30_000)
+    assert tried == ["b.safetensors", "broken.safetensors", "b.safetensors", "a.safetensors"]
+    assert engine.checkpoint_info.title == start
 
     # the extra networks browser announces a checkpoint switch it made: the bar catches up
     engine.options.set("sd_vae", "None")
