@@ -7,7 +7,8 @@ For each model (a random-weight checkpoint with the full layout, made locally: `
   over two generations of S and 1 steps, so prompt encoding and the VAE decode cancel out;
 * the time to change a LoRA set of 3 x rank 32 (kohya files over the attention layers and text encoders): the
   extra time of a 1-step generation whose set changed (on, one multiplier changed, off) over one whose set did not;
-* the overhead of one hypernetwork (A1111 layout, the model's attention widths) on the app's it/s;
+* the overhead of one hypernetwork (A1111 layout, the model's attention widths; activation linear, A1111's default,
+  and relu) on the app's it/s;
 * peak GPU memory of one generation with no offload, ``--medvram`` and ``--lowvram``.
 
 Every line is a ratio beside its baseline, measured in this run on this card. Budget: about 10 minutes on an H100
@@ -179,7 +180,8 @@ def write_adapters(app: App, family: str, folder: Path) -> None:
     widths = sorted({m.to_k.in_features for m in model.unet.modules() if hasattr(m, "to_k")}
                     | {m.to_q.in_features for m in model.unet.modules() if hasattr(m, "to_q")})
     (folder / "hypernetworks").mkdir(parents=True, exist_ok=True)
-    hypernetwork_file(folder / "hypernetworks" / "suite_hn.pt", widths)
+    hypernetwork_file(folder / "hypernetworks" / "suite_hn.pt", widths)  # A1111's default: linear (folded)
+    hypernetwork_file(folder / "hypernetworks" / "suite_hn_relu.pt", widths, "relu")
     app.engine.refresh_checkpoints()
     app.engine.networks.refresh(["lora", "hypernet"])
 
@@ -222,7 +224,8 @@ def run_family(family: str, ns, device: str, dtype) -> None:
     app = App(ckpt, data, [], device)
     rates["app"] = step_rate(lambda n, cb: app.generate(n, size, on_step=cb), ns.steps, ns.repeats)
     write_adapters(app, family, data / "models")
-    hn = step_rate(lambda n, cb: app.generate(n, size, PROMPT + " <hypernet:suite_hn:1>", on_step=cb), ns.steps, ns.repeats)
+    hn = {name: step_rate(lambda n, cb: app.generate(n, size, f"{PROMPT} <hypernet:{name}:1>", on_step=cb),
+                          ns.steps, ns.repeats) for name in ("suite_hn", "suite_hn_relu")}
     lora = lora_change_times(app, size)
     app.close()
     if not ns.no_compile:
@@ -238,7 +241,9 @@ def run_family(family: str, ns, device: str, dtype) -> None:
     if "app compiled" in rates:
         print(f"app compiled / diffusers compiled: {rates['app compiled'] / rates['diffusers compiled']:.3f}x "
               f"(mode {mode}, backend {ns.compile_backend})")
-    print(f"hypernetwork: {hn:.2f} it/s, overhead {rates['app'] / hn - 1:+.1%} time per step against the app without it")
+    for name, label in (("suite_hn", "linear, A1111's default"), ("suite_hn_relu", "relu")):
+        print(f"hypernetwork ({label}): {hn[name]:.2f} it/s, overhead {rates['app'] / hn[name] - 1:+.1%} time per "
+              f"step against the app without it")
     print("LoRA set change, 3 x rank 32 (extra time of a 1-step generation): "
           + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in lora.items()))
     peaks = {name: peak_memory(ckpt, data, flags, size, device)

@@ -7,6 +7,9 @@ for self-attention) goes through the active hypernetworks separately for the key
 before ``to_k`` / ``to_v``. The query is untouched. Calling ``to_k``/``to_v`` here (not a hook on an
 inner Linear) keeps PEFT LoRA working on the transformed context, as in the reference.
 
+What does not change is not recomputed: the text context's transforms are cached (:class:`ContextCache`), and in
+self-attention affine hypernetworks (A1111's default) are folded into ``to_k``/``to_v`` (``hypernet_fold``).
+
 :class:`HypernetworkPatch` installs one such processor on every attention module of a UNet
 (``attn1`` and ``attn2``) and puts the exact original processor objects back when none is active.
 It is not thread-safe: the caller holds the model lock while generating and switching.
@@ -19,7 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from modules.networks.hypernetwork import Hypernetwork, apply_hypernetworks
+from modules.networks.hypernet_fold import FoldedProjections
+from modules.networks.hypernetwork import Hypernetwork, apply_hypernetworks, weights_version
 
 __all__ = ["HypernetworkAttnProcessor", "HypernetworkPatch", "apply_hypernetworks"]
 
@@ -76,18 +80,16 @@ class HypernetworkAttnProcessor:
     def __init__(self, active: Sequence[tuple[Hypernetwork, float]]):
         self.active: tuple[tuple[Hypernetwork, float], ...] = tuple(_normalize(active))
         self.cache = ContextCache()  # one per processor: shared by all its attention modules, as the context is
+        self.folds = FoldedProjections(self.active)
         self._cached_weights: tuple[int, ...] = ()
 
     def _context_pair(self, context: torch.Tensor, cross: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.active:
             return context, context
-        for hypernetwork, _ in self.active:
-            # Model offloading can move the UNet after HypernetworkPatch.set(): follow the context.
-            if hypernetwork.device != context.device:
-                hypernetwork.to(context.device)
+        self._follow(context)
         if not (cross and _caching_allowed()):
             return apply_hypernetworks(self.active, context)
-        weights = self._weights_version()
+        weights = weights_version(self.active)
         if weights != self._cached_weights:  # trained (or loaded into) since: the cached transforms are stale
             self.cache.clear()
             self._cached_weights = weights
@@ -97,9 +99,18 @@ class HypernetworkAttnProcessor:
             self.cache.put(context, pair)
         return pair
 
-    def _weights_version(self) -> tuple[int, ...]:
-        return tuple(p._version for hypernetwork, _ in self.active for module in hypernetwork.modules()
-                     for p in module.parameters())
+    def _folded(self, attn, context: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """Self-attention's projections with affine hypernetworks folded in (see hypernet_fold), or None."""
+        if not self.active or not _caching_allowed():
+            return None
+        self._follow(context)
+        return self.folds.get(attn, context.shape[-1])
+
+    def _follow(self, context: torch.Tensor) -> None:
+        # Model offloading can move the UNet after HypernetworkPatch.set(): the hypernetworks follow the context.
+        for hypernetwork, _ in self.active:
+            if hypernetwork.device != context.device:
+                hypernetwork.to(context.device)
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
@@ -133,9 +144,14 @@ class HypernetworkAttnProcessor:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
 
         # The one difference from AttnProcessor2_0: the hypernetworks see what to_k/to_v would see.
-        context_k, context_v = self._context_pair(encoder_hidden_states, cross)
-        key = attn.to_k(context_k)
-        value = attn.to_v(context_v)
+        folded = self._folded(attn, encoder_hidden_states) if not cross else None
+        if folded is not None:
+            key = F.linear(encoder_hidden_states, folded[0], folded[1])
+            value = F.linear(encoder_hidden_states, folded[2], folded[3])
+        else:
+            context_k, context_v = self._context_pair(encoder_hidden_states, cross)
+            key = attn.to_k(context_k)
+            value = attn.to_v(context_v)
 
         inner_dim = key.shape[-1]
         head_dim = inner_dim // attn.heads

@@ -38,6 +38,7 @@ __all__ = [
     "activation_classes",
     "parse_dropout_structure",
     "apply_hypernetworks",
+    "weights_version",
 ]
 
 DEFAULT_LAYER_STRUCTURE = (1.0, 2.0, 1.0)
@@ -345,6 +346,12 @@ class Hypernetwork:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def weights_version(active: Sequence[tuple[Hypernetwork, float]]) -> tuple[int, ...]:
+    """Changes whenever a parameter of these hypernetworks is written (a training step, a load into them)."""
+    return tuple(p._version for hypernetwork, _ in active for module in hypernetwork.modules()
+                 for p in module.parameters())
 
 
 def apply_hypernetworks(active: Sequence[tuple[Hypernetwork, float]],
