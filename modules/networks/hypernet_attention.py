@@ -104,7 +104,7 @@ class HypernetworkAttnProcessor:
         if not self.active or not _caching_allowed():
             return None
         self._follow(context)
-        return self.folds.get(attn, context.shape[-1])
+        return self.folds.get(attn, context)
 
     def _follow(self, context: torch.Tensor) -> None:
         # Model offloading can move the UNet after HypernetworkPatch.set(): the hypernetworks follow the context.

@@ -76,8 +76,9 @@ def _weights_key(linear: torch.nn.Linear) -> tuple:
 class FoldedProjections:
     """Per attention module: its ``to_k``/``to_v`` with the active hypernetworks folded in, or None.
 
-    One per hypernetwork processor (so per set of hypernetworks and multipliers). ``get`` refolds when the
-    projections or the hypernetworks' weights changed since (a LoRA merged in, a training step)."""
+    One per hypernetwork processor (so per set of hypernetworks and multipliers), kept across generations and
+    freed with the processor. ``get`` refolds when the projections or the hypernetworks' weights changed since
+    (a LoRA merged in, a training step)."""
 
     def __init__(self, active: Sequence[tuple[Hypernetwork, float]]):
         self.active = tuple(active)
@@ -93,13 +94,17 @@ class FoldedProjections:
             self._maps[width] = (chain_affine_map(self.active, width, 0), chain_affine_map(self.active, width, 1))
         return self._maps[width]
 
-    def get(self, attn: torch.nn.Module, width: int) -> tuple[torch.Tensor, ...] | None:
-        """``(key weight, key bias, value weight, value bias)`` for ``attn`` fed a context ``width`` wide, or None
-        when it cannot be folded (a non-affine hypernetwork, no layer of that width, projections that are not
-        plain Linears, e.g. an unmerged PEFT LoRA)."""
+    def get(self, attn: torch.nn.Module, context: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """``(key weight, key bias, value weight, value bias)`` for ``attn`` fed ``context``, or None when it
+        cannot be folded: a non-affine hypernetwork, no layer of the context's width, projections that are not
+        plain Linears (an unmerged PEFT LoRA) or whose weights are not on the context's device (``--lowvram``
+        keeps them on the meta device and brings them in only when the Linear itself runs)."""
         to_k, to_v = attn.to_k, attn.to_v
         if type(to_k) is not torch.nn.Linear or type(to_v) is not torch.nn.Linear:
             return None
+        if to_k.weight.device != context.device or to_v.weight.device != context.device:
+            return None
+        width = context.shape[-1]
         version = weights_version(self.active)
         key = (width, version, _weights_key(to_k), _weights_key(to_v))
         cached = self._folds.get(id(attn))
@@ -111,7 +116,3 @@ class FoldedProjections:
             folds = (*fold_into_linear(to_k, map_k), *fold_into_linear(to_v, map_v))
         self._folds[id(attn)] = (key, folds)
         return folds
-
-    def clear(self) -> None:
-        self._folds.clear()
-        self._maps.clear()

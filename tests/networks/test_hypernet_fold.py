@@ -203,3 +203,19 @@ def test_projections_that_are_not_plain_linears_are_not_folded(tmp_path):
     finally:
         hooks.remove()
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_elsewhere_than_the_context_are_not_folded(tmp_path):
+    """--lowvram leaves a projection's weights on the meta device until the Linear itself runs."""
+    from diffusers.models.attention_processor import Attention
+
+    from modules.networks.hypernet_fold import FoldedProjections
+
+    write_hypernetwork(tmp_path / "lin.pt", (32,), activation_func="linear")
+    hn = Hypernetwork.load(tmp_path / "lin.pt")
+    folds = FoldedProjections([(hn, 1.0)])
+    attn = Attention(query_dim=32, heads=2, dim_head=16).eval()
+    context = _x(32)
+    assert folds.get(attn, context) is not None
+    attn.to_k.to("meta")
+    assert folds.get(attn, context) is None
