@@ -108,6 +108,27 @@ def set_number(pg: Any, elem_id: str, value: Any) -> None:
     box.press("Tab")
 
 
+def wait_image_shown(pg: Any, selector: str, timeout: float = 30_000) -> None:
+    """Wait until the image component or image editor ``selector`` shows a picture (after an upload or a "Send
+    to"): its empty-state prompt is gone and a canvas (editor) or an img (image) is visible. A fixed sleep was
+    not enough on a loaded machine; the editor only takes strokes once its background is in."""
+    pg.wait_for_function(
+        """sel => {
+            const root = document.querySelector(sel);
+            const shown = e => !!e && e.offsetParent !== null;
+            if (!root || Array.from(root.querySelectorAll('.empty')).some(shown)) return false;
+            return shown(root.querySelector('canvas')) || shown(root.querySelector('img'));
+        }""", arg=selector, timeout=timeout)
+    # two animation frames: the editor draws its background on the next frame after it has it
+    pg.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def upload_image(pg: Any, selector: str, path: Path | str) -> None:
+    """Upload ``path`` into the image component or image editor ``selector`` and wait until it shows it."""
+    pg.locator(f"{selector} input[type=file]").first.set_input_files(str(path))
+    wait_image_shown(pg, selector)
+
+
 def write_demo_checkpoints(ckpt_dir: Path) -> None:
     """The shipped demo model as ``demo.safetensors`` and a copy whose UNet weights are scaled by 1.05
     (``demo-other.safetensors``): two checkpoints that load and give different, still sensible pictures."""

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from tests import tiny_models
-from tests.browser_harness import open_page, require_playwright, serve, set_number, shot, write_demo_checkpoints
+from tests.browser_harness import (open_page, require_playwright, serve, set_number, shot, upload_image,
+                                   wait_image_shown, write_demo_checkpoints)
 
 require_playwright()  # the whole module skips where Playwright or Chromium is missing
 
@@ -231,8 +232,7 @@ def test_inpaint_options_show_and_the_mask_repaints_only_its_part(page, server, 
     assert not controls.is_visible()
     page.locator("#img2img_inpaint_tab-button, [role=tab]:has-text('Inpaint')").first.click()
     controls.wait_for(state="visible", timeout=10_000)
-    page.locator("#img2maskimg input[type=file]").set_input_files(str(path))
-    page.wait_for_timeout(1500)
+    upload_image(page, "#img2maskimg", path)
     _draw(page, "#img2maskimg", [(0.5, 0.45), (0.5, 0.55)])  # the brush is 24 px wide: a blob in the middle
     set_number(page, "img2img_mask_blur", 0)
     page.locator("#img2img_inpainting_fill label", has_text="latent noise").click()
@@ -424,8 +424,7 @@ def _upload_blue(page, selector: str, tmp_path) -> Image.Image:
     src = Image.new("RGB", (64, 64), (20, 40, 160))
     path = tmp_path / "blue.png"
     src.save(path)
-    page.locator(f"{selector} input[type=file]").set_input_files(str(path))
-    page.wait_for_timeout(1500)
+    upload_image(page, selector, path)
     return src
 
 
@@ -508,7 +507,7 @@ def test_send_to_inpaint_fills_the_editor_and_shows_the_inpaint_options(page, se
     page.locator("#txt2img_send_to_inpaint").click()
     page.locator("#img2img_inpaint_controls").first.wait_for(state="visible", timeout=20_000)
     page.wait_for_function("() => document.querySelector('#img2img_prompt textarea').value.startsWith('a red')")
-    page.wait_for_timeout(1500)
+    wait_image_shown(page, "#img2maskimg")
     _draw(page, "#img2maskimg", [(0.5, 0.45), (0.5, 0.55)])
     set_number(page, "img2img_mask_blur", 0)
     page.locator("#img2img_inpainting_fill label", has_text="latent noise").click()

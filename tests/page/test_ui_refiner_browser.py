@@ -16,7 +16,8 @@ from PIL import Image
 from modules.core import infotext
 from modules.core.request import GenerationRequest
 from modules.models.safe_load import read_safetensors_metadata
-from tests.browser_harness import open_page, require_playwright, serve, set_number, shot, write_demo_checkpoints
+from tests.browser_harness import (open_page, require_playwright, serve, set_number, shot, upload_image,
+                                   write_demo_checkpoints)
 
 require_playwright()
 
@@ -164,9 +165,8 @@ def test_soft_inpainting_sits_in_the_inpaint_options_blends_and_pastes_back(page
 
     src, mask = _source_and_mask(tmp_path)
     _img2img_subtab(page, "Inpaint upload")
-    page.locator("#img_inpaint_base input[type=file]").set_input_files(str(tmp_path / "src.png"))
-    page.locator("#img_inpaint_mask input[type=file]").set_input_files(str(tmp_path / "mask.png"))
-    page.wait_for_timeout(1500)
+    upload_image(page, "#img_inpaint_base", tmp_path / "src.png")
+    upload_image(page, "#img_inpaint_mask", tmp_path / "mask.png")
     controls = page.locator("#img2img_inpaint_controls").first
     controls.wait_for(state="visible")
     toggle = controls.locator("#soft_inpainting_enabled input")  # A1111 shows it among the inpaint options
@@ -250,8 +250,7 @@ def test_inpaint_sketch_mask_transparency_lets_the_picture_through(page, server,
     assert not page.locator("#img2img_mask_alpha").is_visible()  # only Inpaint sketch has it
     _img2img_subtab(page, "Inpaint sketch")
     page.locator("#img2img_mask_alpha").wait_for(state="visible")
-    page.locator("#inpaint_sketch input[type=file]").set_input_files(str(tmp_path / "blue.png"))
-    page.wait_for_timeout(1500)
+    upload_image(page, "#inpaint_sketch", tmp_path / "blue.png")
     _draw(page, "#inpaint_sketch", [(0.3, 0.5), (0.7, 0.5)])  # a white stroke across the middle
     for elem, v in (("img2img_steps", 4), ("img2img_width", 64), ("img2img_height", 64), ("img2img_seed", 9),
                     ("img2img_denoising_strength", 0.3), ("img2img_mask_blur", 0)):
