@@ -69,6 +69,23 @@ class CompileConfig:
         return cls(bool(getattr(args, "compile", False)), mode, getattr(args, "compile_backend", None) or "inductor")
 
 
+def compile_options(config: CompileConfig, on_cuda: bool) -> dict[str, Any]:
+    """``torch.compile`` keyword arguments for the UNet and the VAE decoder.
+
+    On the CPU, inductor's layout optimization is turned off. It runs convolutions channels-last and, since the
+    weights are graph inputs (they must be, for in-place LoRA updates), converts every conv weight at every call:
+    the compiled SD1.5 UNet then took 1.47x the eager time per call at 128 px; without it, 0.97x (same process,
+    interleaved). ``mode`` and ``options`` exclude each other in torch.compile, so the mode's own options are
+    spelled out beside it."""
+    if config.backend != "inductor":
+        return {"backend": config.backend}
+    if on_cuda:
+        return {"backend": "inductor", "mode": config.mode}
+    from torch._inductor import list_mode_options
+
+    return {"backend": "inductor", "options": {**list_mode_options(config.mode), "layout_optimization": False}}
+
+
 def compile_model(model: Any, config: CompileConfig, offload: str) -> bool:
     """Compile ``model``'s UNet and VAE decoder in place; False (and why, logged) when it cannot be done."""
     if not config.enabled:
@@ -77,10 +94,9 @@ def compile_model(model: Any, config: CompileConfig, offload: str) -> bool:
         # accelerate's offload hooks move weights in and out around every forward: nothing stable to capture.
         log.warning("--compile is ignored with --medvram/--lowvram (weights move between devices every step)")
         return False
-    options: dict[str, Any] = {"backend": config.backend}
-    if config.backend == "inductor":
-        options["mode"] = config.mode
-    cudagraphs = config.backend == "inductor" and config.mode in CUDA_GRAPH_MODES and _on_cuda(model.unet)
+    on_cuda = _on_cuda(model.unet)
+    options = compile_options(config, on_cuda)
+    cudagraphs = config.backend == "inductor" and config.mode in CUDA_GRAPH_MODES and on_cuda
     for module in (model.unet, getattr(model.vae, "decoder", None)):
         # A model put back after the refiner ran (Engine.unpark) is installed again: compiling it twice would add
         # the CUDA-graph hooks twice and drop the graphs already made.

@@ -116,3 +116,25 @@ def test_hypernetwork_toggle_recompiles_once(engines):
         _pixels(compiled, prompt)
     assert len(COMPILES) == after_first_toggle
     assert np.abs(on - _pixels(compiled, "a bird")).max() > 0
+
+
+def test_cpu_compile_options_keep_conv_layouts_and_run():
+    """On the CPU inductor must not convert conv weights to channels-last at every call (they are graph inputs):
+    the options say so, keep the mode's own options, and torch.compile accepts them."""
+    from modules.engine.compiled import CompileConfig, compile_options
+
+    cpu = compile_options(CompileConfig(True, "default", "inductor"), on_cuda=False)
+    assert cpu == {"backend": "inductor", "options": {"layout_optimization": False}}
+    autotune = compile_options(CompileConfig(True, "max-autotune", "inductor"), on_cuda=False)["options"]
+    assert autotune["max_autotune"] is True and autotune["layout_optimization"] is False
+    assert compile_options(CompileConfig(True, "reduce-overhead", "inductor"), on_cuda=True) == {
+        "backend": "inductor", "mode": "reduce-overhead"}
+    assert compile_options(CompileConfig(True, "default", "sdwebui_counting_test"), on_cuda=False) == {
+        "backend": "sdwebui_counting_test"}
+
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1).eval()
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = conv(x)
+        got = torch.compile(conv, **cpu)(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
