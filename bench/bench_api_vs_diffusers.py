@@ -13,7 +13,10 @@ in one run so that the load of a shared machine hits both alike; the per-run tim
 printed. Only one of the two computes at a time; the other waits idle.
 
     .venv/bin/python bench/bench_api_vs_diffusers.py [--repeats 5] [--size 128] [--steps 8] [--threads N]
-        [--app-flag=--compile ...] [--family sd1|sdxl]
+        [--app-flag=--compile ... [--with-plain-app]] [--family sd1|sdxl]
+
+``--with-plain-app`` starts a second app without the flags and puts it in the same rotation, so that a flag's
+effect is measured against both references in one run (the machine's speed drifts between runs).
 """
 from __future__ import annotations
 
@@ -103,49 +106,64 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's own)")
     ap.add_argument("--app-flag", action="append", default=[], help="extra webui.py flag, e.g. --app-flag=--compile")
+    ap.add_argument("--with-plain-app", action="store_true",
+                    help="with --app-flag: also time the app without those flags, in the same rotation")
     ns = ap.parse_args()
     if ns.threads:
         torch.set_num_threads(ns.threads)
 
     ckpt = checkpoint(ns.family)
-    app = AppServer(ckpt, ns.app_flag, ns.threads)
+    flagged = " ".join(ns.app_flag)
+    apps = {f"app {flagged}".strip(): AppServer(ckpt, ns.app_flag, ns.threads)}
+    if ns.with_plain_app and ns.app_flag:
+        apps["app"] = AppServer(ckpt, [], ns.threads)
     try:
         pipe = reference_pipeline(ckpt, ns.family)
-        app.wait_ready()
+        for app in apps.values():
+            app.wait_ready()
         payload = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": ns.steps, "width": ns.size, "height": ns.size,
                    "sampler_name": "Euler", "cfg_scale": 7, "seed": 1, "batch_size": 1, "n_iter": 1}
 
-        def ours() -> None:
-            out = app.txt2img(payload)
-            assert out["images"], "the app returned no image"
+        def request(app: AppServer):
+            def run() -> None:
+                out = app.txt2img(payload)
+                assert out["images"], "the app returned no image"
+            return run
 
         def reference() -> None:
             pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=ns.steps, guidance_scale=7.0, width=ns.size,
                  height=ns.size, generator=torch.Generator().manual_seed(1), output_type="pil")
 
-        start = time.perf_counter(); ours(); first = time.perf_counter() - start  # loads the model (and compiles)
-        reference()
         # Wall time is what a user sees; CPU seconds (the working process's, all threads) are printed beside it
         # because other jobs on a shared machine stretch wall time far more than the work done.
-        cpu = {ours: app.cpu_seconds, reference: lambda: time.process_time()}
-        t_ours, t_ref, c_ours, c_ref = [], [], [], []
+        contestants = {"diffusers": (reference, lambda: time.process_time())}
+        contestants.update({name: (request(app), app.cpu_seconds) for name, app in apps.items()})
+        first = {}
+        for name, app in apps.items():  # loads the model (and compiles)
+            start = time.perf_counter(); contestants[name][0](); first[name] = time.perf_counter() - start
+        reference()
+        wall: dict[str, list[float]] = {name: [] for name in contestants}
+        cpu: dict[str, list[float]] = {name: [] for name in contestants}
+        names = list(contestants)
         for i in range(ns.repeats):
-            order = ((reference, t_ref, c_ref), (ours, t_ours, c_ours))
-            for fn, bucket, cbucket in (order if i % 2 == 0 else order[::-1]):
-                c0 = cpu[fn](); start = time.perf_counter(); fn()
-                bucket.append(time.perf_counter() - start); cbucket.append(cpu[fn]() - c0)
-            print(f"run {i + 1}: diffusers {t_ref[-1]:.3f} s (cpu {c_ref[-1]:.2f} s)  "
-                  f"app {t_ours[-1]:.3f} s (cpu {c_ours[-1]:.2f} s)", flush=True)
+            order = names[i % len(names):] + names[:i % len(names)]  # each starts a round in turn
+            for name in order:
+                fn, clock = contestants[name]
+                c0 = clock(); start = time.perf_counter(); fn()
+                wall[name].append(time.perf_counter() - start); cpu[name].append(clock() - c0)
+            print(f"run {i + 1}: " + "  ".join(f"{n} {wall[n][-1]:.3f} s (cpu {cpu[n][-1]:.2f} s)" for n in names),
+                  flush=True)
     finally:
-        app.stop()
-    mo, mr = statistics.median(t_ours), statistics.median(t_ref)
+        for app in apps.values():
+            app.stop()
     print(f"checkpoint {ckpt.name}; {ns.size} px, {ns.steps} steps, Euler, CFG 7, batch 1; torch threads "
-          f"{torch.get_num_threads()}; app flags {' '.join(ns.app_flag) or '(none)'}; first app request {first:.1f} s")
-    print(f"diffusers from_single_file: median {mr:.3f} s   app /sdapi/v1/txt2img: median {mo:.3f} s   "
-          f"ratio app/diffusers = {mo / mr:.3f}")
-    print(f"cpu seconds per picture: diffusers {statistics.median(c_ref):.2f}  app {statistics.median(c_ours):.2f}  "
-          f"ratio {statistics.median(c_ours) / statistics.median(c_ref):.3f}")
-
+          f"{torch.get_num_threads()}; first request: " + ", ".join(f"{n} {t:.1f} s" for n, t in first.items()))
+    mr, cr = statistics.median(wall["diffusers"]), statistics.median(cpu["diffusers"])
+    print(f"diffusers from_single_file: median {mr:.3f} s (cpu {cr:.2f} s)")
+    for name in apps:
+        mo, co = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"{name} /sdapi/v1/txt2img: median {mo:.3f} s (cpu {co:.2f} s)   ratio {name}/diffusers = {mo / mr:.3f} "
+              f"(cpu seconds {co / cr:.3f})")
 
 if __name__ == "__main__":
     main()
