@@ -18,6 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+from modules.engine.host_memory import request_huge_pages  # noqa: E402  (imports no torch)
+
+request_huge_pages()  # read by PyTorch at its first allocation: before anything imports torch
 
 from modules.server.app import (  # noqa: E402  (the environment above comes first)
     ServerControl, bind_socket, local_url, make_server, open_browser_when_started, open_server_socket, server_host,

@@ -33,6 +33,20 @@ TRIM_THRESHOLD = 512 << 20
 _done: bool | None = None
 
 
+def request_huge_pages(environ: dict | None = None) -> None:
+    """Ask PyTorch's CPU allocator for transparent huge pages on its large buffers (``THP_MEM_ALLOC_ENABLE``).
+
+    Buffers of 32 MiB and more (oneDNN's reordered conv weights, the VAE's activations) are mmapped at every
+    allocation, and each 4 KiB page faults in on first touch: 3.6 million faults and 5.9 s of system time per
+    128 px SD1.5 picture with ``--compile``, 1.3 million and 2.2 s without it. With huge pages (2 MiB) the same
+    picture took 24 thousand faults and 1.5 s (``--compile``; 8.9 s -> 6.3-7.0 s wall). PyTorch reads the variable
+    once, at its first allocation, so this must run before torch is imported; a value the user set is kept
+    (``THP_MEM_ALLOC_ENABLE=0`` turns it off). Linux only; the kernel applies it where THP is "always" or "madvise"."""
+    environ = os.environ if environ is None else environ
+    if sys.platform.startswith("linux"):
+        environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+
 def tune_malloc() -> bool:
     """Apply the settings above once per process; False where there is no glibc (macOS, Windows, musl) or it is
     turned off. Call it before the first tensor is allocated in a worker thread."""
