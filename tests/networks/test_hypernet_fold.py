@@ -83,6 +83,16 @@ def test_chain_and_fold_into_linear(tmp_path):
     assert chain_affine_map([(ha, 0.0)], 32, 0) is None  # multiplier 0: nothing to fold either
 
 
+def _reference(unet, inputs, chain) -> tuple[torch.Tensor, list]:
+    """The independent path: stock attention, with the reference MLPs of ``chain`` ((saved file, multiplier)
+    pairs) hooked in front of to_k/to_v. Returns the output and the (module, width) pairs they transformed."""
+    hooks = _RefHooks(unet, chain)
+    try:
+        return _run(unet, inputs), hooks.hits
+    finally:
+        hooks.remove()
+
+
 def _unet_and_counts(hn: Hypernetwork):
     """A tiny SD1 UNet, and a list that records the width of every context the hypernetwork's MLPs transform."""
     unet = tiny_sd1(seed=5)["unet"].eval()
@@ -106,14 +116,10 @@ def test_folded_unet_equals_the_hooked_reference_and_skips_self_attention_mlps(t
     text_tokens = inputs["encoder_hidden_states"].shape[1]
     assert seen and all(tokens == text_tokens for tokens, _ in seen)  # only the text context went through MLPs
     patch.set([])
-    hooks = _RefHooks(unet, [(saved, 0.9)])
-    try:
-        want = _run(unet, inputs)
-    finally:
-        hooks.remove()
+    want, hits = _reference(unet, inputs, [(saved, 0.9)])
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert (got - base).abs().max() > 1e-3
-    assert ("attn1", 32) in hooks.hits and ("attn1", 64) in hooks.hits  # self-attention was changed too
+    assert ("attn1", 32) in hits and ("attn1", 64) in hits  # self-attention was changed too
 
     # while gradients are recorded (training) the MLPs run step by step, with the same result
     patch.set([(hn, 0.9)])
@@ -138,11 +144,7 @@ def test_folds_follow_lora_merges_and_training(tmp_path):
     trained[32][1]["linear.0.weight"] = saved[32][1]["linear.0.weight"] * 1.5
 
     def reference(chain_saved):
-        hooks = _RefHooks(unet, [(chain_saved, 1.2)])
-        try:
-            return _run(unet, inputs)
-        finally:
-            hooks.remove()
+        return _reference(unet, inputs, [(chain_saved, 1.2)])[0]
 
     def merge(sign: float) -> None:  # a LoRA merged in place into a self-attention projection (WeightPatcher's way)
         with torch.no_grad():
@@ -197,12 +199,7 @@ def test_projections_that_are_not_plain_linears_are_not_folded(tmp_path):
     patch.set([(hn, 1.0)])
     got = _run(unet, inputs)
     patch.set([])
-    hooks = _RefHooks(unet, [(saved, 1.0)])
-    try:
-        want = _run(unet, inputs)
-    finally:
-        hooks.remove()
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, _reference(unet, inputs, [(saved, 1.0)])[0], rtol=1e-5, atol=1e-5)
 
 
 def test_weights_elsewhere_than_the_context_are_not_folded(tmp_path):
