@@ -11,11 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from modules.settings import cmd_args
-from tests import tiny_models
+from tests.extension_app import extension_api
 
 EXTENSION = '''
 from modules import extra_networks
@@ -61,18 +59,7 @@ BASE = {"steps": 2, "width": 64, "height": 64, "seed": 3, "sampler_name": "Euler
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    import webui
-
-    data = tmp_path_factory.mktemp("ext-network")
-    ckpt = data / "models" / "Stable-diffusion"
-    ckpt.mkdir(parents=True)
-    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=1), ckpt / "tiny.safetensors", "sd1")
-    scripts_dir = data / "extensions" / "color-tag" / "scripts"
-    scripts_dir.mkdir(parents=True)
-    (scripts_dir / "color_tag.py").write_text(EXTENSION, encoding="utf-8")
-    args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui"], environ={})
-    engine = webui.build_engine(args)
-    return engine, TestClient(webui.create_app(engine, args), raise_server_exceptions=True)
+    return extension_api(tmp_path_factory.mktemp("ext-network"), "color-tag", "color_tag.py", EXTENSION)
 
 
 def _module(engine):

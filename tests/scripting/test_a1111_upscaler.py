@@ -10,12 +10,10 @@ import os
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
 from modules.scripting import runtime
-from modules.settings import cmd_args
-from tests import tiny_models
+from tests.extension_app import extension_api
 
 EXTENSION = '''
 from PIL import Image, ImageOps
@@ -40,19 +38,10 @@ class UpscalerInvertDouble(Upscaler):
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    import webui
-
-    data = tmp_path_factory.mktemp("ext-upscaler")
-    ckpt = data / "models" / "Stable-diffusion"
-    ckpt.mkdir(parents=True)
-    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=1), ckpt / "tiny.safetensors", "sd1")
-    scripts_dir = data / "extensions" / "invert-upscaler" / "scripts"
-    scripts_dir.mkdir(parents=True)
-    (scripts_dir / "invert_upscaler.py").write_text(EXTENSION, encoding="utf-8")
-    args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui"], environ={})
-    engine = webui.build_engine(args)
+    engine, client = extension_api(tmp_path_factory.mktemp("ext-upscaler"), "invert-upscaler", "invert_upscaler.py",
+                                   EXTENSION)
     with runtime.using(engine):
-        yield engine, TestClient(webui.create_app(engine, args))
+        yield engine, client
 
 
 def _b64(image: Image.Image) -> str:

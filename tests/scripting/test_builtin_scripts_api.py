@@ -12,6 +12,7 @@ from PIL import Image
 
 from modules.settings import cmd_args
 from tests import tiny_models
+from tests.extension_app import extension_api
 
 RAISING = '''
 from modules import scripts
@@ -27,18 +28,7 @@ class Raising(scripts.Script):
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    import webui
-
-    data = tmp_path_factory.mktemp("builtin-scripts")
-    ckpt_dir = data / "models" / "Stable-diffusion"
-    ckpt_dir.mkdir(parents=True)
-    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=1), ckpt_dir / "tiny.safetensors", "sd1")
-    ext = data / "extensions" / "raising-extension" / "scripts"
-    ext.mkdir(parents=True)
-    (ext / "raising.py").write_text(RAISING, encoding="utf-8")
-    args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui"], environ={})
-    engine = webui.build_engine(args)
-    return TestClient(webui.create_app(engine, args), raise_server_exceptions=True)
+    return extension_api(tmp_path_factory.mktemp("builtin-scripts"), "raising-extension", "raising.py", RAISING)[1]
 
 
 def _b64(image: Image.Image) -> str:

@@ -9,11 +9,9 @@ import io
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from modules.settings import cmd_args
-from tests import tiny_models
+from tests.extension_app import extension_api
 
 EXTENSION = '''
 import gradio as gr
@@ -63,18 +61,7 @@ class Broken(scripts_postprocessing.ScriptPostprocessing):
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    import webui
-
-    data = tmp_path_factory.mktemp("extras-scripts")
-    ckpt = data / "models" / "Stable-diffusion"
-    ckpt.mkdir(parents=True)
-    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=1), ckpt / "tiny.safetensors", "sd1")
-    scripts_dir = data / "extensions" / "pp-extension" / "scripts"
-    scripts_dir.mkdir(parents=True)
-    (scripts_dir / "pp_scripts.py").write_text(EXTENSION, encoding="utf-8")
-    args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui"], environ={})
-    engine = webui.build_engine(args)
-    return engine, TestClient(webui.create_app(engine, args), raise_server_exceptions=True)
+    return extension_api(tmp_path_factory.mktemp("extras-scripts"), "pp-extension", "pp_scripts.py", EXTENSION)
 
 
 def _seen(engine) -> list:

@@ -10,11 +10,9 @@ import json
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
-from modules.settings import cmd_args
-from tests import tiny_models
+from tests.extension_app import extension_api
 
 EXTENSION = '''
 import gradio as gr
@@ -41,21 +39,9 @@ BASE = {"prompt": "a red square", "steps": 2, "width": 64, "height": 64, "seed":
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    import webui
-
-    data = tmp_path_factory.mktemp("pp-main-ui")
-    ckpt = data / "models" / "Stable-diffusion"
-    ckpt.mkdir(parents=True)
-    tiny_models.write_single_file(tiny_models.tiny_sd1(seed=1), ckpt / "tiny.safetensors", "sd1")
-    scripts_dir = data / "extensions" / "pp-invert" / "scripts"
-    scripts_dir.mkdir(parents=True)
-    (scripts_dir / "invert.py").write_text(EXTENSION, encoding="utf-8")
-    (data / "config.json").write_text(json.dumps({
+    return extension_api(tmp_path_factory.mktemp("pp-main-ui"), "pp-invert", "invert.py", EXTENSION, config={
         "postprocessing_enable_in_main_ui": ["Invert", "Upscale"],
-        "postprocessing_disable_in_extras": ["Invert"]}), encoding="utf-8")
-    args = cmd_args.parse_args(["--data-dir", str(data), "--nowebui"], environ={})
-    engine = webui.build_engine(args)
-    return engine, TestClient(webui.create_app(engine, args), raise_server_exceptions=True)
+        "postprocessing_disable_in_extras": ["Invert"]})
 
 
 def _image(text: str) -> Image.Image:
