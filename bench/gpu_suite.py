@@ -33,23 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from bench.bench_lora_switch import sync, timed  # noqa: E402
 from bench.sd_checkpoints import cache_dir, checkpoint, reference_pipeline  # noqa: E402
 
 PROMPT, NEGATIVE = "a red circle on a blue background", "blurry"
 FULL = {"sd1": 512, "sdxl": 1024}
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def timed(fn) -> float:
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
 
 
 def free() -> None:
@@ -105,8 +93,6 @@ class App:
         self.engine.ensure_model()
 
     def generate(self, steps: int, size: int, prompt: str = PROMPT, on_step=None) -> None:
-        from modules.core.request import GenerationRequest
-
         state = self.engine.state
         if on_step is not None:  # the pipeline reports every finished step to the job state
             original = state.set_step

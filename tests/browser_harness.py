@@ -108,6 +108,36 @@ def set_number(pg: Any, elem_id: str, value: Any) -> None:
     box.press("Tab")
 
 
+def gallery_images(pg: Any, tab: str) -> list[Any]:
+    """The pictures ``#<tab>_gallery`` shows, fetched from the server as PIL images."""
+    import io
+
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(pg.request.get(img.get_attribute("src")).body()))
+            for img in pg.locator(f"#{tab}_gallery img").all()]
+
+
+def wait_done(pg: Any, tab: str, timeout: float = 90_000) -> None:
+    """Wait until the ``tab`` (txt2img/img2img) run ended: its log shows the time taken (an error fails the test)
+    and the progress box is gone."""
+    log = pg.locator(f"#html_log_{tab}")
+    log.filter(has_text="Time taken").or_(log.filter(has_text="Error")).wait_for(timeout=timeout)
+    assert "Error" not in log.inner_text(), log.inner_text()
+    pg.wait_for_function(f"() => !document.querySelector('#{tab}_results .sd-progress-box')", timeout=timeout)
+
+
+def draw_stroke(pg: Any, selector: str, points: list[tuple[float, float]]) -> None:
+    """Draw one stroke on the canvas of the image editor ``selector`` through ``points`` (fractions of its size)."""
+    box = pg.locator(f"{selector} canvas").first.bounding_box()
+    # over the canvas first, as a hand would: the editor starts a stroke where it last saw the pointer
+    pg.mouse.move(box["x"] + box["width"] * points[0][0], box["y"] + box["height"] * points[0][1], steps=10)
+    pg.mouse.down()
+    for fx, fy in points[1:]:
+        pg.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
+    pg.mouse.up()
+
+
 def wait_image_shown(pg: Any, selector: str, timeout: float = 30_000) -> None:
     """Wait until the image component or image editor ``selector`` shows a picture (after an upload or a "Send
     to"): its empty-state prompt is gone and a canvas (editor) or an img (image) is visible. A fixed sleep was

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from tests import tiny_models
-from tests.browser_harness import (open_page, require_playwright, serve, set_number, shot, upload_image,
-                                   wait_image_shown, write_demo_checkpoints)
+from tests.browser_harness import (draw_stroke, gallery_images, open_page, require_playwright, serve, set_number, shot,
+                                   upload_image, wait_done, wait_image_shown, write_demo_checkpoints)
 
 require_playwright()  # the whole module skips where Playwright or Chromium is missing
 
@@ -50,20 +50,6 @@ def page(server, browser):
 
 def value(pg, selector: str) -> str:
     return pg.locator(selector).first.input_value()
-
-
-def gallery_images(pg, tab: str) -> list[Image.Image]:
-    out = []
-    for img in pg.locator(f"#{tab}_gallery img").all():
-        out.append(Image.open(io.BytesIO(pg.request.get(img.get_attribute("src")).body())))
-    return out
-
-
-def wait_done(pg, tab: str, timeout: float = 90_000) -> None:
-    log = pg.locator(f"#html_log_{tab}")
-    log.filter(has_text="Time taken").or_(log.filter(has_text="Error")).wait_for(timeout=timeout)
-    assert "Error" not in log.inner_text(), log.inner_text()
-    pg.wait_for_function(f"() => !document.querySelector('#{tab}_results .sd-progress-box')", timeout=timeout)
 
 
 def test_docs_work_offline(page, server):
@@ -211,17 +197,6 @@ def test_paste_selects_karras_names_an_unknown_upscaler_and_shows_overrides_as_c
     assert with_override.tobytes() != without.tobytes()  # clip skip 2 gave other pixels than the default 1
 
 
-def _draw(page, selector: str, points: list[tuple[float, float]]) -> None:
-    canvas = page.locator(f"{selector} canvas").first
-    box = canvas.bounding_box()
-    # over the canvas first, as a hand would: the editor starts a stroke where it last saw the pointer
-    page.mouse.move(box["x"] + box["width"] * points[0][0], box["y"] + box["height"] * points[0][1], steps=10)
-    page.mouse.down()
-    for fx, fy in points[1:]:
-        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
-    page.mouse.up()
-
-
 def test_inpaint_options_show_and_the_mask_repaints_only_its_part(page, server, tmp_path):
     src = Image.new("RGB", (64, 64), (30, 60, 200))
     src.paste((220, 40, 40), (16, 16, 48, 48))
@@ -233,7 +208,7 @@ def test_inpaint_options_show_and_the_mask_repaints_only_its_part(page, server, 
     page.locator("#img2img_inpaint_tab-button, [role=tab]:has-text('Inpaint')").first.click()
     controls.wait_for(state="visible", timeout=10_000)
     upload_image(page, "#img2maskimg", path)
-    _draw(page, "#img2maskimg", [(0.5, 0.45), (0.5, 0.55)])  # the brush is 24 px wide: a blob in the middle
+    draw_stroke(page, "#img2maskimg", [(0.5, 0.45), (0.5, 0.55)])  # the brush is 24 px wide: a blob in the middle
     set_number(page, "img2img_mask_blur", 0)
     page.locator("#img2img_inpainting_fill label", has_text="latent noise").click()
     for elem, v in (("img2img_steps", 3), ("img2img_width", 64), ("img2img_height", 64), ("img2img_seed", 3)):
@@ -437,7 +412,7 @@ def _img2img_settings(page, denoising: float) -> None:
 def test_sketch_draws_into_the_init_image(page, server, tmp_path):
     _img2img_subtab(page, "Sketch")
     _upload_blue(page, "#img2img_sketch", tmp_path)
-    _draw(page, "#img2img_sketch", [(0.35, 0.5), (0.65, 0.5)])  # a white stripe (a stroke must start on the picture)
+    draw_stroke(page, "#img2img_sketch", [(0.35, 0.5), (0.65, 0.5)])  # a white stripe (a stroke must start on the picture)
     assert not page.locator("#img2img_inpaint_controls").first.is_visible()  # no mask in Sketch
     _img2img_settings(page, 0.15)
     page.locator("#img2img_prompt textarea").fill("a stripe")
@@ -452,7 +427,7 @@ def test_inpaint_sketch_repaints_only_the_drawing(page, server, tmp_path):
     _img2img_subtab(page, "Inpaint sketch")
     page.locator("#img2img_inpaint_controls").first.wait_for(state="visible")
     src = _upload_blue(page, "#inpaint_sketch", tmp_path)
-    _draw(page, "#inpaint_sketch", [(0.45, 0.5), (0.55, 0.5)])
+    draw_stroke(page, "#inpaint_sketch", [(0.45, 0.5), (0.55, 0.5)])
     set_number(page, "img2img_mask_blur", 0)
     _img2img_settings(page, 0.3)
     page.locator("#img2img_prompt textarea").fill("a white blob")
@@ -508,7 +483,7 @@ def test_send_to_inpaint_fills_the_editor_and_shows_the_inpaint_options(page, se
     page.locator("#img2img_inpaint_controls").first.wait_for(state="visible", timeout=20_000)
     page.wait_for_function("() => document.querySelector('#img2img_prompt textarea').value.startsWith('a red')")
     wait_image_shown(page, "#img2maskimg")
-    _draw(page, "#img2maskimg", [(0.5, 0.45), (0.5, 0.55)])
+    draw_stroke(page, "#img2maskimg", [(0.5, 0.45), (0.5, 0.55)])
     set_number(page, "img2img_mask_blur", 0)
     page.locator("#img2img_inpainting_fill label", has_text="latent noise").click()
     page.locator("#img2img_generate").click()

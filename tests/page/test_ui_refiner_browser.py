@@ -6,7 +6,6 @@ request, by pixels. Screenshots: tests/artifacts/.
 """
 from __future__ import annotations
 
-import io
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,8 +15,8 @@ from PIL import Image
 from modules.core import infotext
 from modules.core.request import GenerationRequest
 from modules.models.safe_load import read_safetensors_metadata
-from tests.browser_harness import (open_page, require_playwright, serve, set_number, shot, upload_image,
-                                   write_demo_checkpoints)
+from tests.browser_harness import (draw_stroke, gallery_images, open_page, require_playwright, serve, set_number, shot,
+                                   upload_image, wait_done, write_demo_checkpoints)
 
 require_playwright()
 
@@ -48,18 +47,6 @@ def page(server, browser):
         yield pg
 
 
-def gallery_images(pg, tab: str) -> list[Image.Image]:
-    return [Image.open(io.BytesIO(pg.request.get(img.get_attribute("src")).body()))
-            for img in pg.locator(f"#{tab}_gallery img").all()]
-
-
-def wait_done(pg, tab: str, timeout: float = 120_000) -> None:
-    log = pg.locator(f"#html_log_{tab}")
-    log.filter(has_text="Time taken").or_(log.filter(has_text="Error")).wait_for(timeout=timeout)
-    assert "Error" not in log.inner_text(), log.inner_text()
-    pg.wait_for_function(f"() => !document.querySelector('#{tab}_results .sd-progress-box')", timeout=timeout)
-
-
 def generate(pg, tab: str) -> None:
     """Generate and wait for this run's picture (the log still shows the last run's time until it is done)."""
     gallery = pg.locator(f"#{tab}_gallery img")
@@ -68,7 +55,7 @@ def generate(pg, tab: str) -> None:
     if before is not None:
         pg.wait_for_function(f"(b) => {{ const i = document.querySelector('#{tab}_gallery img');"
                              f" return i && i.getAttribute('src') !== b; }}", arg=before, timeout=120_000)
-    wait_done(pg, tab)
+    wait_done(pg, tab, timeout=120_000)
 
 
 def choose(pg, elem_id: str, option: str) -> None:
@@ -233,16 +220,6 @@ def test_merger_metadata_editor_and_copy_config(page, server):
     assert not (ckpt_dir / "noted.yaml").exists()
 
 
-def _draw(pg, selector: str, points: list[tuple[float, float]]) -> None:
-    canvas = pg.locator(f"{selector} canvas").first
-    box = canvas.bounding_box()
-    pg.mouse.move(box["x"] + box["width"] * points[0][0], box["y"] + box["height"] * points[0][1], steps=10)
-    pg.mouse.down()
-    for fx, fy in points[1:]:
-        pg.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
-    pg.mouse.up()
-
-
 def test_inpaint_sketch_mask_transparency_lets_the_picture_through(page, server, tmp_path):
     src = Image.new("RGB", (64, 64), (20, 40, 160))
     src.save(tmp_path / "blue.png")
@@ -251,7 +228,7 @@ def test_inpaint_sketch_mask_transparency_lets_the_picture_through(page, server,
     _img2img_subtab(page, "Inpaint sketch")
     page.locator("#img2img_mask_alpha").wait_for(state="visible")
     upload_image(page, "#inpaint_sketch", tmp_path / "blue.png")
-    _draw(page, "#inpaint_sketch", [(0.3, 0.5), (0.7, 0.5)])  # a white stroke across the middle
+    draw_stroke(page, "#inpaint_sketch", [(0.3, 0.5), (0.7, 0.5)])  # a white stroke across the middle
     for elem, v in (("img2img_steps", 4), ("img2img_width", 64), ("img2img_height", 64), ("img2img_seed", 9),
                     ("img2img_denoising_strength", 0.3), ("img2img_mask_blur", 0)):
         set_number(page, elem, v)
